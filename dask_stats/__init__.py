@@ -1,1 +1,8 @@
+"""dask_stats: convert LeRobot v2.0 datasets to v2.1 by computing per-episode statistics on Dask."""
+
 __version__ = "0.1.0"
+
+from .convert import ConversionResult, convert  # noqa: E402
+from .errors import DatasetError  # noqa: E402
+
+__all__ = ["ConversionResult", "DatasetError", "convert", "__version__"]

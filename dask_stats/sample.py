@@ -70,6 +70,7 @@ def encode_video(path: Path, frames: np.ndarray, fps: int, codec: str = "libx264
     """Encode uint8 RGB frames to an MP4 with pts = frame_index / fps (LeRobot's layout)."""
     import av
 
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)

@@ -1,0 +1,96 @@
+"""``python -m dask_stats``: a thin argparse layer over :func:`dask_stats.convert`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from .errors import DatasetError
+from .video import BACKENDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dask_stats",
+                                     description="Convert LeRobot v2.0 datasets to v2.1 (per-episode stats).")
+    parser.add_argument("--version", action="version", version=f"dask_stats {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    conv = commands.add_parser("convert", help="compute meta/episodes_stats.jsonl and set codebase_version v2.1")
+    conv.add_argument("--root", required=True, help="the v2.0 dataset directory (converted in place)")
+    conv.add_argument("--output", help="write a converted copy here instead; the source is left untouched")
+    conv.add_argument("--video-backend", choices=sorted(BACKENDS), default="pyav")
+    conv.add_argument("--num-workers", type=int, default=None, help="parallel workers (default: all cores)")
+    conv.add_argument("--scheduler", choices=["processes", "threads"], default="processes",
+                      help="local cluster kind (default: processes; decoders hold the GIL)")
+    conv.add_argument("--scheduler-address", help="run on an existing Dask scheduler (tcp://host:8786)")
+    conv.add_argument("--dashboard-address", help="serve the local cluster's dashboard here (127.0.0.1:8787)")
+    conv.add_argument("--tolerance-s", type=float, default=1e-4,
+                      help="max distance between a sampled timestamp and its video frame (default 1e-4 s)")
+    conv.add_argument("--frame-lookup", choices=["timestamp", "index"], default="timestamp",
+                      help="match sampled rows to video frames by timestamp (default) or by position")
+    conv.add_argument("--exclude-features", nargs="+", default=[], metavar="NAME",
+                      help="features that get no stats (e.g. declared but absent)")
+    conv.add_argument("--skip-verify", action="store_true", help="do not compare with meta/stats.json")
+    conv.add_argument("--strict-verify", action="store_true",
+                      help="also stop on video/image stats that differ from meta/stats.json")
+    conv.add_argument("--delete-old-stats", action="store_true",
+                      help="remove meta/stats.json once the new stats are committed")
+    conv.add_argument("--force", action="store_true", help="recompute a dataset already at v2.1")
+    conv.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    conv.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    demo = commands.add_parser("demo", help="generate a small sample v2.0 dataset and convert it")
+    demo.add_argument("--dir", default="dask_stats_demo", help="where to put the sample (default ./dask_stats_demo)")
+    demo.add_argument("--num-workers", type=int, default=None)
+    return parser
+
+
+def _convert(args) -> int:
+    from .convert import convert
+
+    result = convert(
+        args.root, args.output, video_backend=args.video_backend, num_workers=args.num_workers,
+        scheduler=args.scheduler, scheduler_address=args.scheduler_address,
+        dashboard_address=args.dashboard_address, tolerance_s=args.tolerance_s, frame_lookup=args.frame_lookup,
+        exclude_features=tuple(args.exclude_features), skip_verify=args.skip_verify,
+        strict_verify=args.strict_verify, delete_old_stats=args.delete_old_stats, force=args.force,
+        quiet=args.quiet,
+    )
+    if not args.quiet:
+        if result.verification.warnings:
+            print(result.verification.table(only_problems=True))
+        print(result.summary())
+    return 0
+
+
+def _demo(args) -> int:
+    import shutil
+    from pathlib import Path
+
+    from .convert import convert
+    from .sample import make_dataset
+
+    base = Path(args.dir)
+    shutil.rmtree(base, ignore_errors=True)
+    source = make_dataset(base / "v2.0")
+    print(f"Sample v2.0 dataset: {source}")
+    result = convert(source, base / "v2.1", num_workers=args.num_workers)
+    print(result.summary())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return {"convert": _convert, "demo": _demo}[args.command](args)
+    except DatasetError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"dask_stats: cannot convert:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
+        return 130

@@ -1,0 +1,132 @@
+"""``convert``: plan, compute per-episode stats on Dask, verify, then commit the v2.1 metadata."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+from distributed import Client
+
+from . import numeric, scheduling
+from .errors import DatasetError, Problem, VerificationError
+from .moments import Moments
+from .output import episode_record, finalize, link_or_copy_tree, write_info, write_jsonl
+from .plan import Options, Plan, build_plan
+from .verify import VerificationReport, verify
+from .video_stats import VideoTask, video_moments
+
+EPISODES_STATS = "meta/episodes_stats.jsonl"
+
+
+@dataclass
+class ConversionResult:
+    """What a conversion did: where, how much, how long, and how verification went."""
+
+    source: Path
+    output: Path
+    episodes: int
+    frames: int
+    features: list[str]
+    skipped: dict[str, str]
+    verification: VerificationReport
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def episodes_stats_path(self) -> Path:
+        return self.output / EPISODES_STATS
+
+    def summary(self) -> str:
+        skipped = "".join(f"\n  no stats for {name}: {why}" for name, why in self.skipped.items())
+        return (
+            f"Converted {self.episodes} episodes, {self.frames} frames, {len(self.features)} features "
+            f"in {self.timings.get('total', 0):.1f} s{skipped}\n"
+            f"  verification: {self.verification.outcome}\n"
+            f"  v2.1 dataset: {self.output}\n"
+            f"  stats:        {self.episodes_stats_path}"
+        )
+
+
+def build_tasks(plan: Plan, options: Options) -> list[dask.delayed]:
+    """The stats graph: numeric tasks over Dask dataframe partitions, one video task per (episode, camera)."""
+    tasks = []
+    if plan.numeric or plan.images:
+        files = numeric.data_files(plan)
+        for i, part in enumerate(numeric.episode_frame(plan).to_delayed()):
+            tasks.append(dask.delayed(numeric.partition_moments)(
+                part, plan.features, plan.numeric, plan.images, files, dask_key_name=f"numeric-stats-{i}"))
+    for ep in plan.episodes:
+        for feature in plan.videos:
+            task = VideoTask(ep.index, feature, ep.video_paths[feature], ep.data_path, ep.length,
+                             backend=options.video_backend, frame_lookup=options.frame_lookup,
+                             tolerance_s=options.tolerance_s, channels=plan.features[feature]["shape"][-1])
+            tasks.append(dask.delayed(video_moments)(task, dask_key_name=task.key))
+    return tasks
+
+
+def collect(plan: Plan, results: dict[str, object]) -> list[dict[str, Moments]]:
+    """Per-episode moments of every stats feature, in episode order, from the task results."""
+    per_episode = numeric.merge_episode_moments([r for k, r in results.items() if k.startswith("numeric-stats-")])
+    for ep in plan.episodes:
+        for feature in plan.videos:
+            per_episode.setdefault(ep.index, {})[feature] = results[f"video-stats-{feature}-ep{ep.index:06d}"]
+    return [per_episode.get(ep.index, {}) for ep in plan.episodes]
+
+
+def convert(root: str | Path, output: str | Path | None = None, *, client: Client | None = None,
+            **options) -> ConversionResult:
+    """Convert the LeRobot v2.0 dataset at ``root`` to v2.1.
+
+    In place by default; with ``output``, a converted copy is written there (data and videos hard-linked
+    or copied) and ``root`` is not modified.  ``options`` are the fields of :class:`Options`
+    (``video_backend``, ``num_workers``, ``tolerance_s``, ``frame_lookup``, ``exclude_features``,
+    ``skip_verify``, ``strict_verify``, ``delete_old_stats``, ``force``, ``quiet``, ``scheduler``...).
+    Pass a ``distributed.Client`` to run on an existing cluster.
+    """
+    opts = Options(**options)
+    start = time.perf_counter()
+    source = Path(root)
+    target = Path(output) if output is not None else source
+    if output is not None and target.exists() and any(target.iterdir()):
+        raise DatasetError(Problem("the output directory is not empty", path=str(target),
+                                   fix="choose a new or empty --output directory"))
+    plan = build_plan(source, opts)
+    timings = {"plan": time.perf_counter() - start}
+
+    with scheduling.open_client(opts, client) as dask_client:
+        if not opts.quiet and dask_client.dashboard_link and client is None:
+            print(f"Dask dashboard: {dask_client.dashboard_link}")
+        results = scheduling.run(dask_client, build_tasks(plan, opts), quiet=opts.quiet)
+    per_episode = collect(plan, results)
+    timings["compute"] = time.perf_counter() - start - timings["plan"]
+
+    if opts.skip_verify:
+        report = VerificationReport(False, "--skip-verify")
+    else:
+        report = verify(per_episode, plan.features, source / "meta/stats.json", strict=opts.strict_verify)
+        if report.failures:
+            raise VerificationError(Problem(
+                "the new stats disagree with meta/stats.json; nothing was written:\n"
+                + report.table(only_problems=True),
+                path=str(source / "meta/stats.json"),
+                fix="check the dataset; if meta/stats.json itself is stale, use --skip-verify"))
+
+    records = [
+        episode_record(ep.index, {f: finalize(per_episode[i][f], plan.features[f]) for f in plan.stats_features})
+        for i, ep in enumerate(plan.episodes)
+    ]
+    commit(plan, target, records, opts)
+    timings["total"] = time.perf_counter() - start
+    return ConversionResult(source, target, len(plan.episodes), plan.total_frames, plan.stats_features,
+                            plan.skipped, report, timings)
+
+
+def commit(plan: Plan, target: Path, records: list[dict], options: Options) -> None:
+    """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked."""
+    if target != plan.root:
+        link_or_copy_tree(plan.root, target, skip={EPISODES_STATS})
+    write_jsonl(target / EPISODES_STATS, records)
+    write_info(target / "meta/info.json", {**plan.info, "codebase_version": "v2.1"})
+    if options.delete_old_stats:
+        (target / "meta/stats.json").unlink(missing_ok=True)

@@ -1,0 +1,55 @@
+"""Errors a user can act on: what is wrong, where (episode, feature, file), and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a dataset. ``severity`` is "error" (blocks conversion) or "warning"."""
+
+    message: str
+    severity: str = "error"
+    episode: int | None = None
+    feature: str | None = None
+    path: str | None = None
+    fix: str | None = None
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            part for part in (
+                f"episode {self.episode}" if self.episode is not None else "",
+                f"feature '{self.feature}'" if self.feature else "",
+                f"file {self.path}" if self.path else "",
+            ) if part
+        )
+        text = f"[{self.severity}] {self.message}"
+        if where:
+            text += f" ({where})"
+        if self.fix:
+            text += f". Fix: {self.fix}"
+        return text
+
+
+class DatasetError(Exception):
+    """The dataset (or the options) cannot be converted as asked; carries every problem found."""
+
+    def __init__(self, problems: list[Problem] | Problem | str):
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+    def __reduce__(self):  # keep the structured problems when a Dask worker sends the error back
+        return (type(self), (self.problems,))
+
+
+class TaskError(DatasetError):
+    """A stats task failed on one episode/feature/file."""
+
+
+class VerificationError(DatasetError):
+    """The new per-episode stats disagree with meta/stats.json beyond tolerance."""

@@ -1,0 +1,81 @@
+"""Partial moments that merge exactly: the one piece of arithmetic every stat goes through.
+
+A :class:`Moments` holds, per component (vector dimension or colour channel), the count, mean, sum of
+squared deviations (M2), min and max of some observations, plus ``samples``: the number of rows or
+frames they came from (the ``count`` that v2.1 writes).  ``chunk`` builds one from data, ``merge``
+combines two (Chan et al.'s parallel update), ``finalize`` gives the reference's min/max/mean/std/count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Moments:
+    count: np.ndarray  # int64, per component
+    mean: np.ndarray  # float64
+    m2: np.ndarray  # float64, sum of squared deviations from the mean
+    min: np.ndarray  # the data's own dtype (float32/float64/int64/bool) or float64 for pixels
+    max: np.ndarray
+    samples: int  # rows (parquet) or sampled frames (video) behind these moments
+
+    @classmethod
+    def chunk(cls, x: np.ndarray) -> "Moments":
+        """Moments of ``x`` (rows x components) over axis 0, accumulated in float64."""
+        if x.ndim == 1:
+            x = x[:, None]
+        xf = x.astype(np.float64)
+        mean = xf.mean(axis=0)
+        return cls(
+            count=np.full(x.shape[1:], x.shape[0], dtype=np.int64),
+            mean=mean,
+            m2=((xf - mean) ** 2).sum(axis=0),
+            min=x.min(axis=0),
+            max=x.max(axis=0),
+            samples=x.shape[0],
+        )
+
+    @classmethod
+    def segments(cls, x: np.ndarray, starts: np.ndarray) -> list["Moments"]:
+        """Moments of each contiguous row segment ``x[starts[i]:starts[i+1]]``, vectorized (reduceat)."""
+        if x.ndim == 1:
+            x = x[:, None]
+        lengths = np.diff(np.append(starts, x.shape[0]))
+        xf = x.astype(np.float64)
+        means = np.add.reduceat(xf, starts, axis=0) / lengths[:, None]
+        m2 = np.add.reduceat((xf - np.repeat(means, lengths, axis=0)) ** 2, starts, axis=0)
+        reduce_x = x.view(np.uint8) if x.dtype == np.bool_ else x  # reduceat has no bool min/max
+        mins = np.minimum.reduceat(reduce_x, starts, axis=0).astype(x.dtype)
+        maxs = np.maximum.reduceat(reduce_x, starts, axis=0).astype(x.dtype)
+        return [
+            cls(np.full(x.shape[1:], n, dtype=np.int64), means[i], m2[i], mins[i], maxs[i], int(n))
+            for i, n in enumerate(lengths)
+        ]
+
+    def merge(self, other: "Moments") -> "Moments":
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        frac = np.divide(other.count, n, out=np.zeros(n.shape), where=n > 0)
+        return Moments(
+            count=n,
+            mean=self.mean + delta * frac,
+            m2=self.m2 + other.m2 + delta**2 * self.count * frac,
+            min=np.minimum(self.min, other.min),
+            max=np.maximum(self.max, other.max),
+            samples=self.samples + other.samples,
+        )
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(np.maximum(self.m2, 0.0) / self.count)
+
+
+def merge_all(parts: list[Moments]) -> Moments:
+    """Merge a non-empty list of partial moments."""
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.merge(part)
+    return out

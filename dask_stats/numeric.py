@@ -1,0 +1,153 @@
+"""Per-episode moments of Parquet features, from a Dask dataframe read with pyarrow.
+
+The dataframe has one partition per batch of episodes (``dd.from_map``), only the needed columns,
+pyarrow-backed dtypes, and an ``__episode__`` column.  Each partition is reduced *vectorized*: list
+columns become (rows, D) arrays through their flat Arrow values, and episode segments are reduced with
+``ufunc.reduceat``.  Partitions return partial moments keyed by episode, so an episode split across
+partitions merges exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .errors import Problem, TaskError
+from .moments import Moments
+from .pixels import PixelHistogram
+from .plan import Plan
+
+EPISODE = "__episode__"
+ROWS_PER_PARTITION = 200_000  # large enough to amortise task overhead, small enough to bound memory
+
+EpisodeMoments = dict[int, dict[str, Moments]]
+
+
+def read_episodes(batch: list[tuple[int, str]], columns: list[str]) -> pd.DataFrame:
+    """Read a batch of episode files (only ``columns``) into one pyarrow-backed pandas frame."""
+    tables = []
+    for episode, path in batch:
+        try:
+            table = pq.read_table(path, columns=columns)
+        except Exception as exc:  # noqa: BLE001 - any read error names the file
+            raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {exc}", episode=episode,
+                                    path=str(path), fix="restore the file")) from exc
+        tables.append(table.append_column(EPISODE, pa.array(np.full(table.num_rows, episode, dtype=np.int64))))
+    table = pa.concat_tables(tables, promote_options="permissive")
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def batches(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION) -> list[list[tuple[int, str]]]:
+    """Consecutive episodes grouped into partitions of about ``rows_per_partition`` rows."""
+    out, current, rows = [], [], 0
+    for ep in plan.episodes:
+        if current and rows + ep.length > rows_per_partition:
+            out.append(current)
+            current, rows = [], 0
+        current.append((ep.index, str(ep.data_path)))
+        rows += ep.length
+    if current:
+        out.append(current)
+    return out
+
+
+def episode_frame(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION) -> dd.DataFrame:
+    """The Dask dataframe of all episodes, restricted to the features that get Parquet stats."""
+    columns = plan.numeric + plan.images
+    parts = batches(plan, rows_per_partition)
+    meta = read_episodes(parts[0][:1], columns).iloc[:0]
+    return dd.from_map(read_episodes, parts, columns=columns, meta=meta, enforce_metadata=False,
+                       label="read-episodes")
+
+
+def arrow_array(series: pd.Series) -> pa.Array:
+    """A pandas column as one contiguous Arrow array (zero-copy when it is pyarrow-backed)."""
+    values = series.array
+    if isinstance(values, pd.arrays.ArrowExtensionArray):
+        return values.__arrow_array__().combine_chunks()  # the Arrow protocol gives its ChunkedArray
+    return pa.array(values)
+
+
+def column_values(series: pd.Series, feature: str, shape: list[int]) -> np.ndarray:
+    """A numeric column as a (rows, prod(shape)) numpy array, without touching rows in Python."""
+    array = arrow_array(series)
+    width = int(np.prod(shape)) if shape else 1
+    while pa.types.is_list(array.type) or pa.types.is_large_list(array.type) or \
+            pa.types.is_fixed_size_list(array.type):
+        lengths = pc.list_value_length(array)
+        if array.null_count or pc.any(pc.not_equal(lengths, lengths[0])).as_py():
+            raise ValueError("rows have different vector lengths (or nulls)")
+        array = array.flatten()
+    if array.null_count:
+        raise ValueError(f"{array.null_count} null values")
+    if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_boolean(array.type)):
+        raise ValueError(f"non-numeric data of type {array.type}")
+    values = array.to_numpy(zero_copy_only=False)
+    if values.size != len(series) * width:
+        raise ValueError(f"declared shape {shape} but found {values.size // max(len(series), 1)} values per row")
+    return values.reshape(len(series), width)
+
+
+def image_moments(series: pd.Series, starts: np.ndarray, channels: int) -> list[Moments]:
+    """Per-segment moments of encoded images (PNG/JPEG bytes in a ``{bytes, path}`` struct)."""
+    from PIL import Image
+
+    encoded = arrow_array(series).field("bytes").to_pylist()
+    ends = np.append(starts[1:], len(encoded))
+    out = []
+    for start, end in zip(starts, ends):
+        histogram = PixelHistogram(channels)
+        for blob in encoded[start:end]:
+            with Image.open(io.BytesIO(blob)) as image:
+                histogram.add(np.asarray(image.convert("RGB") if channels == 3 else image))
+        out.append(histogram.moments())
+    return out
+
+
+def partition_moments(df: pd.DataFrame, plan_features: dict[str, dict], numeric: list[str],
+                      images: list[str], files: dict[int, str]) -> EpisodeMoments:
+    """Partial moments of every episode segment in one partition."""
+    episodes = df[EPISODE].to_numpy()
+    if len(episodes) == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, episodes[1:] != episodes[:-1]])
+    ids = episodes[starts]
+    result: EpisodeMoments = {}
+    for feature in numeric + images:
+        try:
+            if feature in images:
+                segments = image_moments(df[feature], starts, plan_features[feature]["shape"][-1])
+            else:
+                values = column_values(df[feature], feature, plan_features[feature]["shape"])
+                segments = Moments.segments(values, starts)
+        except Exception as exc:  # noqa: BLE001 - name the feature and the episodes involved
+            first = int(ids[0])
+            raise TaskError(Problem(f"cannot compute stats: {exc}", episode=first, feature=feature,
+                                    path=files.get(first))) from exc
+        for episode, moments in zip(ids, segments):
+            _add(result, int(episode), feature, moments)
+    return result
+
+
+def _add(result: EpisodeMoments, episode: int, feature: str, moments: Moments) -> None:
+    slot = result.setdefault(episode, {})
+    slot[feature] = slot[feature].merge(moments) if feature in slot else moments
+
+
+def merge_episode_moments(parts: list[EpisodeMoments]) -> EpisodeMoments:
+    """Combine partition results; an episode seen in several partitions is merged exactly."""
+    out: EpisodeMoments = {}
+    for part in parts:
+        for episode, features in part.items():
+            for feature, moments in features.items():
+                _add(out, episode, feature, moments)
+    return out
+
+
+def data_files(plan: Plan) -> dict[int, str]:
+    return {ep.index: str(ep.data_path) for ep in plan.episodes}

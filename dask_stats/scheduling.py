@@ -1,0 +1,64 @@
+"""Where the stats graph runs: a given ``distributed.Client``, an existing scheduler, or a local cluster.
+
+The stats code builds ``dask.delayed`` objects with readable keys; this module runs them, streams the
+results back as they finish (progress bar), and collects every failure instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dask.delayed import Delayed
+from distributed import Client, LocalCluster, as_completed
+from tqdm.auto import tqdm
+
+from .errors import DatasetError, Problem, TaskError
+from .plan import Options
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def open_client(options: Options, client: Client | None = None) -> Iterator[Client]:
+    """Yield ``client``, a client of ``options.scheduler_address``, or one of a fresh local cluster."""
+    if client is not None:
+        yield client
+        return
+    address = options.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        with Client(address) as remote:
+            yield remote
+        return
+    workers = options.num_workers or os.cpu_count() or 1
+    processes = options.scheduler == "processes"
+    with LocalCluster(
+        n_workers=workers if processes else 1,
+        threads_per_worker=1 if processes else workers,
+        processes=processes,
+        dashboard_address=options.dashboard_address,
+        silence_logs=logging.ERROR,
+        # one decoder thread per worker: Dask already keeps every core busy
+        env={"OMP_NUM_THREADS": "1"} if processes else None,
+    ) as cluster, Client(cluster) as local:
+        yield local
+
+
+def run(client: Client, tasks: list[Delayed], quiet: bool = False) -> dict[str, object]:
+    """Compute ``tasks`` on ``client``; return results by key, or raise TaskError listing every failure."""
+    futures = client.compute(tasks)
+    results, problems = {}, []
+    with tqdm(total=len(futures), unit="task", disable=quiet, desc="stats") as bar:
+        for future in as_completed(futures):
+            try:
+                results[future.key] = future.result()
+            except DatasetError as exc:
+                problems += exc.problems
+            except Exception as exc:  # noqa: BLE001 - report it with the task that failed
+                problems.append(Problem(f"task {future.key} failed: {type(exc).__name__}: {exc}"))
+            bar.update()
+    if problems:
+        raise TaskError(problems)
+    return results

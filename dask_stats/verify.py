@@ -1,0 +1,114 @@
+"""Check the new per-episode stats against the old ``meta/stats.json`` (decisions.md, "Verification").
+
+The episode moments are merged (the same ``Moments.merge`` as everywhere: count-weighted mean, pooled
+variance) and compared with the reference tolerances.  Old stats files were often float32 running
+statistics, so numeric features also get the rounding error of such a mean over the dataset's frame
+count (lerobot#910).  Sampled pixel features (video, image) can legitimately differ: their mismatches
+are warnings unless ``strict``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .moments import Moments, merge_all
+from .output import PIXEL_DTYPES, finalize
+
+NUMERIC_TOL = (5e-6, 6e-5)  # (rtol, atol) of lerobot's check_aggregate_stats
+PIXEL_TOL = (1e-2, 1e-2)
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
+@dataclass
+class Check:
+    feature: str
+    stat: str
+    max_diff: float
+    allowed: float
+    blocking: bool  # a failure here stops the conversion
+
+    @property
+    def ok(self) -> bool:
+        return self.max_diff <= self.allowed
+
+
+@dataclass
+class VerificationReport:
+    checked: bool
+    reason: str = ""
+    checks: list[Check] = field(default_factory=list)
+    not_compared: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok and c.blocking]
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok and not c.blocking]
+
+    @property
+    def outcome(self) -> str:
+        if not self.checked:
+            return f"not verified ({self.reason})"
+        if self.failures:
+            return f"FAILED on {len(self.failures)} stat(s)"
+        suffix = f", {len(self.warnings)} warning(s) on sampled pixel stats" if self.warnings else ""
+        return f"passed against meta/stats.json ({len(self.checks)} stats{suffix})"
+
+    def table(self, only_problems: bool = False) -> str:
+        """One line per feature: its largest deviation and the allowance."""
+        lines = [f"{'feature':40} {'stat':5} {'max |diff|':>11} {'allowed':>11}  result"]
+        for feature in dict.fromkeys(c.feature for c in self.checks):
+            rows = [c for c in self.checks if c.feature == feature]
+            worst = max(rows, key=lambda c: c.max_diff / c.allowed if c.allowed else np.inf)
+            if only_problems and worst.ok:
+                continue
+            status = "ok" if worst.ok else ("MISMATCH" if worst.blocking else "warning")
+            lines.append(f"{feature:40} {worst.stat:5} {worst.max_diff:11.3g} {worst.allowed:11.3g}  {status}")
+        return "\n".join(lines)
+
+
+def aggregate(per_episode: list[dict[str, Moments]]) -> dict[str, Moments]:
+    """Dataset-wide moments of every feature (lerobot's aggregate_stats, via Moments.merge)."""
+    features = dict.fromkeys(f for episode in per_episode for f in episode)
+    return {f: merge_all([episode[f] for episode in per_episode if f in episode]) for f in features}
+
+
+def verify(per_episode: list[dict[str, Moments]], features: dict[str, dict], stats_json: Path,
+           strict: bool = False) -> VerificationReport:
+    """Compare the aggregate of ``per_episode`` with ``stats_json``."""
+    if not stats_json.is_file():
+        return VerificationReport(False, "the dataset has no meta/stats.json")
+    reference = json.loads(stats_json.read_text())
+    report = VerificationReport(True)
+    for name, moments in aggregate(per_episode).items():
+        ref = reference.get(name)
+        if not isinstance(ref, dict):
+            report.not_compared.append(name)
+            continue
+        ours = finalize(moments, features[name])
+        pixel = features[name]["dtype"] in PIXEL_DTYPES
+        rtol, atol = PIXEL_TOL if pixel else NUMERIC_TOL
+        n = int(moments.count.max())
+        for stat in ("mean", "std", "min", "max"):
+            if stat not in ref:
+                continue
+            expected = np.asarray(ref[stat], dtype=np.float64)
+            actual = ours[stat].astype(np.float64)
+            if expected.size != actual.size:
+                report.not_compared.append(f"{name}.{stat} (shape {list(expected.shape)} vs {list(actual.shape)})")
+                continue
+            expected, actual = expected.reshape(-1), actual.reshape(-1)
+            # float32 running statistics over n values: error grows like sqrt(n) ulps of the value.
+            float32_slack = 0.0 if pixel else 4 * FLOAT32_EPS * np.sqrt(n) * np.abs(expected)
+            allowed = atol + rtol * np.abs(expected) + float32_slack
+            diff = np.abs(actual - expected)
+            worst = int(np.argmax(diff - allowed)) if diff.size else 0
+            report.checks.append(Check(name, stat, float(diff[worst]), float(np.atleast_1d(allowed)[worst]),
+                                       blocking=strict or not pixel))
+    return report

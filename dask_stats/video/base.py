@@ -1,0 +1,84 @@
+"""The video backend interface: open a file, report its frame times, yield chosen frames as uint8 RGB."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Why a backend cannot read a file, and what to do instead."""
+
+    message: str
+    fix: str | None = None
+
+
+class VideoReader(ABC):
+    """An open video. Frames are numbered 0..n-1 in presentation order."""
+
+    @abstractmethod
+    def frame_times(self) -> np.ndarray:
+        """Presentation time in seconds of every frame, ascending (float64)."""
+
+    @abstractmethod
+    def read(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index, frame)`` for the sorted, unique ``indices``; frames are (H, W, 3) uint8 RGB."""
+
+    def close(self) -> None:
+        """Release the decoder."""
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class VideoBackend(ABC):
+    """One decoding library. Subclasses set ``name`` and implement ``available`` and ``open``."""
+
+    name: ClassVar[str]
+    install_hint: ClassVar[str] = ""
+    unsupported_codecs: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, threads: int = 1):
+        self.threads = threads  # decoder threads per open file (Dask already uses every core)
+
+    @classmethod
+    @abstractmethod
+    def available(cls) -> bool:
+        """Whether the library imports here."""
+
+    @abstractmethod
+    def open(self, path: str | Path) -> VideoReader:
+        """Open ``path`` for reading."""
+
+    def check_readable(self, path: str | Path) -> Unreadable | None:
+        """A cheap check (no decoding) that this backend can read ``path``; None when it can."""
+        try:
+            codec = probe_codec(path)
+        except Exception as exc:  # noqa: BLE001 - any container error means the same to the user
+            return Unreadable(f"the video cannot be opened: {exc}", fix="re-encode or restore the file")
+        if codec in self.unsupported_codecs:
+            return Unreadable(f"the {self.name} backend cannot decode {codec} video", fix="--video-backend pyav")
+        return None
+
+
+_DECODER_TO_CODEC = {"libdav1d": "av1", "libaom-av1": "av1"}
+
+
+def probe_codec(path: str | Path) -> str:
+    """The codec of the first video stream ("h264", "av1", ...), read by PyAV, which the core always has."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError("the file has no video stream")
+        name = container.streams.video[0].codec_context.name
+    return _DECODER_TO_CODEC.get(name, name)

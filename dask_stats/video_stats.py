@@ -1,0 +1,110 @@
+"""Per-(episode, video feature) stats: pick the sampled frames, decode them, reduce their pixels exactly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from .errors import Problem, TaskError
+from .moments import Moments
+from .pixels import PixelHistogram
+from .plan import sample_positions
+from .video import get_backend
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    """Everything one video-stats task needs (small and picklable, for any Dask worker)."""
+
+    episode: int
+    feature: str
+    video_path: Path
+    data_path: Path
+    length: int
+    backend: str = "pyav"
+    frame_lookup: str = "timestamp"
+    tolerance_s: float = 1e-4
+    channels: int = 3
+
+    @property
+    def key(self) -> str:
+        return f"video-stats-{self.feature}-ep{self.episode:06d}"
+
+
+class FrameLookupError(ValueError):
+    """A sampled row has no matching video frame."""
+
+    def __init__(self, message: str, fix: str):
+        super().__init__(message)
+        self.fix = fix
+
+
+def locate_frames(frame_times: np.ndarray, positions: np.ndarray, timestamps: np.ndarray | None,
+                  tolerance_s: float) -> np.ndarray:
+    """Frame numbers for the sampled rows.
+
+    With ``timestamps`` (lookup by timestamp), each row takes the frame whose presentation time is
+    nearest, required within ``tolerance_s``; without, row k takes the k-th frame.
+    """
+    n = len(frame_times)
+    if n == 0:
+        raise FrameLookupError("the video has no frames", fix="re-encode or restore the file")
+    if timestamps is None:
+        if positions.max() >= n:
+            raise FrameLookupError(
+                f"the video has {n} frames but row {int(positions.max())} is sampled",
+                fix="check that the video matches the episode")
+        return positions
+    right = np.clip(np.searchsorted(frame_times, timestamps), 1, n - 1) if n > 1 else np.zeros(len(timestamps), int)
+    left = np.maximum(right - 1, 0)
+    take_left = np.abs(timestamps - frame_times[left]) <= np.abs(frame_times[right] - timestamps)
+    nearest = np.where(take_left, left, right)
+    error = np.abs(frame_times[nearest] - timestamps)
+    bad = np.flatnonzero(error > tolerance_s)
+    if len(bad):
+        i = bad[0]
+        raise FrameLookupError(
+            f"{len(bad)} of {len(timestamps)} sampled timestamps have no video frame within {tolerance_s:g} s; "
+            f"first: row {int(positions[i])} at t={timestamps[i]:.6f} s, nearest frame at "
+            f"{frame_times[nearest[i]]:.6f} s (video: {n} frames, {frame_times[0]:.6f}..{frame_times[-1]:.6f} s)",
+            fix="if the timestamps are offset or wall-clock, use --frame-lookup index; "
+                "if they are only imprecise, raise --tolerance-s")
+    return nearest
+
+
+def read_timestamps(data_path: Path, positions: np.ndarray) -> np.ndarray:
+    """The ``timestamp`` column of one episode at the given row positions, as float64."""
+    column = pq.read_table(data_path, columns=["timestamp"]).column("timestamp")
+    return column.to_numpy().astype(np.float64)[positions]
+
+
+def video_moments(task: VideoTask) -> Moments:
+    """Moments of the sampled frames of one episode's video; errors name episode, feature and file."""
+    try:
+        positions = sample_positions(task.length)
+        timestamps = read_timestamps(task.data_path, positions) if task.frame_lookup == "timestamp" else None
+        with get_backend(task.backend).open(task.video_path) as reader:
+            frames = locate_frames(reader.frame_times(), positions, timestamps, task.tolerance_s)
+            unique, weights = np.unique(frames, return_counts=True)
+            histogram = PixelHistogram(task.channels)
+            for (index, frame), expected, weight in zip(reader.read(unique), unique, weights):
+                if index != expected:
+                    raise RuntimeError(f"the decoder returned frame {index} where {expected} was expected")
+                histogram.add(frame, int(weight))
+        if histogram.frames != len(positions):
+            raise FrameLookupError(
+                f"decoded only {histogram.frames} of {len(positions)} sampled frames (truncated video?)",
+                fix="re-encode or restore the file")
+        return histogram.moments()
+    except FrameLookupError as exc:
+        raise TaskError(Problem(str(exc), episode=task.episode, feature=task.feature,
+                                path=str(task.video_path), fix=exc.fix)) from exc
+    except TaskError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - name the episode/feature/file, keep the cause chained
+        raise TaskError(Problem(f"video stats failed: {type(exc).__name__}: {exc}", episode=task.episode,
+                                feature=task.feature, path=str(task.video_path))) from exc
+
