@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--scheduler", choices=["processes", "threads"], default="processes",
                       help="local cluster kind (default: processes; decoders hold the GIL)")
     conv.add_argument("--scheduler-address", help="run on an existing Dask scheduler (tcp://host:8786)")
-    conv.add_argument("--dashboard-address", help="serve the local cluster's dashboard here (127.0.0.1:8787)")
+    conv.add_argument("--dashboard-address", default="127.0.0.1:0",
+                      help="where the local cluster serves its dashboard (default: a free port on 127.0.0.1)")
     conv.add_argument("--tolerance-s", type=float, default=1e-4,
                       help="max distance between a sampled timestamp and its video frame (default 1e-4 s)")
     conv.add_argument("--frame-lookup", choices=["timestamp", "index"], default="timestamp",

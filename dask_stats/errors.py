@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_SHOWN = 10  # problems listed in an error message; all stay in ``DatasetError.problems``
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -41,7 +43,10 @@ class DatasetError(Exception):
         elif isinstance(problems, Problem):
             problems = [problems]
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        shown = [str(p) for p in problems[:MAX_SHOWN]]
+        if len(problems) > MAX_SHOWN:
+            shown.append(f"... and {len(problems) - MAX_SHOWN} more problems of the same kinds")
+        super().__init__("\n".join(shown))
 
     def __reduce__(self):  # keep the structured problems when a Dask worker sends the error back
         return (type(self), (self.problems,))

@@ -86,16 +86,21 @@ def default_root(repo_id: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ download
-def download_dataset(repo_id: str, revision: str | None = None, root: str | Path | None = None) -> Path:
+def download_dataset(
+    repo_id: str, revision: str | None = None, root: str | Path | None = None, *, api: HfApi | None = None
+) -> Path:
     """Fetch ``meta/``, ``data/`` and ``videos/`` of ``repo_id`` at ``revision`` (default ``v2.0``) into ``root``.
 
     ``root`` defaults to ``HF_LEROBOT_HOME/<repo_id>``. Files already there and up to date are not fetched
     again. When the Hub cannot be reached (``HF_HUB_OFFLINE=1`` or no network), an existing ``root`` is used
     as it is, and otherwise a snapshot of that revision in the Hugging Face cache is copied into ``root``.
     Returns ``root``. Raises :class:`HubError` for a missing repo or revision, or when offline without a copy.
+    ``api`` only supplies the endpoint and token (default: huggingface_hub's configuration).
     """
     revision = revision or SOURCE_REVISION
     target = Path(root).expanduser() if root is not None else default_root(repo_id)
+    if constants.is_offline_mode():
+        return _materialise_from_cache(repo_id, revision, target, None)
     try:
         path = snapshot_download(
             repo_id,
@@ -103,10 +108,12 @@ def download_dataset(repo_id: str, revision: str | None = None, root: str | Path
             revision=revision,
             allow_patterns=DOWNLOAD_PATTERNS,
             local_dir=target,
+            endpoint=api.endpoint if api is not None else None,
+            token=api.token if api is not None else None,
         )
         return Path(path)
     except RevisionNotFoundError as e:
-        raise HubError(_no_revision_message(repo_id, revision, _hub_ref_names(repo_id))) from e
+        raise HubError(_no_revision_message(repo_id, revision, _hub_ref_names(repo_id, api))) from e
     except RepositoryNotFoundError as e:  # GatedRepoError included
         raise HubError(_repo_not_found_message(repo_id, e)) from e
     except LocalEntryNotFoundError as e:  # Hub unreachable and `target` empty or incomplete
@@ -118,11 +125,13 @@ def download_dataset(repo_id: str, revision: str | None = None, root: str | Path
         ) from e
 
 
-def _materialise_from_cache(repo_id: str, revision: str, target: Path, hub_error: Exception) -> Path:
+def _materialise_from_cache(repo_id: str, revision: str, target: Path, hub_error: Exception | None) -> Path:
     """Copy the cached snapshot of ``repo_id@revision`` (meta/data/videos only) into ``target``.
 
-    Files already in ``target`` are kept (they may be converted ones); each copy is written to a temporary
-    name and renamed, so an interrupted copy never leaves a truncated file behind.
+    Used when the Hub is not contacted (``hub_error`` None: offline mode) or could not be reached. Files
+    already in ``target`` are kept (they may be converted ones) and missing ones are filled in; each copy is
+    written to a temporary name and renamed, so an interrupted copy never leaves a truncated file behind.
+    Without a cached snapshot, an existing dataset in ``target`` is used as it is.
     """
     try:
         snapshot = Path(
@@ -140,6 +149,12 @@ def _materialise_from_cache(repo_id: str, revision: str, target: Path, hub_error
                 f"The cached copy of {repo_id} at {revision} is incomplete and {_why_unreachable(hub_error)}. "
                 "Re-run with network access to complete it."
             ) from e
+        if (target / "meta" / "info.json").is_file():
+            logger.warning(
+                "%s@%s is not in the Hugging Face cache and %s: using %s as it is.",
+                repo_id, revision, _why_unreachable(hub_error), target,
+            )
+            return target
         raise HubError(_cache_miss_message(repo_id, revision, hub_error)) from e
 
     files = [p for p in snapshot.rglob("*") if p.is_file()]
@@ -158,8 +173,8 @@ def _materialise_from_cache(repo_id: str, revision: str, target: Path, hub_error
         os.replace(tmp, dest)
         copied += 1
     logger.warning(
-        "The Hub cannot be reached (%s); copied %d file(s) of %s@%s from the Hugging Face cache (%s) into %s.",
-        _short(hub_error),
+        "Hub not contacted (%s): copied %d file(s) of %s@%s from the Hugging Face cache (commit %s) into %s.",
+        _why_unreachable(hub_error),
         copied,
         repo_id,
         revision,
@@ -178,8 +193,8 @@ def _cached_refs(repo_id: str) -> list[str] | None:
     return sorted(p.relative_to(refs).as_posix() for p in refs.rglob("*") if p.is_file()) if refs.is_dir() else []
 
 
-def _why_unreachable(error: Exception) -> str:
-    if constants.is_offline_mode() or isinstance(error.__cause__, OfflineModeIsEnabled):
+def _why_unreachable(error: Exception | None) -> str:
+    if error is None or constants.is_offline_mode() or isinstance(error.__cause__, OfflineModeIsEnabled):
         return "the Hub is not contacted because HF_HUB_OFFLINE is set"
     cause = error.__cause__ or error
     return f"the Hub could not be reached ({type(cause).__name__})"

@@ -38,7 +38,7 @@ class SampleSpec:
     fps: int = 30
     chunks_size: int = 1000
     cameras: dict[str, Camera] = field(
-        default_factory=lambda: {"observation.images.top": Camera(), "observation.images.wrist": Camera(32, 48)}
+        default_factory=lambda: {"observation.images.top": Camera(), "observation.images.wrist": Camera(32, 64)}
     )
     state_dim: int = 6
     action_dim: int = 4

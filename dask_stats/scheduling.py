@@ -33,16 +33,13 @@ def open_client(options: Options, client: Client | None = None) -> Iterator[Clie
             yield remote
         return
     workers = options.num_workers or os.cpu_count() or 1
-    processes = options.scheduler == "processes"
-    with LocalCluster(
-        n_workers=workers if processes else 1,
-        threads_per_worker=1 if processes else workers,
-        processes=processes,
-        dashboard_address=options.dashboard_address,
-        silence_logs=logging.ERROR,
-        # one decoder thread per worker: Dask already keeps every core busy
-        env={"OMP_NUM_THREADS": "1"} if processes else None,
-    ) as cluster, Client(cluster) as local:
+    if options.scheduler == "processes":
+        # one single-threaded worker process per core: decoders hold the GIL, and Dask keeps every core busy
+        layout = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "env": {"OMP_NUM_THREADS": "1"}}
+    else:
+        layout = {"n_workers": 1, "threads_per_worker": workers, "processes": False}
+    with LocalCluster(**layout, dashboard_address=options.dashboard_address, silence_logs=logging.CRITICAL) as cluster, \
+            Client(cluster) as local:
         yield local
 
 

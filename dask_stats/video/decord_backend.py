@@ -25,7 +25,11 @@ class DecordReader(VideoReader):
     def read(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, len(indices), BATCH):
             batch = [int(i) for i in indices[start:start + BATCH]]
-            frames = self._reader.get_batch(batch).asnumpy()
+            try:
+                frames = self._reader.get_batch(batch).asnumpy()
+            except Exception as exc:  # noqa: BLE001 - decord's errors are C++ check failures
+                raise ValueError(f"decord failed to decode frames {batch[0]}..{batch[-1]} ({exc}); "
+                                 "decord mis-handles some frame sizes and codecs: use --video-backend pyav") from exc
             yield from zip(batch, frames)
 
     def close(self) -> None:

@@ -1,0 +1,302 @@
+"""A tiny in-memory stand-in for the few Hugging Face Hub endpoints dask_stats uses (tests only).
+
+It serves dataset repos on 127.0.0.1 with git-like state (commits as ``{path: bytes}``, branches, tags)
+and answers the requests ``huggingface_hub.HfApi`` makes for: repo info, refs, paths-info, tree, file
+resolve (HEAD/GET), preupload (every file "regular"), commit (ndjson, with ``parentCommit``), branch and
+tag creation/deletion, repo creation. Every request is logged in ``stub.log`` as ``(method, action)``;
+``stub.fail_next[action] = (status, message)`` makes the next such request fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+_counter = itertools.count()
+
+
+def git_blob_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@dataclass
+class StubRepo:
+    commits: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    branches: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    private: bool = False
+
+    def resolve(self, rev: str) -> str | None:
+        if rev in self.branches:
+            return self.branches[rev]
+        if rev in self.tags:
+            return self.tags[rev]
+        return rev if rev in self.commits else None
+
+    def new_commit(self, tree: dict[str, bytes]) -> str:
+        oid = hashlib.sha1(f"commit {next(_counter)}".encode() + json.dumps(sorted(tree)).encode()).hexdigest()
+        self.commits[oid] = dict(tree)
+        return oid
+
+    def commit_to(self, branch: str, tree: dict[str, bytes]) -> str:
+        self.branches[branch] = oid = self.new_commit(tree)
+        return oid
+
+
+class HubStub:
+    """``with HubStub() as hub: HfApi(endpoint=hub.url, token="x")``."""
+
+    def __init__(self) -> None:
+        self.repos: dict[str, StubRepo] = {}
+        self.log: list[tuple[str, str]] = []
+        self.fail_next: dict[str, tuple[int, str]] = {}
+        self.commit_payloads: list[list[dict]] = []
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_GET(self):
+                stub._handle(self, "GET")
+
+            def do_HEAD(self):
+                stub._handle(self, "HEAD")
+
+            def do_POST(self):
+                stub._handle(self, "POST")
+
+            def do_DELETE(self):
+                stub._handle(self, "DELETE")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    def __enter__(self) -> HubStub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -------------------------------------------------------------------------------- helpers for tests
+    def add_repo(self, repo_id: str, files: dict[str, bytes], *, tag: str | None = None) -> str:
+        """A repo whose ``main`` holds ``files``; optionally tag that commit. Returns the commit oid."""
+        repo = self.repos[repo_id] = StubRepo()
+        oid = repo.commit_to("main", files)
+        if tag:
+            repo.tags[tag] = oid
+        return oid
+
+    def tree(self, repo_id: str, rev: str) -> dict[str, bytes]:
+        repo = self.repos[repo_id]
+        return repo.commits[repo.resolve(rev)]
+
+    def writes(self) -> list[tuple[str, str]]:
+        """Logged requests that change state."""
+        return [entry for entry in self.log if entry[0] in ("POST", "DELETE") and entry[1] not in ("paths-info", "preupload")]
+
+    # -------------------------------------------------------------------------------- dispatch
+    _ROUTES = [
+        ("POST", re.compile(r"^/api/repos/create$"), "create-repo"),
+        ("GET", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)$"), "info"),
+        ("GET", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)$"), "info"),
+        ("GET", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/refs$"), "refs"),
+        ("GET", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$"), "tree"),
+        ("POST", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)$"), "paths-info"),
+        ("POST", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)$"), "preupload"),
+        ("POST", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)$"), "commit"),
+        ("POST", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/branch/(?P<rev>[^/]+)$"), "create-branch"),
+        ("POST", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/tag/(?P<rev>[^/]+)$"), "create-tag"),
+        ("DELETE", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/tag/(?P<rev>[^/]+)$"), "delete-tag"),
+        ("GET", re.compile(r"^/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), "resolve"),
+        ("HEAD", re.compile(r"^/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), "resolve"),
+    ]
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        url = urlsplit(h.path)
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        for m, pattern, action in self._ROUTES:
+            match = pattern.match(url.path) if m == method else None
+            if match:
+                break
+        else:
+            return self._send(h, method, 404, {"error": f"stub: no route for {method} {url.path}"})
+        args = {k: unquote(v) if v is not None else None for k, v in match.groupdict().items()}
+        with self._lock:
+            self.log.append((method, action))
+            if action in self.fail_next:
+                status, message = self.fail_next.pop(action)
+                return self._send(h, method, status, {"error": message})
+            repo = self.repos.get(args.get("repo") or "")
+            if action != "create-repo" and repo is None:
+                return self._send(h, method, 404, {"error": "Repository not found"}, error_code="RepoNotFound")
+            handler = getattr(self, "_" + action.replace("-", "_"))
+            status, payload, headers = handler(repo, args, body, parse_qs(url.query))
+        self._send(h, method, status, payload, **headers)
+
+    def _send(self, h, method, status, payload, error_code=None, raw=None, extra=None) -> None:
+        data = raw if raw is not None else json.dumps(payload).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/octet-stream" if raw is not None else "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        if error_code:
+            h.send_header("X-Error-Code", error_code)
+        if status >= 400 and isinstance(payload, dict) and "error" in payload:
+            h.send_header("X-Error-Message", payload["error"])
+        for k, v in (extra or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        if method != "HEAD":
+            h.wfile.write(data)
+
+    @staticmethod
+    def _no_revision(rev):
+        return 404, {"error": f"Invalid rev id: {rev}"}, {"error_code": "RevisionNotFound"}
+
+    # -------------------------------------------------------------------------------- endpoints
+    def _create_repo(self, repo, args, body, query):
+        payload = json.loads(body)
+        repo_id = f"{payload['organization']}/{payload['name']}"
+        if repo_id in self.repos:
+            return 409, {"error": "You already created this dataset repo"}, {}
+        new = self.repos[repo_id] = StubRepo(private=payload.get("visibility") == "private")
+        new.commit_to("main", {".gitattributes": b"*.mp4 filter=lfs diff=lfs merge=lfs -text\n"})
+        return 200, {"url": f"{self.url}/datasets/{repo_id}"}, {}
+
+    def _info(self, repo, args, body, query):
+        rev = args.get("rev") or "main"
+        oid = repo.resolve(rev)
+        if oid is None:
+            return self._no_revision(rev)
+        repo_id = args["repo"]
+        siblings = [{"rfilename": p} for p in sorted(repo.commits[oid])]
+        return 200, {"id": repo_id, "sha": oid, "private": repo.private, "siblings": siblings}, {}
+
+    def _refs(self, repo, args, body, query):
+        def refs(kind, items):
+            return [{"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": c} for n, c in items.items()]
+
+        return 200, {"branches": refs("heads", repo.branches), "converts": [], "tags": refs("tags", repo.tags)}, {}
+
+    @staticmethod
+    def _file_entry(path, data):
+        return {"type": "file", "path": path, "size": len(data), "oid": git_blob_sha1(data)}
+
+    def _tree(self, repo, args, body, query):
+        oid = repo.resolve(args["rev"])
+        if oid is None:
+            return self._no_revision(args["rev"])
+        prefix = (args.get("path") or "").strip("/")
+        items = [
+            self._file_entry(p, d)
+            for p, d in sorted(repo.commits[oid].items())
+            if not prefix or p.startswith(prefix + "/")
+        ]
+        return 200, items, {}
+
+    def _paths_info(self, repo, args, body, query):
+        oid = repo.resolve(args["rev"])
+        if oid is None:
+            return self._no_revision(args["rev"])
+        form = parse_qs(body.decode())
+        tree = repo.commits[oid]
+        return 200, [self._file_entry(p, tree[p]) for p in form.get("paths", []) if p in tree], {}
+
+    def _preupload(self, repo, args, body, query):
+        oid = repo.resolve(args["rev"])
+        tree = repo.commits[oid] if oid else {}
+        files = [
+            {
+                "path": f["path"],
+                "uploadMode": "regular",
+                "shouldIgnore": False,
+                "oid": git_blob_sha1(tree[f["path"]]) if f["path"] in tree else None,
+            }
+            for f in json.loads(body)["files"]
+        ]
+        return 200, {"files": files, "commitOid": oid}, {}
+
+    def _commit(self, repo, args, body, query):
+        branch = args["rev"]
+        if branch not in repo.branches:
+            return self._no_revision(branch)
+        lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+        self.commit_payloads.append(lines)
+        header = lines[0]["value"]
+        head = repo.branches[branch]
+        if header.get("parentCommit") not in (None, head):
+            return 412, {"error": "A commit has happened since. Please refresh and try again."}, {}
+        tree = dict(repo.commits[head])
+        for line in lines[1:]:
+            key, value = line["key"], line["value"]
+            if key == "file":
+                tree[value["path"]] = base64.b64decode(value["content"])
+            elif key == "deletedFile":
+                if value["path"] not in tree:
+                    return 404, {"error": "A file with this name doesn't exist"}, {"error_code": "EntryNotFound"}
+                del tree[value["path"]]
+            else:
+                return 400, {"error": f"stub: unsupported commit operation {key}"}, {}
+        oid = repo.commit_to(branch, tree)
+        return 200, {"commitUrl": f"{self.url}/datasets/{args['repo']}/commit/{oid}", "commitOid": oid}, {}
+
+    def _create_branch(self, repo, args, body, query):
+        branch = args["rev"]
+        if branch in repo.branches:
+            return 409, {"error": "Reference already exists"}, {}
+        start = (json.loads(body) if body else {}).get("startingPoint", "main")
+        oid = repo.resolve(start)
+        if oid is None:
+            return self._no_revision(start)
+        repo.branches[branch] = oid
+        return 200, {}, {}
+
+    def _create_tag(self, repo, args, body, query):
+        oid = repo.resolve(args["rev"])
+        if oid is None:
+            return self._no_revision(args["rev"])
+        tag = json.loads(body)["tag"]
+        if tag in repo.tags:
+            return 409, {"error": "Tag already exists"}, {}
+        repo.tags[tag] = oid
+        return 200, {}, {}
+
+    def _delete_tag(self, repo, args, body, query):
+        if repo.tags.pop(args["rev"], None) is None:
+            return self._no_revision(args["rev"])
+        return 200, {}, {}
+
+    def _resolve(self, repo, args, body, query):
+        oid = repo.resolve(args["rev"])
+        if oid is None:
+            return self._no_revision(args["rev"])
+        data = repo.commits[oid].get(args["path"])
+        if data is None:
+            return 404, {"error": "Entry not found"}, {"error_code": "EntryNotFound"}
+        headers = {"X-Repo-Commit": oid, "ETag": f'"{git_blob_sha1(data)}"'}
+        return 200, None, {"raw": data, "extra": headers}
+
+
+def dataset_files(root: Path, folders=("meta", "data", "videos")) -> dict[str, bytes]:
+    """``{path_in_repo: bytes}`` of a local dataset folder, for seeding a stub repo."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for folder in folders
+        for p in sorted((root / folder).rglob("*"))
+        if p.is_file()
+    }
