@@ -33,14 +33,14 @@ def pixel_stats(frames_u8: np.ndarray) -> dict:
             "count": len(frames_u8)}
 
 
-def expected_episode_stats(root: Path, episode: int, by_index: bool = False) -> dict[str, dict]:
+def expected_episode_stats(root: Path, episode: int, by_index: bool = False, exclude=()) -> dict[str, dict]:
     info = json.loads((root / "meta/info.json").read_text())
     length = {r["episode_index"]: r["length"] for r in map(json.loads, (root / "meta/episodes.jsonl").open())}[episode]
     chunk = episode // info["chunks_size"]
     table = pq.read_table(root / info["data_path"].format(episode_chunk=chunk, episode_index=episode))
     out = {}
     for name, ft in info["features"].items():
-        if ft["dtype"] == "string":
+        if ft["dtype"] == "string" or name in exclude:
             continue
         if ft["dtype"] == "video":
             path = root / info["video_path"].format(episode_chunk=chunk, video_key=name, episode_index=episode)

@@ -1,0 +1,48 @@
+"""The real GR00T demo dataset (../shared/realdata): its quirks need flags, and errors say which."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import REALDATA, tree_digest
+from test_convert import FAST, assert_matches_reference
+
+import dask_stats
+from dask_stats.errors import DatasetError
+
+pytestmark = pytest.mark.skipif(not REALDATA.is_dir(), reason=f"real dataset not present at {REALDATA}")
+
+
+def test_declared_video_without_files_names_feature_and_flag(tmp_path):
+    with pytest.raises(DatasetError) as info:
+        dask_stats.convert(REALDATA, tmp_path / "out", **FAST)
+    message = str(info.value)
+    assert "observation.images.egoview" in message and "no video files" in message
+    assert "--exclude-features observation.images.egoview" in message
+    assert "episode_000000.mp4" in message
+
+
+def test_offset_timestamps_name_episode_file_and_flag(tmp_path):
+    with pytest.raises(DatasetError) as info:
+        dask_stats.convert(REALDATA, tmp_path / "out", exclude_features=("observation.images.egoview",), **FAST)
+    problems = info.value.problems
+    assert sorted(p.episode for p in problems) == [0, 1, 2, 3, 4]
+    assert all(p.feature == "observation.images.ego_view" and p.path.endswith(".mp4") for p in problems)
+    assert "--frame-lookup index" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_converts_with_the_flags_its_quirks_need(tmp_path):
+    before = tree_digest(REALDATA)
+    out = tmp_path / "out"
+    result = dask_stats.convert(REALDATA, out, exclude_features=("observation.images.egoview",),
+                                frame_lookup="index", **FAST)
+    assert tree_digest(REALDATA) == before
+    assert result.episodes == 5 and result.frames == 2096
+    assert result.verification.checked and not result.verification.failures and not result.verification.warnings
+    assert_matches_reference(out, out, by_index=True, exclude=("observation.images.egoview",))
+    records = [json.loads(line) for line in (out / "meta/episodes_stats.jsonl").read_text().splitlines()]
+    assert "frame_index" not in records[0]["stats"]  # not declared in this dataset
+    info = json.loads((out / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v2.1" and info["total_chunks"] == 0  # quirks left as they were
