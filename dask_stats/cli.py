@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="match sampled rows to video frames by timestamp (default) or by position")
     conv.add_argument("--exclude-features", nargs="+", default=[], metavar="NAME",
                       help="features that get no stats (e.g. declared but absent)")
+    conv.add_argument("--skip-check", action="store_true", help="do not run the preflight check first")
     conv.add_argument("--skip-verify", action="store_true", help="do not compare with meta/stats.json")
     conv.add_argument("--strict-verify", action="store_true",
                       help="also stop on video/image stats that differ from meta/stats.json")
@@ -41,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--force", action="store_true", help="recompute a dataset already at v2.1")
     conv.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     conv.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    chk = commands.add_parser("check", help="find every problem a conversion would meet (no decoding)")
+    chk.add_argument("--root", required=True)
+    chk.add_argument("--output", help="the conversion will write a copy here (a read-only source is then fine)")
+    for flag in ("--video-backend", "--tolerance-s", "--frame-lookup", "--exclude-features", "--force"):
+        chk._add_action(next(a for a in conv._actions if flag in a.option_strings))
+    chk.add_argument("--debug", action="store_true", help="show tracebacks")
 
     demo = commands.add_parser("demo", help="generate a small sample v2.0 dataset and convert it")
     demo.add_argument("--dir", default="dask_stats_demo", help="where to put the sample (default ./dask_stats_demo)")
@@ -55,7 +63,7 @@ def _convert(args) -> int:
         args.root, args.output, video_backend=args.video_backend, num_workers=args.num_workers,
         scheduler=args.scheduler, scheduler_address=args.scheduler_address,
         dashboard_address=args.dashboard_address, tolerance_s=args.tolerance_s, frame_lookup=args.frame_lookup,
-        exclude_features=tuple(args.exclude_features), skip_verify=args.skip_verify,
+        exclude_features=tuple(args.exclude_features), skip_check=args.skip_check, skip_verify=args.skip_verify,
         strict_verify=args.strict_verify, delete_old_stats=args.delete_old_stats, force=args.force,
         quiet=args.quiet,
     )
@@ -64,6 +72,21 @@ def _convert(args) -> int:
             print(result.verification.table(only_problems=True))
         print(result.summary())
     return 0
+
+
+def _check(args) -> int:
+    from .check import check
+    from .plan import Options
+
+    options = Options(video_backend=args.video_backend, tolerance_s=args.tolerance_s, frame_lookup=args.frame_lookup,
+                      exclude_features=tuple(args.exclude_features), force=args.force)
+    problems = check(args.root, options, output=args.output)
+    errors = [p for p in problems if p.severity == "error"]
+    for problem in problems:
+        print(problem)
+    print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s): "
+          + ("conversion cannot proceed" if errors else "conversion can proceed"))
+    return 1 if errors else 0
 
 
 def _demo(args) -> int:
@@ -86,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"convert": _convert, "demo": _demo}[args.command](args)
+        return {"convert": _convert, "check": _check, "demo": _demo}[args.command](args)
     except DatasetError as exc:
         if getattr(args, "debug", False):
             raise
@@ -95,3 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a plain sentence, not a traceback, unless --debug
+        if getattr(args, "debug", False):
+            raise
+        print(f"dask_stats: unexpected error: {type(exc).__name__}: {exc}\n(run again with --debug for the "
+              "traceback, and please report it)", file=sys.stderr)
+        return 3

@@ -10,6 +10,7 @@ import dask
 from distributed import Client
 
 from . import numeric, scheduling
+from .check import check_plan
 from .errors import DatasetError, Problem, VerificationError
 from .moments import Moments
 from .output import episode_record, finalize, link_or_copy_tree, write_info, write_jsonl
@@ -31,6 +32,7 @@ class ConversionResult:
     features: list[str]
     skipped: dict[str, str]
     verification: VerificationReport
+    warnings: list[Problem] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -39,6 +41,7 @@ class ConversionResult:
 
     def summary(self) -> str:
         skipped = "".join(f"\n  no stats for {name}: {why}" for name, why in self.skipped.items())
+        skipped += "".join(f"\n  {warning}" for warning in self.warnings)
         return (
             f"Converted {self.episodes} episodes, {self.frames} frames, {len(self.features)} features "
             f"in {self.timings.get('total', 0):.1f} s{skipped}\n"
@@ -92,6 +95,9 @@ def convert(root: str | Path, output: str | Path | None = None, *, client: Clien
         raise DatasetError(Problem("the output directory is not empty", path=str(target),
                                    fix="choose a new or empty --output directory"))
     plan = build_plan(source, opts)
+    findings = [] if opts.skip_check else check_plan(plan, opts, in_place=output is None)
+    if any(p.severity == "error" for p in findings):
+        raise DatasetError([p for p in findings if p.severity == "error"])
     timings = {"plan": time.perf_counter() - start}
 
     with scheduling.open_client(opts, client) as dask_client:
@@ -119,7 +125,7 @@ def convert(root: str | Path, output: str | Path | None = None, *, client: Clien
     commit(plan, target, records, opts)
     timings["total"] = time.perf_counter() - start
     return ConversionResult(source, target, len(plan.episodes), plan.total_frames, plan.stats_features,
-                            plan.skipped, report, timings)
+                            plan.skipped, report, findings, timings)
 
 
 def commit(plan: Plan, target: Path, records: list[dict], options: Options) -> None:

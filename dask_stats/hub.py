@@ -54,6 +54,8 @@ SOURCE_REVISION = "v2.0"  # what download_dataset fetches by default
 TARGET_TAG = "v2.1"  # what push tags
 DOWNLOAD_PATTERNS = ["meta/*", "data/*", "videos/*"]  # fnmatch: "*" also matches "/", so sub-folders are included
 STATS_JSON = "meta/stats.json"
+_EPISODES_STATS = "meta/episodes_stats.jsonl"
+_WRITTEN_BY_CONVERSION = {"meta/info.json", _EPISODES_STATS}
 
 HfHubHTTPError = hf_errors.HfHubHTTPError
 RepositoryNotFoundError = hf_errors.RepositoryNotFoundError
@@ -87,18 +89,29 @@ def default_root(repo_id: str) -> Path:
 
 # ------------------------------------------------------------------------------------------------ download
 def download_dataset(
-    repo_id: str, revision: str | None = None, root: str | Path | None = None, *, api: HfApi | None = None
+    repo_id: str,
+    revision: str | None = None,
+    root: str | Path | None = None,
+    *,
+    refresh: bool = False,
+    api: HfApi | None = None,
 ) -> Path:
     """Fetch ``meta/``, ``data/`` and ``videos/`` of ``repo_id`` at ``revision`` (default ``v2.0``) into ``root``.
 
     ``root`` defaults to ``HF_LEROBOT_HOME/<repo_id>``. Files already there and up to date are not fetched
-    again. When the Hub cannot be reached (``HF_HUB_OFFLINE=1`` or no network), an existing ``root`` is used
-    as it is, and otherwise a snapshot of that revision in the Hugging Face cache is copied into ``root``.
-    Returns ``root``. Raises :class:`HubError` for a missing repo or revision, or when offline without a copy.
+    again. A ``root`` that already holds a converted dataset (``info.json`` at v2.1) is returned untouched
+    without contacting the Hub, because a download would put the v2.0 ``info.json`` back over it; pass
+    ``refresh=True`` to download anyway. With ``HF_HUB_OFFLINE=1`` (or when the Hub cannot be reached and
+    ``root`` is empty), the snapshot of that revision in the Hugging Face cache is copied into ``root``;
+    without one, an existing dataset in ``root`` is used as it is. Returns ``root``. Raises
+    :class:`HubError` for a missing repo or revision, or when offline without any copy.
     ``api`` only supplies the endpoint and token (default: huggingface_hub's configuration).
     """
     revision = revision or SOURCE_REVISION
     target = Path(root).expanduser() if root is not None else default_root(repo_id)
+    if not refresh and _local_version(target) == TARGET_TAG:
+        logger.info("%s already holds a converted (%s) dataset; not downloading %s again.", target, TARGET_TAG, repo_id)
+        return target
     if constants.is_offline_mode():
         return _materialise_from_cache(repo_id, revision, target, None)
     try:
@@ -123,6 +136,13 @@ def download_dataset(
             f"Downloading {repo_id} at {revision} failed: {_short(e)}. Check your token (HF_TOKEN or `hf auth login`) "
             "and the Hub's status, then re-run; files already downloaded are kept."
         ) from e
+
+
+def _local_version(root: Path) -> str | None:
+    try:
+        return json.loads((root / "meta" / "info.json").read_text(encoding="utf-8")).get("codebase_version")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _materialise_from_cache(repo_id: str, revision: str, target: Path, hub_error: Exception | None) -> Path:
@@ -152,13 +172,18 @@ def _materialise_from_cache(repo_id: str, revision: str, target: Path, hub_error
         if (target / "meta" / "info.json").is_file():
             logger.warning(
                 "%s@%s is not in the Hugging Face cache and %s: using %s as it is.",
-                repo_id, revision, _why_unreachable(hub_error), target,
+                repo_id,
+                revision,
+                _why_unreachable(hub_error),
+                target,
             )
             return target
         raise HubError(_cache_miss_message(repo_id, revision, hub_error)) from e
 
     files = [p for p in snapshot.rglob("*") if p.is_file()]
-    wanted = set(filter_repo_objects([p.relative_to(snapshot).as_posix() for p in files], allow_patterns=DOWNLOAD_PATTERNS))
+    wanted = set(
+        filter_repo_objects([p.relative_to(snapshot).as_posix() for p in files], allow_patterns=DOWNLOAD_PATTERNS)
+    )
     copied = 0
     for src in files:
         rel = src.relative_to(snapshot).as_posix()
@@ -230,7 +255,7 @@ def _no_revision_message(repo_id: str, revision: str, available: list[str] | Non
         return f"Dataset {repo_id} has no `main` branch on the Hub{has}. Pass `--revision` with one of its revisions."
     return (
         f"Dataset {repo_id} has no `{revision}` tag or branch on the Hub{has}. If its meta/info.json says "
-        f"\"codebase_version\": \"v2.0\" on the main branch, pass `--revision main`."
+        f'"codebase_version": "v2.0" on the main branch, pass `--revision main`.'
     )
 
 
@@ -282,7 +307,8 @@ def hub_dataset_version(repo_id: str, revision: str | None = None, *, api: HfApi
 # ------------------------------------------------------------------------------------------------ push plan
 @dataclass(frozen=True)
 class PlannedFile:
-    """One local file and what pushing it means: ``new``, ``changed`` or ``unchanged`` on the Hub."""
+    """One local file and what pushing it means: ``new``, ``changed``, ``unchanged`` on the Hub, or ``pending``
+    (in a plan made before the conversion: the file will be (re)written, its content is not known yet)."""
 
     path_in_repo: str
     local_path: Path
@@ -307,9 +333,10 @@ class PushPlan:
     delete_stats: bool = False  # meta/stats.json is on the Hub and is deleted in the commit
     stats_on_hub: bool = False  # meta/stats.json exists on the Hub at base_commit
     tag: str = TARGET_TAG
-    tag_action: str = "create"  # create | keep | move | conflict
+    tag_action: str = "create"  # create | keep | move | conflict | check (pending plans: decided after conversion)
     tag_commit: str | None = None  # where the tag points now, when it exists
     problems: list[str] = field(default_factory=list)
+    pending: bool = False  # made before the conversion: printable, not pushable
 
     @property
     def uploads(self) -> list[PlannedFile]:
@@ -326,6 +353,11 @@ class PushPlan:
 
     def check(self) -> None:
         """Raise :class:`HubError` if the plan cannot be carried out."""
+        if self.pending:
+            raise HubError(
+                "This push plan was made before the conversion, so it cannot be pushed. "
+                "Convert first, then call plan_push again without pending=True."
+            )
         if self.problems:
             raise HubError(" ".join(self.problems))
 
@@ -348,9 +380,10 @@ class PushPlan:
             lines.append(f"  commit: {len(self.uploads)} file(s) to upload{extra}")
         else:
             lines.append("  commit: none, the Hub already has these files")
-        marks = {"new": "+", "changed": "~", "unchanged": "="}
+        marks = {"new": "+", "changed": "~", "unchanged": "=", "pending": "~"}
         for f in self.files:
-            lines.append(f"    {marks[f.status]} {f.path_in_repo} ({f.status}, {f.size} bytes)")
+            what = "written by the conversion" if f.status == "pending" else f"{f.status}, {f.size} bytes"
+            lines.append(f"    {marks[f.status]} {f.path_in_repo} ({what})")
         if self.delete_stats:
             lines.append(f"    - {STATS_JSON} (deleted in the same commit)")
         elif self.stats_on_hub:
@@ -360,10 +393,14 @@ class PushPlan:
             "keep": f"  tag: `{self.tag}` already at {str(self.tag_commit)[:8]} with these meta/ files, left alone",
             "move": f"  tag: move `{self.tag}` from {str(self.tag_commit)[:8]} to the new head of `{self.revision}`",
             "conflict": f"  tag: `{self.tag}` is at {str(self.tag_commit)[:8]} with other meta/ files (see below)",
+            "check": f"  tag: `{self.tag}` exists at {str(self.tag_commit)[:8]}: left alone if it holds the converted "
+            "meta/ files, otherwise the push stops (--force moves it)",
         }
         lines.append(tag_lines[self.tag_action])
         lines.extend(f"  PROBLEM: {p}" for p in self.problems)
-        if self.is_noop and not self.problems:
+        if self.pending:
+            lines.append("  (planned before the conversion: file contents are compared again when pushing)")
+        elif self.is_noop and not self.problems:
             lines.append("  nothing to do: the Hub is already up to date")
         return "\n".join(lines)
 
@@ -381,7 +418,7 @@ class PushResult:
     uploaded: list[str] = field(default_factory=list)
     stats_deleted: bool = False
     tag: str = TARGET_TAG
-    tag_action: str = "keep"  # created | moved | keep
+    tag_action: str = "kept"  # created | moved | kept
 
     def __str__(self) -> str:
         parts = []
@@ -395,8 +432,11 @@ class PushResult:
         else:
             parts.append(f"no commit needed on {self.revision}")
         oid = (self.commit_oid or "")[:8]
-        parts.append({"created": f"tagged {self.tag} at {oid}", "moved": f"moved {self.tag} to {oid}"}.get(
-            self.tag_action, f"{self.tag} already in place"))
+        parts.append(
+            {"created": f"tagged {self.tag} at {oid}", "moved": f"moved {self.tag} to {oid}"}.get(
+                self.tag_action, f"{self.tag} already in place"
+            )
+        )
         return f"{self.repo_id}: " + "; ".join(parts) + "."
 
 
@@ -441,10 +481,14 @@ def _walk(root: Path, folder: str) -> list[tuple[str, Path]]:
     return out
 
 
-def _local_files(root: Path, whole_dataset: bool) -> list[tuple[str, Path]]:
+def _local_files(root: Path, pending: bool = False) -> list[tuple[str, Path]]:
+    """The ``meta/`` files to push (never ``meta/stats.json``); checks ``root`` holds a converted dataset."""
     info_path = root / "meta" / "info.json"
     if not info_path.is_file():
         raise HubError(f"{root} has no meta/info.json, so it is not a LeRobot dataset. Pass the dataset folder itself.")
+    files = [(rel, p) for rel, p in _walk(root, "meta") if rel != STATS_JSON]
+    if pending:
+        return sorted({*files, (_EPISODES_STATS, root / _EPISODES_STATS)})
     version = json.loads(info_path.read_text(encoding="utf-8")).get("codebase_version")
     if version != TARGET_TAG or not (root / "meta" / "episodes_stats.jsonl").is_file():
         raise HubError(
@@ -452,9 +496,6 @@ def _local_files(root: Path, whole_dataset: bool) -> list[tuple[str, Path]]:
             f"{'' if (root / 'meta' / 'episodes_stats.jsonl').is_file() else ', no meta/episodes_stats.jsonl'}). "
             "Run the conversion before pushing."
         )
-    files = [(rel, p) for rel, p in _walk(root, "meta") if rel != STATS_JSON]
-    if whole_dataset:
-        files += _walk(root, "data") + _walk(root, "videos")
     return files
 
 
@@ -481,6 +522,7 @@ def plan_push(
     delete_old_stats: bool = False,
     private: bool | None = None,
     move_tag: bool = False,
+    pending: bool = False,
     api: HfApi | None = None,
 ) -> PushPlan:
     """Look at the Hub and the converted dataset in ``root`` and describe what :func:`push` will do.
@@ -492,10 +534,15 @@ def plan_push(
     points to other content. Problems that would make the push fail are listed in ``plan.problems``
     (:func:`push` refuses such a plan before writing anything). Raises :class:`HubError` when ``root`` is
     not a converted dataset or the Hub cannot be read.
+
+    ``pending=True`` plans *before* the conversion (for ``--dry-run``): ``root`` may still be v2.0;
+    ``info.json`` and ``episodes_stats.jsonl`` are listed as ``pending``, and the result can be printed
+    but not pushed.
     """
     api = api or HfApi()
     root = Path(root).expanduser()
     target = branch or "main"
+    files = _local_files(root, pending)  # validates root before any request
     try:
         refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
     except GatedRepoError as e:
@@ -505,21 +552,27 @@ def plan_push(
     except Exception as e:
         raise _hub_call_error("read the refs of", repo_id, e) from e
 
+    def size(p: Path) -> int:
+        return p.stat().st_size if p.is_file() else 0
+
     if refs is None:  # a new repo: everything is new, nothing to compare with
-        files = _local_files(root, whole_dataset=True)
+        files += _walk(root, "data") + _walk(root, "videos")
         return PushPlan(
             repo_id=repo_id,
             root=root,
             revision=target,
             endpoint=api.endpoint,
-            files=[PlannedFile(rel, p, p.stat().st_size, "new") for rel, p in files],
+            files=[
+                PlannedFile(rel, p, size(p), "pending" if pending and rel in _WRITTEN_BY_CONVERSION else "new")
+                for rel, p in files
+            ],
+            pending=pending,
             create_repo=True,
             private=private,
             create_branch=target != "main",
             source_revision=None,
         )
 
-    files = _local_files(root, whole_dataset=False)
     branches = {r.name: r.target_commit for r in refs.branches}
     tags = {r.name: r.target_commit for r in refs.tags}
     create_branch = target not in branches
@@ -554,8 +607,13 @@ def plan_push(
 
     planned = []
     for rel, p in files:
-        status = "new" if rel not in remote else ("unchanged" if _same_content(p, remote[rel]) else "changed")
-        planned.append(PlannedFile(rel, p, p.stat().st_size, status))
+        if pending and rel in _WRITTEN_BY_CONVERSION:
+            status = "pending"
+        elif rel not in remote:
+            status = "new"
+        else:
+            status = "unchanged" if _same_content(p, remote[rel]) else "changed"
+        planned.append(PlannedFile(rel, p, size(p), status))
     stats_on_hub = STATS_JSON in remote
     plan = PushPlan(
         repo_id=repo_id,
@@ -570,8 +628,11 @@ def plan_push(
         delete_stats=delete_old_stats and stats_on_hub,
         stats_on_hub=stats_on_hub,
         tag_commit=tag_commit,
+        pending=pending,
     )
-    if at_tag is not None:
+    if at_tag is not None and pending:
+        plan.tag_action = "move" if move_tag else "check"
+    elif at_tag is not None:
         same = all(_same_content(p, at_tag.get(rel)) for rel, p in files) and not (
             delete_old_stats and STATS_JSON in at_tag
         )
@@ -649,7 +710,7 @@ def push(plan: PushPlan, api: HfApi | None = None) -> PushResult:
             retry = (
                 f"`{plan.revision}` changed since the plan was made; re-run to plan again."
                 if moved
-                else "No commit was made (a commit is all or nothing), so the Hub's meta/ is unchanged; re-run to retry."
+                else "No commit was made (commits are atomic), so meta/ on the Hub is unchanged. Re-run to retry."
             )
             raise failed(f"Committing {len(operations)} change(s) to `{plan.revision}` of {repo_id}", e, retry) from e
         result.commit_oid = info.oid
@@ -663,6 +724,7 @@ def push(plan: PushPlan, api: HfApi | None = None) -> PushResult:
         try:
             if plan.tag_action == "move":
                 api.delete_tag(repo_id, tag=plan.tag, repo_type=REPO_TYPE)
+                done.append(f"deleted the old `{plan.tag}` tag (was at {str(plan.tag_commit)[:8]})")
             _create_tag(api, repo_id, plan.tag, result.commit_oid)
         except HubError:
             raise

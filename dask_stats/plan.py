@@ -31,6 +31,7 @@ class Options:
     frame_lookup: str = "timestamp"  # or "index"
     exclude_features: tuple[str, ...] = ()
     skip_verify: bool = False
+    skip_check: bool = False
     strict_verify: bool = False
     delete_old_stats: bool = False
     force: bool = False

@@ -16,7 +16,10 @@ from dask_stats import hub
 from dask_stats.hub import HubError, download_dataset, hub_dataset_version, plan_push, push
 from dask_stats.sample import Camera, SampleSpec, make_dataset
 
-from hubstub import HubStub, dataset_files, git_blob_sha1
+try:
+    from hubstub import HubStub, dataset_files, git_blob_sha1
+except ImportError:  # tests/ made a package
+    from tests.hubstub import HubStub, dataset_files, git_blob_sha1
 
 REPO = "someone/tiny"
 
@@ -165,6 +168,16 @@ def test_download_from_hub(stub, api, hub_v20, v20, tmp_path):
     assert json.loads((root / "meta/info.json").read_text())["codebase_version"] == "v2.0"
 
 
+def test_download_leaves_a_converted_root_alone(stub, api, hub_v20, converted):
+    before = (converted / "meta/info.json").read_bytes()
+    assert download_dataset(REPO, root=converted, api=api) == converted
+    assert stub.log == [], "the Hub is not even asked"
+    assert (converted / "meta/info.json").read_bytes() == before
+
+    download_dataset(REPO, root=converted, refresh=True, api=api)
+    assert json.loads((converted / "meta/info.json").read_text())["codebase_version"] == "v2.0"
+
+
 def test_download_missing_revision_on_hub(stub, api, v20, tmp_path):
     stub.add_repo(REPO, dataset_files(v20))  # no v2.0 tag
     with pytest.raises(HubError) as err:
@@ -225,7 +238,7 @@ def test_rerun_is_a_noop(stub, api, hub_v20, converted):
     assert "nothing to do" in str(plan)
     result = push(plan, api=api)
     assert len(stub.writes()) == n_writes, "no commit, no tag request (no HTTP 409)"
-    assert result.commit_url is None and result.tag_action == "keep"
+    assert result.commit_url is None and result.tag_action == "kept"
 
     # main moves on with an unrelated commit: the tag still holds identical meta/ files -> left alone
     tree = dict(stub.tree(REPO, "main"))
@@ -236,6 +249,15 @@ def test_rerun_is_a_noop(stub, api, hub_v20, converted):
     assert plan.is_noop and plan.tag_commit == tagged
     push(plan, api=api)
     assert stub.repos[REPO].tags["v2.1"] == tagged and len(stub.writes()) == n_writes
+
+
+def test_rerun_compares_lfs_files_by_sha256(stub, api, hub_v20, converted):
+    stub.lfs_suffixes = (".jsonl",)  # large episodes_stats.jsonl files live in LFS/Xet on the Hub
+    push(plan_push(REPO, converted, api=api), api=api)
+    assert plan_push(REPO, converted, api=api).is_noop
+    (converted / "meta" / "episodes_stats.jsonl").write_text("{}\n")
+    plan = plan_push(REPO, converted, api=api)
+    assert [f.path_in_repo for f in plan.uploads] == ["meta/episodes_stats.jsonl"]
 
 
 def test_push_to_new_branch_from_source_revision(stub, api, hub_v20, converted):
@@ -282,7 +304,7 @@ def test_failed_commit_creates_no_tag(stub, api, hub_v20, converted):
         push(plan, api=api)
     msg = str(err.value)
     assert "No commit was made" in msg and "created branch `convert-v21`" in msg
-    assert "tag was not touched" in msg and "re-run" in msg
+    assert "tag was not touched" in msg and "re-run to retry" in msg.lower()
     repo = stub.repos[REPO]
     assert "v2.1" not in repo.tags and repo.branches["convert-v21"] == hub_v20
     assert [w[1] for w in stub.writes()] == ["create-branch", "commit"]
@@ -346,6 +368,18 @@ def test_dry_run_report(stub, api, hub_v20, converted):
     ):
         assert line in text, line
     assert "data/" not in text and "videos/" not in text
+    assert stub.writes() == []
+
+
+def test_dry_run_before_conversion(stub, api, hub_v20, v20):
+    plan = plan_push(REPO, v20, delete_old_stats=True, pending=True, api=api)
+    text = str(plan)
+    assert "~ meta/info.json (written by the conversion)" in text
+    assert "~ meta/episodes_stats.jsonl (written by the conversion)" in text
+    assert "= meta/tasks.jsonl (unchanged," in text and "- meta/stats.json (deleted in the same commit)" in text
+    assert "planned before the conversion" in text
+    with pytest.raises(HubError, match="made before the conversion"):
+        push(plan, api=api)
     assert stub.writes() == []
 
 

@@ -1,0 +1,161 @@
+"""Preflight: find every problem a conversion would meet, in seconds, without decoding videos.
+
+``check`` = the structural checks of :func:`build_plan` plus, for every episode (in a thread pool, it is
+I/O): Parquet footer (rows, columns, types), timestamps against fps and against the video's start, and
+each video container (opens, codec the backend can read, enough frames).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import DatasetError, Problem
+from .plan import Episode, Options, Plan, build_plan
+from .video import get_backend
+
+WALL_CLOCK_S = 1e6  # timestamps this large are Unix times, not seconds since the episode start
+
+
+def check(root: str | Path, options: Options | None = None, output: str | Path | None = None) -> list[Problem]:
+    """Every problem found in the dataset at ``root`` (errors and warnings); [] when all is well."""
+    options = options or Options()
+    found: list[Problem] = []
+    while True:
+        try:
+            plan = build_plan(root, options)
+        except DatasetError as exc:
+            found += exc.problems
+            # look past features that the user would exclude anyway, to report every other problem too
+            more = {p.feature for p in exc.problems if p.fix == f"--exclude-features {p.feature}"}
+            if not more or more <= set(options.exclude_features):
+                return found
+            options = replace(options, exclude_features=tuple(set(options.exclude_features) | more))
+            continue
+        return found + check_plan(plan, options, in_place=output is None)
+
+
+def check_plan(plan: Plan, options: Options, in_place: bool = True) -> list[Problem]:
+    problems = []
+    if in_place and not os.access(plan.root / "meta", os.W_OK):
+        problems.append(Problem("the dataset directory is read-only, so it cannot be converted in place",
+                                path=str(plan.root / "meta"), fix="--output DIR writes a converted copy"))
+    tasks_path = plan.root / "meta/tasks.jsonl"
+    if not tasks_path.is_file():
+        problems.append(Problem("meta/tasks.jsonl is missing", path=str(tasks_path),
+                                fix="restore it (LeRobot loaders need it)"))
+    backend = get_backend(options.video_backend)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for found in pool.map(lambda ep: check_episode(plan, ep, options, backend), plan.episodes):
+            problems += found
+    return problems
+
+
+def check_episode(plan: Plan, ep: Episode, options: Options, backend) -> list[Problem]:
+    problems = _check_parquet(plan, ep)
+    timestamps = _timestamps(ep) if plan.videos or "timestamp" in plan.features else None
+    if timestamps is not None and len(timestamps) > 1:
+        step = np.diff(timestamps)
+        expected = 1.0 / float(plan.info.get("fps") or 1)
+        worst = int(np.argmax(np.abs(step - expected)))
+        if abs(step[worst] - expected) > options.tolerance_s:
+            problems.append(Problem(
+                f"timestamps are not spaced 1/fps = {expected:.6f} s apart (rows {worst}->{worst + 1}: "
+                f"{step[worst]:.6f} s)", severity="warning", episode=ep.index, feature="timestamp",
+                path=str(ep.data_path), fix="lerobot's loader will refuse this episode; the stats are unaffected"))
+    for key in plan.videos:
+        problems += _check_video(ep, key, timestamps, options, backend)
+    return problems
+
+
+def _check_parquet(plan: Plan, ep: Episode) -> list[Problem]:
+    where = {"episode": ep.index, "path": str(ep.data_path)}
+    try:
+        parquet = pq.ParquetFile(ep.data_path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+        return [Problem(f"the Parquet file cannot be read: {exc}", fix="restore the file", **where)]
+    problems = []
+    if parquet.metadata.num_rows != ep.length:
+        problems.append(Problem(f"episodes.jsonl says length {ep.length} but the Parquet file has "
+                                f"{parquet.metadata.num_rows} rows", fix="fix meta/episodes.jsonl", **where))
+    schema = parquet.schema_arrow
+    declared = set(plan.features)
+    for name in schema.names:
+        if name not in declared:
+            problems.append(Problem("column is not declared in info.json (it gets no stats)", severity="warning",
+                                    feature=name, **where))
+    for name in plan.numeric + plan.images:
+        if name not in schema.names:
+            problems.append(Problem("feature is declared in info.json but has no Parquet column", feature=name,
+                                    fix=f"--exclude-features {name}", **where))
+            continue
+        problem = _check_type(schema.field(name).type, plan.features[name])
+        if problem:
+            problems.append(Problem(problem, feature=name, fix=f"fix the data, or --exclude-features {name}", **where))
+    return problems
+
+
+def _check_type(arrow_type: pa.DataType, feature: dict) -> str | None:
+    if feature["dtype"] == "image":
+        ok = pa.types.is_struct(arrow_type) and arrow_type.get_field_index("bytes") >= 0
+        return None if ok else f"image column has type {arrow_type}, expected a struct with 'bytes'"
+    leaf, sizes = arrow_type, []
+    while pa.types.is_list(leaf) or pa.types.is_large_list(leaf) or pa.types.is_fixed_size_list(leaf):
+        sizes.append(leaf.list_size if pa.types.is_fixed_size_list(leaf) else None)
+        leaf = leaf.value_type
+    if not (pa.types.is_integer(leaf) or pa.types.is_floating(leaf) or pa.types.is_boolean(leaf)):
+        return f"non-numeric data ({arrow_type}) in a {feature['dtype']} feature"
+    shape = list(feature.get("shape") or [1])
+    if sizes and None not in sizes and sizes != shape[:len(sizes)]:
+        return f"vectors of length {sizes} but info.json declares shape {shape}"
+    if not sizes and int(np.prod(shape)) != 1:
+        return f"scalar column but info.json declares shape {shape}"
+    return None
+
+
+def _timestamps(ep: Episode) -> np.ndarray | None:
+    try:
+        table = pq.read_table(ep.data_path, columns=["timestamp"])
+    except Exception:  # noqa: BLE001 - a missing column or file is reported by _check_parquet
+        return None
+    return table.column("timestamp").to_numpy().astype(np.float64)
+
+
+def _check_video(ep: Episode, key: str, timestamps, options: Options, backend) -> list[Problem]:
+    import av
+
+    path = ep.video_paths[key]
+    where = {"episode": ep.index, "feature": key, "path": str(path)}
+    if not path.is_file():
+        return []  # reported by build_plan
+    if path.stat().st_size == 0:
+        return [Problem("the video file is empty", fix="restore or re-encode it", **where)]
+    unreadable = backend.check_readable(path)
+    if unreadable:
+        return [Problem(unreadable.message, fix=unreadable.fix, **where)]
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            start = float((stream.start_time or 0) * stream.time_base)
+            frames = stream.frames
+    except Exception as exc:  # noqa: BLE001 - already opened once by check_readable; report anything
+        return [Problem(f"the video cannot be read: {exc}", fix="restore or re-encode it", **where)]
+    problems = []
+    if frames and frames < ep.length:
+        problems.append(Problem(f"the video has {frames} frames but the episode has {ep.length} rows "
+                                "(truncated video?)", fix="restore or re-encode it", **where))
+    if timestamps is not None and len(timestamps) and options.frame_lookup == "timestamp":
+        first = timestamps[0]
+        if first > WALL_CLOCK_S:
+            problems.append(Problem(f"timestamps look like wall-clock times ({first:.3f}), not seconds into the "
+                                    "video", fix="--frame-lookup index", **where))
+        elif abs(first - start) > options.tolerance_s:
+            problems.append(Problem(f"timestamps start at {first:.6f} s but the video starts at {start:.6f} s "
+                                    "(offset)", fix="--frame-lookup index", **where))
+    return problems
