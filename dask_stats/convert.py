@@ -105,6 +105,12 @@ def convert(root: str | Path, output: str | Path | None = None, *, client: Clien
             print(f"Dask dashboard: {dask_client.dashboard_link}")
         results = scheduling.run(dask_client, build_tasks(plan, opts), quiet=opts.quiet)
     per_episode = collect(plan, results)
+    findings += [
+        Problem(f"{moments.nonfinite} rows hold non-finite values (NaN/inf); its stats follow numpy and are NaN/inf",
+                severity="warning", episode=ep.index, feature=feature, path=str(ep.data_path))
+        for ep, features in zip(plan.episodes, per_episode) for feature, moments in features.items()
+        if moments.nonfinite
+    ]
     timings["compute"] = time.perf_counter() - start - timings["plan"]
 
     if opts.skip_verify:

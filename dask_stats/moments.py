@@ -2,7 +2,7 @@
 
 A :class:`Moments` holds, per component (vector dimension or colour channel), the count, mean, sum of
 squared deviations (M2), min and max of some observations, plus ``samples``: the number of rows or
-frames they came from (the ``count`` that v2.1 writes).  ``chunk`` builds one from data, ``merge``
+frames they came from (the ``count`` that v2.1 writes).  ``segments`` builds them from contiguous row segments, ``merge``
 combines two (Chan et al.'s parallel update), ``finalize`` gives the reference's min/max/mean/std/count.
 """
 
@@ -21,22 +21,7 @@ class Moments:
     min: np.ndarray  # the data's own dtype (float32/float64/int64/bool) or float64 for pixels
     max: np.ndarray
     samples: int  # rows (parquet) or sampled frames (video) behind these moments
-
-    @classmethod
-    def chunk(cls, x: np.ndarray) -> "Moments":
-        """Moments of ``x`` (rows x components) over axis 0, accumulated in float64."""
-        if x.ndim == 1:
-            x = x[:, None]
-        xf = x.astype(np.float64)
-        mean = xf.mean(axis=0)
-        return cls(
-            count=np.full(x.shape[1:], x.shape[0], dtype=np.int64),
-            mean=mean,
-            m2=((xf - mean) ** 2).sum(axis=0),
-            min=x.min(axis=0),
-            max=x.max(axis=0),
-            samples=x.shape[0],
-        )
+    nonfinite: int = 0  # rows holding NaN or infinity (stats then follow numpy: NaN propagates)
 
     @classmethod
     def segments(cls, x: np.ndarray, starts: np.ndarray) -> list["Moments"]:
@@ -50,8 +35,10 @@ class Moments:
         reduce_x = x.view(np.uint8) if x.dtype == np.bool_ else x  # reduceat has no bool min/max
         mins = np.minimum.reduceat(reduce_x, starts, axis=0).astype(x.dtype)
         maxs = np.maximum.reduceat(reduce_x, starts, axis=0).astype(x.dtype)
+        bad_rows = ~np.isfinite(xf).all(axis=1)
+        nonfinite = np.add.reduceat(bad_rows, starts) if bad_rows.any() else np.zeros(len(starts), int)
         return [
-            cls(np.full(x.shape[1:], n, dtype=np.int64), means[i], m2[i], mins[i], maxs[i], int(n))
+            cls(np.full(x.shape[1:], n, dtype=np.int64), means[i], m2[i], mins[i], maxs[i], int(n), int(nonfinite[i]))
             for i, n in enumerate(lengths)
         ]
 
@@ -66,6 +53,7 @@ class Moments:
             min=np.minimum(self.min, other.min),
             max=np.maximum(self.max, other.max),
             samples=self.samples + other.samples,
+            nonfinite=self.nonfinite + other.nonfinite,
         )
 
     @property

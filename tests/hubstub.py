@@ -59,6 +59,7 @@ class HubStub:
         self.log: list[tuple[str, str]] = []
         self.fail_next: dict[str, tuple[int, str]] = {}
         self.commit_payloads: list[list[dict]] = []
+        self.lfs_suffixes: tuple[str, ...] = ()  # paths-info reports these files as LFS (sha256), as the Hub does
         self._lock = threading.Lock()
         stub = self
 
@@ -107,7 +108,11 @@ class HubStub:
 
     def writes(self) -> list[tuple[str, str]]:
         """Logged requests that change state."""
-        return [entry for entry in self.log if entry[0] in ("POST", "DELETE") and entry[1] not in ("paths-info", "preupload")]
+        return [
+            entry
+            for entry in self.log
+            if entry[0] in ("POST", "DELETE") and entry[1] not in ("paths-info", "preupload")
+        ]
 
     # -------------------------------------------------------------------------------- dispatch
     _ROUTES = [
@@ -130,11 +135,9 @@ class HubStub:
         url = urlsplit(h.path)
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
-        for m, pattern, action in self._ROUTES:
-            match = pattern.match(url.path) if m == method else None
-            if match:
-                break
-        else:
+        routes = ((action, pattern.match(url.path)) for m, pattern, action in self._ROUTES if m == method)
+        action, match = next(((a, m) for a, m in routes if m), (None, None))
+        if match is None:
             return self._send(h, method, 404, {"error": f"stub: no route for {method} {url.path}"})
         args = {k: unquote(v) if v is not None else None for k, v in match.groupdict().items()}
         with self._lock:
@@ -215,7 +218,16 @@ class HubStub:
             return self._no_revision(args["rev"])
         form = parse_qs(body.decode())
         tree = repo.commits[oid]
-        return 200, [self._file_entry(p, tree[p]) for p in form.get("paths", []) if p in tree], {}
+        entries = []
+        for p in form.get("paths", []):
+            if p in tree:
+                entry = self._file_entry(p, tree[p])
+                if self.lfs_suffixes and p.endswith(self.lfs_suffixes):
+                    data = tree[p]
+                    entry["oid"] = hashlib.sha1(b"pointer " + p.encode()).hexdigest()  # the pointer's blob id
+                    entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+                entries.append(entry)
+        return 200, entries, {}
 
     def _preupload(self, repo, args, body, query):
         oid = repo.resolve(args["rev"])

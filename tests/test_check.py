@@ -1,0 +1,282 @@
+"""Issue 5's catalogue: each bad input is detected by `check` with a clear message, and `convert` refuses it
+leaving the dataset byte-identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import tree_digest
+
+import dask_stats
+from dask_stats.check import check
+from dask_stats.errors import DatasetError
+from dask_stats.plan import Options
+from dask_stats.sample import Camera, SampleSpec, make_dataset
+
+FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
+CAM = "observation.images.top"
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    spec = SampleSpec(lengths=[20, 35, 12], cameras={CAM: Camera()}, chunks_size=2)
+    return make_dataset(tmp_path_factory.mktemp("small") / "ds", spec)
+
+
+@pytest.fixture
+def ds(small_dataset, copy_of) -> Path:
+    return copy_of(small_dataset)
+
+
+def video(root: Path, episode: int) -> Path:
+    return root / f"videos/chunk-{episode // 2:03d}/{CAM}/episode_{episode:06d}.mp4"
+
+
+def data(root: Path, episode: int) -> Path:
+    return root / f"data/chunk-{episode // 2:03d}/episode_{episode:06d}.parquet"
+
+
+def edit_json(path: Path, change) -> None:
+    obj = json.loads(path.read_text())
+    change(obj)
+    path.write_text(json.dumps(obj, indent=4))
+
+
+def edit_jsonl(path: Path, change) -> None:
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    change(records)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def rewrite_parquet(path: Path, change) -> None:
+    pq.write_table(change(pq.read_table(path)), path)
+
+
+def expect(root: Path, *, message: str, episode=None, feature=None, path_end=None, severity="error",
+           fix=None, options: Options | None = None, output=None):
+    """check() reports the problem; convert() refuses and leaves the tree byte-identical."""
+    problems = check(root, options, output=output)
+    matching = [p for p in problems if message in p.message and p.severity == severity]
+    assert matching, f"no {severity} containing {message!r} in:\n" + "\n".join(map(str, problems))
+    problem = matching[0]
+    if episode is not None:
+        assert problem.episode == episode, problem
+    if feature is not None:
+        assert problem.feature == feature, problem
+    if path_end is not None:
+        assert problem.path and problem.path.endswith(path_end), problem
+    if fix is not None:
+        assert problem.fix and fix in problem.fix, problem
+    if severity == "error":
+        before = tree_digest(root)
+        kwargs = {k: getattr(options, k) for k in ("exclude_features", "frame_lookup", "video_backend")} if options else {}
+        with pytest.raises(DatasetError):
+            dask_stats.convert(root, output, **FAST, **kwargs)
+        assert tree_digest(root) == before
+    return problem
+
+
+def test_clean_dataset_has_no_problems(small_dataset):
+    assert check(small_dataset) == []
+
+
+def test_missing_info_json(ds):
+    (ds / "meta/info.json").unlink()
+    expect(ds, message="meta/info.json is missing", path_end="meta/info.json")
+
+
+def test_malformed_info_json(ds):
+    (ds / "meta/info.json").write_text("{not json")
+    expect(ds, message="not valid JSON", path_end="meta/info.json")
+
+
+def test_missing_and_malformed_episodes_jsonl(ds):
+    (ds / "meta/episodes.jsonl").write_text('{"episode_index": 0, "length": 20}\n{broken\n')
+    expect(ds, message="line 2 is not valid JSON", path_end="meta/episodes.jsonl")
+    (ds / "meta/episodes.jsonl").unlink()
+    expect(ds, message="meta/episodes.jsonl is missing")
+
+
+def test_missing_tasks_jsonl(ds):
+    (ds / "meta/tasks.jsonl").unlink()
+    expect(ds, message="meta/tasks.jsonl is missing")
+
+
+def test_unknown_codebase_version(ds):
+    edit_json(ds / "meta/info.json", lambda i: i.update(codebase_version="v1.6"))
+    expect(ds, message="codebase_version is 'v1.6'")
+
+
+def test_already_v21_needs_force(ds):
+    edit_json(ds / "meta/info.json", lambda i: i.update(codebase_version="v2.1"))
+    expect(ds, message="already at v2.1", fix="--force")
+    assert check(ds, Options(force=True)) == []
+
+
+def test_episode_indices_not_contiguous(ds):
+    edit_jsonl(ds / "meta/episodes.jsonl", lambda r: r[2].update(episode_index=5))
+    expect(ds, message="not contiguous", episode=5)
+
+
+def test_missing_parquet_file(ds):
+    data(ds, 1).unlink()
+    expect(ds, message="Parquet file is missing", episode=1, path_end="episode_000001.parquet")
+
+
+def test_length_differs_from_parquet_rows(ds):
+    edit_jsonl(ds / "meta/episodes.jsonl", lambda r: r[1].update(length=36))
+    expect(ds, message="says length 36 but the Parquet file has 35 rows", episode=1)
+
+
+def test_declared_feature_missing_from_parquet(ds):
+    for ep in range(3):
+        rewrite_parquet(data(ds, ep), lambda t: t.drop_columns(["action"]))
+    expect(ds, message="has no Parquet column", feature="action", fix="--exclude-features action")
+    assert [p for p in check(ds, Options(exclude_features=("action",))) if p.severity == "error"] == []
+
+
+def test_undeclared_column_is_a_warning(ds):
+    rewrite_parquet(data(ds, 0), lambda t: t.append_column("extra", pa.array(np.zeros(20))))
+    expect(ds, message="not declared in info.json", feature="extra", episode=0, severity="warning")
+
+
+def test_wrong_vector_length(ds):
+    edit_json(ds / "meta/info.json", lambda i: i["features"]["action"].update(shape=[5]))
+    expect(ds, message="declares shape [5]", feature="action")
+
+
+def test_non_numeric_data_in_numeric_feature(ds):
+    rewrite_parquet(data(ds, 2), lambda t: t.set_column(t.schema.get_field_index("next.done"), "next.done",
+                                                        pa.array(["no"] * 12)))
+    expect(ds, message="non-numeric data", feature="next.done", episode=2)
+
+
+def test_video_feature_without_files(ds):
+    for ep in range(3):
+        video(ds, ep).unlink()
+    expect(ds, message="no video files at all", feature=CAM, fix=f"--exclude-features {CAM}")
+
+
+def test_missing_video_file(ds):
+    video(ds, 1).unlink()
+    expect(ds, message="video file is missing", episode=1, feature=CAM, path_end="episode_000001.mp4")
+
+
+def test_empty_video(ds):
+    video(ds, 1).write_bytes(b"")
+    expect(ds, message="empty", episode=1, feature=CAM)
+
+
+def test_truncated_video(ds):
+    blob = video(ds, 1).read_bytes()
+    video(ds, 1).write_bytes(blob[: len(blob) // 2])
+    expect(ds, message="cannot be opened", episode=1, feature=CAM, path_end="episode_000001.mp4")
+
+
+def test_corrupt_video(ds):
+    video(ds, 0).write_bytes(os.urandom(5000))
+    expect(ds, message="cannot be opened", episode=0, feature=CAM)
+
+
+def test_video_shorter_than_episode(ds):
+    from dask_stats.sample import _frames, encode_video
+
+    encode_video(video(ds, 1), _frames(0, 20, 48, 64), 30)
+    expect(ds, message="the video has 20 frames but the episode has 35 rows", episode=1, feature=CAM)
+
+
+def test_unsupported_codec_for_backend(ds):
+    from dask_stats.sample import _frames, encode_video
+
+    encode_video(video(ds, 0), _frames(0, 20, 48, 64), 30, codec="libsvtav1")
+    expect(ds, message="decord backend cannot decode av1", episode=0, feature=CAM, fix="--video-backend pyav",
+           options=Options(video_backend="decord"))
+
+
+def test_timestamps_inconsistent_with_fps(ds):
+    rewrite_parquet(data(ds, 0), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
+                                                        pa.array((np.arange(20) / 25).astype(np.float32))))
+    expect(ds, message="not spaced 1/fps", episode=0, feature="timestamp", severity="warning")
+
+
+def test_timestamps_offset_from_video(ds):
+    rewrite_parquet(data(ds, 1), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
+                                                        pa.array((np.arange(1, 36) / 30).astype(np.float32))))
+    expect(ds, message="offset", episode=1, feature=CAM, fix="--frame-lookup index")
+    assert [p for p in check(ds, Options(frame_lookup="index")) if p.severity == "error"] == []
+
+
+def test_wall_clock_timestamps(ds):
+    rewrite_parquet(data(ds, 2), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
+                                                        pa.array(1.7e9 + np.arange(12) / 30)))
+    expect(ds, message="wall-clock", episode=2, fix="--frame-lookup index")
+
+
+def test_path_template_escaping_root_is_refused(ds):
+    edit_json(ds / "meta/info.json", lambda i: i.update(data_path="../../{episode_index}.parquet"))
+    expect(ds, message="outside the dataset root")
+
+
+def test_symlink_pointing_outside_is_refused(ds, tmp_path):
+    outside = tmp_path / "elsewhere.parquet"
+    data(ds, 0).rename(outside)
+    data(ds, 0).symlink_to(outside)
+    expect(ds, message="outside the dataset root")
+
+
+def test_nan_values_are_reported_and_follow_numpy(ds, tmp_path):
+    def with_nan(t):
+        values = t.column("observation.effort").combine_chunks().flatten().to_numpy().copy()
+        values[4] = np.nan
+        return t.set_column(t.schema.get_field_index("observation.effort"), "observation.effort",
+                            pa.FixedSizeListArray.from_arrays(pa.array(values), 3))
+    rewrite_parquet(data(ds, 0), with_nan)
+    result = dask_stats.convert(ds, tmp_path / "out", skip_verify=True, **FAST)
+    warnings = [w for w in result.warnings if "non-finite" in w.message]
+    assert warnings and warnings[0].episode == 0 and warnings[0].feature == "observation.effort"
+    stats = json.loads((tmp_path / "out/meta/episodes_stats.jsonl").read_text().splitlines()[0])["stats"]
+    assert np.isnan(stats["observation.effort"]["mean"][1]) and not np.isnan(stats["observation.effort"]["mean"][0])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_source_non_root(ds, tmp_path):
+    os.chmod(ds / "meta", 0o555)
+    try:
+        expect(ds, message="read-only", fix="--output")
+        assert dask_stats.convert(ds, tmp_path / "out", **FAST).episodes == 3
+    finally:
+        os.chmod(ds / "meta", 0o755)
+
+
+def test_read_only_source(ds, tmp_path, monkeypatch):
+    """As root, permissions are not enforced, so the check's access() probe is what decides."""
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).startswith(str(ds)) and mode == os.W_OK
+                        else real_access(p, mode))
+    problem = expect(ds, message="read-only", fix="--output DIR")
+    assert problem.path.endswith("meta")
+    assert [p for p in check(ds, output=tmp_path / "out") if p.severity == "error"] == []
+
+
+def test_cli_check_reports_everything_and_exit_codes(ds):
+    edit_json(ds / "meta/info.json", lambda i: i["features"].update(
+        {"observation.images.missing": {**i["features"][CAM]}}))
+    rewrite_parquet(data(ds, 1), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
+                                                        pa.array((np.arange(1, 36) / 30).astype(np.float32))))
+    run = subprocess.run([sys.executable, "-m", "dask_stats", "check", "--root", str(ds)], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 1
+    assert "observation.images.missing" in run.stdout and "offset" in run.stdout  # both problems, at once
+    assert "Traceback" not in run.stdout + run.stderr
+    ok = subprocess.run([sys.executable, "-m", "dask_stats", "check", "--root", str(ds), "--frame-lookup", "index",
+                         "--exclude-features", "observation.images.missing"], capture_output=True, text=True,
+                        timeout=120)
+    assert ok.returncode == 0, ok.stdout
