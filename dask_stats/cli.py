@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import DatasetError
@@ -18,7 +19,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     conv = commands.add_parser("convert", help="compute meta/episodes_stats.jsonl and set codebase_version v2.1")
-    conv.add_argument("--root", required=True, help="the v2.0 dataset directory (converted in place)")
+    conv.add_argument("--root", help="the v2.0 dataset directory (converted in place); with --repo-id, where to "
+                                     "download it (default: $HF_LEROBOT_HOME/<repo_id>)")
+    conv.add_argument("--repo-id", help="a LeRobot dataset on the Hugging Face Hub, e.g. lerobot/pusht")
+    conv.add_argument("--revision", help="Hub revision to convert (default: the v2.0 tag)")
+    conv.add_argument("--push-to-hub", action="store_true", help="upload meta/ back and tag v2.1")
+    conv.add_argument("--branch", help="push to this branch (created from --revision when missing)")
+    conv.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
+    conv.add_argument("--dry-run", action="store_true", help="print what would be downloaded, written, pushed")
     conv.add_argument("--output", help="write a converted copy here instead; the source is left untouched")
     conv.add_argument("--video-backend", choices=sorted(BACKENDS), default="pyav")
     conv.add_argument("--num-workers", type=int, default=None, help="parallel workers (default: all cores)")
@@ -59,8 +67,27 @@ def build_parser() -> argparse.ArgumentParser:
 def _convert(args) -> int:
     from .convert import convert
 
+    if args.repo_id is None and args.root is None:
+        raise DatasetError("give --root DIR (a local dataset) or --repo-id OWNER/NAME (a Hub dataset)")
+    if args.push_to_hub and args.repo_id is None:
+        raise DatasetError("--push-to-hub needs --repo-id")
+    root = args.root
+    if args.repo_id:
+        root = _hub_download(args)
+        if root is None:
+            return 0
+    if args.dry_run:
+        print(f"would convert {root} -> {args.output or root} (meta/episodes_stats.jsonl, meta/info.json at v2.1)"
+              + (", then remove meta/stats.json" if args.delete_old_stats else ""))
+        if args.push_to_hub and (Path(root) / "meta/info.json").is_file():
+            print(_push_plan(args, root, pending=True))
+        elif args.push_to_hub:
+            print(f"would upload meta/ (info.json, episodes_stats.jsonl) to {args.repo_id}"
+                  f"@{args.branch or 'main'}" + (", delete meta/stats.json there" if args.delete_old_stats else "")
+                  + ", and tag it v2.1")
+        return 0
     result = convert(
-        args.root, args.output, video_backend=args.video_backend, num_workers=args.num_workers,
+        root, args.output, video_backend=args.video_backend, num_workers=args.num_workers,
         scheduler=args.scheduler, scheduler_address=args.scheduler_address,
         dashboard_address=args.dashboard_address, tolerance_s=args.tolerance_s, frame_lookup=args.frame_lookup,
         exclude_features=tuple(args.exclude_features), skip_check=args.skip_check, skip_verify=args.skip_verify,
@@ -71,7 +98,43 @@ def _convert(args) -> int:
         if result.verification.warnings:
             print(result.verification.table(only_problems=True))
         print(result.summary())
+    if args.push_to_hub:
+        from . import hub
+
+        plan = _push_plan(args, result.output)
+        print(plan)
+        print(hub.push(plan))
     return 0
+
+
+def _hub_download(args):
+    """Download a Hub dataset (or say it is already converted); returns its local root or None."""
+    from . import hub
+
+    if not args.force:
+        try:
+            converted = hub.hub_dataset_version(args.repo_id, hub.TARGET_TAG) == "v2.1"
+        except hub.HubError:
+            converted = False  # offline or no such tag: go on with the download
+        if converted:
+            print(f"{args.repo_id} is already at v2.1 on the Hub (tag {hub.TARGET_TAG}); nothing to do. "
+                  "--force recomputes its stats and pushes them.")
+            return None
+    if args.dry_run:
+        target = args.root or hub.default_root(args.repo_id)
+        print(f"would download {args.repo_id}@{args.revision or hub.SOURCE_REVISION} (meta/, data/, videos/) "
+              f"into {target}")
+        return target
+    return hub.download_dataset(args.repo_id, revision=args.revision, root=args.root, refresh=args.force)
+
+
+def _push_plan(args, root, pending: bool = False):
+    from . import hub
+
+    return hub.plan_push(args.repo_id, root, branch=args.branch,
+                         source_revision=args.revision or hub.SOURCE_REVISION,
+                         delete_old_stats=args.delete_old_stats, private=args.private, move_tag=args.force,
+                         pending=pending)
 
 
 def _check(args) -> int:
@@ -91,7 +154,6 @@ def _check(args) -> int:
 
 def _demo(args) -> int:
     import shutil
-    from pathlib import Path
 
     from .convert import convert
     from .sample import make_dataset
@@ -108,9 +170,11 @@ def _demo(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .hub import HubError
+
     try:
         return {"convert": _convert, "check": _check, "demo": _demo}[args.command](args)
-    except DatasetError as exc:
+    except (DatasetError, HubError) as exc:
         if getattr(args, "debug", False):
             raise
         print(f"dask_stats: cannot convert:\n{exc}", file=sys.stderr)
