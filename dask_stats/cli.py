@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import DatasetError
+from .errors import DatasetError, TaskError
 from .video import BACKENDS
 
 
@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--scheduler-address", help="run on an existing Dask scheduler (tcp://host:8786)")
     conv.add_argument("--dashboard-address", default="127.0.0.1:0",
                       help="where the local cluster serves its dashboard (default: a free port on 127.0.0.1)")
+    conv.add_argument("--task-timeout", type=float, default=None, metavar="SECONDS",
+                      help="give up on a task after this long (default: 120 s + 0.05 s per frame; 300 s + ... "
+                           "for Parquet batches)")
+    conv.add_argument("--retries", type=int, default=1, help="extra attempts for a failed task (default 1)")
+    conv.add_argument("--no-resume", action="store_true",
+                      help="ignore results checkpointed by an interrupted run (they are reused by default)")
     conv.add_argument("--tolerance-s", type=float, default=1e-4,
                       help="max distance between a sampled timestamp and its video frame (default 1e-4 s)")
     conv.add_argument("--frame-lookup", choices=["timestamp", "index"], default="timestamp",
@@ -92,7 +98,7 @@ def _convert(args) -> int:
         dashboard_address=args.dashboard_address, tolerance_s=args.tolerance_s, frame_lookup=args.frame_lookup,
         exclude_features=tuple(args.exclude_features), skip_check=args.skip_check, skip_verify=args.skip_verify,
         strict_verify=args.strict_verify, delete_old_stats=args.delete_old_stats, force=args.force,
-        quiet=args.quiet,
+        quiet=args.quiet, task_timeout=args.task_timeout, retries=args.retries, resume=not args.no_resume,
     )
     if not args.quiet:
         if result.verification.warnings:
@@ -174,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"convert": _convert, "check": _check, "demo": _demo}[args.command](args)
+    except TaskError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
+              f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
+        return 4
     except (DatasetError, HubError) as exc:
         if getattr(args, "debug", False):
             raise

@@ -6,15 +6,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from functools import partial
+
 import dask
 from distributed import Client
 
 from . import numeric, scheduling
 from .check import check_plan
+from .checkpoint import Checkpoint, fingerprint
 from .errors import DatasetError, Problem, VerificationError
 from .moments import Moments
 from .output import episode_record, finalize, link_or_copy_tree, write_info, write_jsonl
 from .plan import Options, Plan, build_plan
+from .scheduling import Task, guarded
 from .verify import VerificationReport, verify
 from .video_stats import VideoTask, video_moments
 
@@ -34,6 +38,8 @@ class ConversionResult:
     verification: VerificationReport
     warnings: list[Problem] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    tasks: int = 0
+    resumed: int = 0  # tasks whose results came from an interrupted run's checkpoint
 
     @property
     def episodes_stats_path(self) -> Path:
@@ -44,27 +50,39 @@ class ConversionResult:
         skipped += "".join(f"\n  {warning}" for warning in self.warnings)
         return (
             f"Converted {self.episodes} episodes, {self.frames} frames, {len(self.features)} features "
-            f"in {self.timings.get('total', 0):.1f} s{skipped}\n"
+            f"in {self.timings.get('total', 0):.1f} s"
+            + (f" ({self.resumed} of {self.tasks} tasks resumed from a checkpoint)" if self.resumed else "")
+            + f"{skipped}\n"
             f"  verification: {self.verification.outcome}\n"
             f"  v2.1 dataset: {self.output}\n"
             f"  stats:        {self.episodes_stats_path}"
         )
 
 
-def build_tasks(plan: Plan, options: Options) -> list[dask.delayed]:
+def build_tasks(plan: Plan, options: Options) -> list[Task]:
     """The stats graph: numeric tasks over Dask dataframe partitions, one video task per (episode, camera)."""
     tasks = []
     if plan.numeric or plan.images:
         files = numeric.data_files(plan)
-        for i, part in enumerate(numeric.episode_frame(plan).to_delayed()):
-            tasks.append(dask.delayed(numeric.partition_moments)(
-                part, plan.features, plan.numeric, plan.images, files, dask_key_name=f"numeric-stats-{i}"))
+        lengths = {ep.index: ep.length for ep in plan.episodes}
+        batches = numeric.batches(plan)
+        for i, part in enumerate(numeric.episode_frame(plan, batches).to_delayed()):
+            episodes = [ep for ep, _ in batches[i]]
+            where = Problem("", episode=episodes[0], path=batches[i][0][1])
+            reduce = partial(numeric.partition_moments, plan_features=plan.features, numeric=plan.numeric,
+                             images=plan.images, files=files)
+            timeout = options.task_timeout_s(sum(lengths[ep] for ep in episodes), base=300.0)
+            tasks.append(Task(dask.delayed(guarded)(reduce, part, timeout, where, dask_key_name=f"numeric-stats-{i}"),
+                              episodes, where))
     for ep in plan.episodes:
         for feature in plan.videos:
             task = VideoTask(ep.index, feature, ep.video_paths[feature], ep.data_path, ep.length,
                              backend=options.video_backend, frame_lookup=options.frame_lookup,
                              tolerance_s=options.tolerance_s, channels=plan.features[feature]["shape"][-1])
-            tasks.append(dask.delayed(video_moments)(task, dask_key_name=task.key))
+            where = Problem("", episode=ep.index, feature=feature, path=str(task.video_path))
+            timeout = options.task_timeout_s(ep.length)
+            tasks.append(Task(dask.delayed(guarded)(video_moments, task, timeout, where, dask_key_name=task.key),
+                              [ep.index], where))
     return tasks
 
 
@@ -100,10 +118,16 @@ def convert(root: str | Path, output: str | Path | None = None, *, client: Clien
         raise DatasetError([p for p in findings if p.severity == "error"])
     timings = {"plan": time.perf_counter() - start}
 
+    tasks = build_tasks(plan, opts)
+    checkpoint = Checkpoint(target, fingerprint(plan, opts))
+    done = checkpoint.load([t.key for t in tasks]) if opts.resume else {}
+    if done and not opts.quiet:
+        print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
     with scheduling.open_client(opts, client) as dask_client:
-        if not opts.quiet and dask_client.dashboard_link and client is None:
-            print(f"Dask dashboard: {dask_client.dashboard_link}")
-        results = scheduling.run(dask_client, build_tasks(plan, opts), quiet=opts.quiet)
+        url = scheduling.dashboard_url(dask_client, opts) if client is None else client.dashboard_link
+        if not opts.quiet and url:
+            print(f"Dask dashboard: {url}", flush=True)
+        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.retries, quiet=opts.quiet)
     per_episode = collect(plan, results)
     findings += [
         Problem(f"{moments.nonfinite} rows hold non-finite values (NaN/inf); its stats follow numpy and are NaN/inf",
@@ -129,9 +153,10 @@ def convert(root: str | Path, output: str | Path | None = None, *, client: Clien
         for i, ep in enumerate(plan.episodes)
     ]
     commit(plan, target, records, opts)
+    checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(source, target, len(plan.episodes), plan.total_frames, plan.stats_features,
-                            plan.skipped, report, findings, timings)
+                            plan.skipped, report, findings, timings, tasks=len(tasks), resumed=len(done))
 
 
 def commit(plan: Plan, target: Path, records: list[dict], options: Options) -> None:

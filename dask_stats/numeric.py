@@ -56,10 +56,9 @@ def batches(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION) -> list[li
     return out
 
 
-def episode_frame(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION) -> dd.DataFrame:
-    """The Dask dataframe of all episodes, restricted to the features that get Parquet stats."""
+def episode_frame(plan: Plan, parts: list[list[tuple[int, str]]]) -> dd.DataFrame:
+    """The Dask dataframe of all episodes (one partition per batch), restricted to the features with Parquet stats."""
     columns = plan.numeric + plan.images
-    parts = batches(plan, rows_per_partition)
     meta = read_episodes(parts[0][:1], columns).iloc[:0]
     return dd.from_map(read_episodes, parts, columns=columns, meta=meta, enforce_metadata=False,
                        label="read-episodes")

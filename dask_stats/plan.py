@@ -25,7 +25,7 @@ NO_STATS_DTYPES = {"string"}  # like lerobot at recording time: no stats, no cra
 class Options:
     """Everything that changes what or how a conversion computes (see ``dask_stats.convert``)."""
 
-    video_backend: str = "pyav"
+    video_backend: str | type = "pyav"  # a registered name, or a VideoBackend subclass (Python API)
     num_workers: int | None = None
     tolerance_s: float = 1e-4
     frame_lookup: str = "timestamp"  # or "index"
@@ -36,9 +36,16 @@ class Options:
     delete_old_stats: bool = False
     force: bool = False
     quiet: bool = False
+    task_timeout: float | None = None  # seconds per task; None: sized from the task (see task_timeout_s)
+    retries: int = 1  # extra attempts for a failed task (e.g. a lost worker)
+    resume: bool = True  # reuse results checkpointed by an interrupted run with the same inputs
     scheduler: str = "processes"  # local cluster kind: "processes" (decoders hold the GIL) or "threads"
     scheduler_address: str | None = None  # run on an existing Dask cluster
     dashboard_address: str = "127.0.0.1:0"  # local cluster dashboard (a free port on loopback by default)
+
+    def task_timeout_s(self, frames: int, base: float = 120.0) -> float:
+        """The timeout of a task handling ``frames`` rows or video frames (generous: it is for hangs)."""
+        return self.task_timeout if self.task_timeout is not None else base + 0.05 * frames
 
     def fingerprint_fields(self) -> dict:
         """The options that change the numbers (used to tell whether old results can be reused)."""

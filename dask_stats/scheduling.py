@@ -1,15 +1,18 @@
 """Where the stats graph runs: a given ``distributed.Client``, an existing scheduler, or a local cluster.
 
-The stats code builds ``dask.delayed`` objects with readable keys; this module runs them, streams the
-results back as they finish (progress bar), and collects every failure instead of stopping at the first.
+The stats code builds ``dask.delayed`` objects with readable keys; this module runs them with retries,
+streams results back as they finish (checkpoint + progress in episodes), guards every task with a
+timeout, and collects every failure instead of stopping at the first.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from dask.delayed import Delayed
 from distributed import Client, LocalCluster, as_completed
@@ -19,6 +22,46 @@ from .errors import DatasetError, Problem, TaskError
 from .plan import Options
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Task:
+    """One unit of work: its Dask object, the episodes it covers, and who to blame if it fails."""
+
+    delayed: Delayed
+    episodes: list[int]
+    where: Problem  # episode/feature/path of the task, for timeouts and lost workers
+
+    @property
+    def key(self) -> str:
+        return self.delayed.key
+
+
+def guarded(function: Callable, argument, timeout_s: float, where: Problem):
+    """Run ``function(argument)`` but give up after ``timeout_s`` seconds with an error naming the work.
+
+    The work runs in a helper thread; a hung decoder stays behind in it, but the worker goes on with
+    other tasks. (A decoder that hangs while holding the GIL stalls its worker: the scheduler then
+    declares the worker dead after ``distributed.scheduler.worker-ttl`` and the task fails as a lost worker.)
+    """
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = function(argument)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name=f"dask_stats-{where.feature or 'task'}")
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise TaskError(Problem(f"timed out after {timeout_s:g} s (hung decoder or unreadable file?)",
+                                episode=where.episode, feature=where.feature, path=where.path,
+                                fix="inspect the file; raise --task-timeout if it is just slow"))
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @contextmanager
@@ -35,7 +78,8 @@ def open_client(options: Options, client: Client | None = None) -> Iterator[Clie
     workers = options.num_workers or os.cpu_count() or 1
     if options.scheduler == "processes":
         # one single-threaded worker process per core: decoders hold the GIL, and Dask keeps every core busy
-        layout = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "env": {"OMP_NUM_THREADS": "1"}}
+        layout = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
+                  "env": {"OMP_NUM_THREADS": "1"}}
     else:
         layout = {"n_workers": 1, "threads_per_worker": workers, "processes": False}
     with LocalCluster(**layout, dashboard_address=options.dashboard_address, silence_logs=logging.CRITICAL) as cluster, \
@@ -43,19 +87,49 @@ def open_client(options: Options, client: Client | None = None) -> Iterator[Clie
         yield local
 
 
-def run(client: Client, tasks: list[Delayed], quiet: bool = False) -> dict[str, object]:
-    """Compute ``tasks`` on ``client``; return results by key, or raise TaskError listing every failure."""
-    futures = client.compute(tasks)
-    results, problems = {}, []
-    with tqdm(total=len(futures), unit="task", disable=quiet, desc="stats") as bar:
+def dashboard_url(client: Client, options: Options) -> str | None:
+    """The dashboard's address as bound (distributed's link names the machine's IP even for a loopback bind)."""
+    link = client.dashboard_link
+    host = (options.dashboard_address or "").rpartition(":")[0]
+    if not link or options.scheduler_address or not host or host == "0.0.0.0":
+        return link
+    port = client.scheduler_info().get("services", {}).get("dashboard")
+    return f"http://{host}:{port}/status" if port else link
+
+
+def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: Callable[[str, object], None],
+        retries: int = 0, quiet: bool = False) -> dict[str, object]:
+    """Compute the ``tasks`` not already in ``done`` on ``client``; ``on_result`` sees each result as it lands.
+
+    Returns every result by key, or raises TaskError listing every failed task (the others completed).
+    """
+    results = dict(done)
+    todo = [t for t in tasks if t.key not in done]
+    remaining: dict[int, int] = {}
+    for task in todo:
+        for ep in task.episodes:
+            remaining[ep] = remaining.get(ep, 0) + 1
+    all_episodes = {ep for task in tasks for ep in task.episodes}
+    problems = []
+    by_key = {t.key: t for t in todo}
+    with tqdm(total=len(all_episodes), initial=len(all_episodes) - len(remaining), unit="episode",
+              disable=quiet, desc="episodes") as bar:
+        futures = client.compute([t.delayed for t in todo], retries=retries) if todo else []
         for future in as_completed(futures):
+            task = by_key[future.key]
             try:
-                results[future.key] = future.result()
+                results[task.key] = future.result()
+                on_result(task.key, results[task.key])
             except DatasetError as exc:
                 problems += exc.problems
-            except Exception as exc:  # noqa: BLE001 - report it with the task that failed
-                problems.append(Problem(f"task {future.key} failed: {type(exc).__name__}: {exc}"))
-            bar.update()
+            except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: blame the task's episode/file
+                w = task.where
+                problems.append(Problem(f"task {task.key} failed: {type(exc).__name__}: {exc}",
+                                        episode=w.episode, feature=w.feature, path=w.path))
+            for ep in task.episodes:
+                remaining[ep] -= 1
+                if remaining[ep] == 0:
+                    bar.update()
     if problems:
         raise TaskError(problems)
     return results

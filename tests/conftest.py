@@ -17,6 +17,15 @@ MESSY = SampleSpec(lengths=[30, 140, 1, 45, 12], chunks_size=2, string_column=Tr
                    image_column="observation.images.cam_png")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_checkpoint_cache(tmp_path_factory):
+    """Checkpoints of test runs go to a temporary cache, not ~/.cache/dask_stats."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DASK_STATS_CACHE", str(tmp_path_factory.mktemp("dask_stats_cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def messy_dataset(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("messy") / "ds", MESSY)

@@ -10,8 +10,10 @@ from .pyav_backend import PyAVBackend
 BACKENDS: dict[str, type[VideoBackend]] = {b.name: b for b in (PyAVBackend, DecordBackend)}
 
 
-def get_backend(name: str, threads: int = 1) -> VideoBackend:
-    """The backend called ``name``; a clear error when it is unknown or not installed."""
+def get_backend(name: str | type[VideoBackend], threads: int = 1) -> VideoBackend:
+    """The backend called ``name`` (or a VideoBackend subclass); a clear error when unknown or not installed."""
+    if isinstance(name, type) and issubclass(name, VideoBackend):
+        return name(threads=threads)
     if name not in BACKENDS:
         raise DatasetError(Problem(f"unknown video backend {name!r}", fix=f"choose one of {', '.join(BACKENDS)}"))
     backend = BACKENDS[name]
