@@ -172,3 +172,31 @@ def test_dashboard_link_answers_while_running(dataset, tmp_path, copy_of):
     finally:
         proc.kill()
         proc.wait()
+
+
+EXAMPLES = TESTS.parent / "examples"
+
+
+def test_example_local_cluster(dataset, reference_output, tmp_path):
+    run = subprocess.run([sys.executable, str(EXAMPLES / "local_cluster.py"), str(dataset), "--output",
+                          str(tmp_path / "out"), "--workers", "2"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "dashboard: http://" in run.stdout and "Converted 6 episodes" in run.stdout
+    assert (tmp_path / "out/meta/episodes_stats.jsonl").read_bytes() == reference_output
+
+
+def test_example_existing_scheduler(cluster, dataset, reference_output, tmp_path):
+    address = cluster[0]
+    run = subprocess.run([sys.executable, str(EXAMPLES / "existing_scheduler.py"), address, str(dataset),
+                          "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "2 workers" in run.stdout
+    assert (tmp_path / "out/meta/episodes_stats.jsonl").read_bytes() == reference_output
+
+
+@pytest.mark.parametrize("name", ["slurm_cluster.py", "ssh_cluster.py"])
+def test_examples_needing_other_machines_at_least_compile(name):
+    """SLURM and SSH clusters cannot run here; make sure the scripts are valid Python that uses our API."""
+    source = (EXAMPLES / name).read_text()
+    compile(source, name, "exec")
+    assert "dask_stats.convert(" in source and "client=client" in source
