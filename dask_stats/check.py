@@ -10,20 +10,20 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import DatasetError, Problem
 from .plan import Episode, Options, Plan, build_plan
+from .storage import Store
 from .video import get_backend
 
 WALL_CLOCK_S = 1e6  # timestamps this large are Unix times, not seconds since the episode start
 
 
-def check(root: str | Path, options: Options | None = None, output: str | Path | None = None) -> list[Problem]:
+def check(root: str | os.PathLike | Store, options: Options | None = None,
+          output: str | os.PathLike | None = None) -> list[Problem]:
     """Every problem found in the dataset at ``root`` (errors and warnings); [] when all is well."""
     options = options or Options()
     found: list[Problem] = []
@@ -43,12 +43,14 @@ def check(root: str | Path, options: Options | None = None, output: str | Path |
 
 def check_plan(plan: Plan, options: Options, in_place: bool = True) -> list[Problem]:
     problems = []
-    if in_place and not os.access(plan.root / "meta", os.W_OK):
+    store = plan.store
+    meta = store.path("meta")
+    if in_place and store.local and not os.access(meta, os.W_OK):
         problems.append(Problem("the dataset directory is read-only, so it cannot be converted in place",
-                                path=str(plan.root / "meta"), fix="--output DIR writes a converted copy"))
-    tasks_path = plan.root / "meta/tasks.jsonl"
-    if not tasks_path.is_file():
-        problems.append(Problem("meta/tasks.jsonl is missing", path=str(tasks_path),
+                                path=meta, fix="--output DIR writes a converted copy"))
+    tasks_path = store.path("meta/tasks.jsonl")
+    if not store.is_file(tasks_path):
+        problems.append(Problem("meta/tasks.jsonl is missing", path=store.display(tasks_path),
                                 fix="restore it (LeRobot loaders need it)"))
     backend = get_backend(options.video_backend)
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -59,7 +61,7 @@ def check_plan(plan: Plan, options: Options, in_place: bool = True) -> list[Prob
 
 def check_episode(plan: Plan, ep: Episode, options: Options, backend) -> list[Problem]:
     problems = _check_parquet(plan, ep)
-    timestamps = _timestamps(ep) if plan.videos or "timestamp" in plan.features else None
+    timestamps = _timestamps(plan.store, ep) if plan.videos or "timestamp" in plan.features else None
     if timestamps is not None and len(timestamps) > 1:
         step = np.diff(timestamps)
         expected = 1.0 / float(plan.info.get("fps") or 1)
@@ -68,16 +70,16 @@ def check_episode(plan: Plan, ep: Episode, options: Options, backend) -> list[Pr
             problems.append(Problem(
                 f"timestamps are not spaced 1/fps = {expected:.6f} s apart (rows {worst}->{worst + 1}: "
                 f"{step[worst]:.6f} s)", severity="warning", episode=ep.index, feature="timestamp",
-                path=str(ep.data_path), fix="lerobot's loader will refuse this episode; the stats are unaffected"))
+                path=plan.store.display(ep.data_path), fix="lerobot's loader will refuse this episode; the stats are unaffected"))
     for key in plan.videos:
-        problems += _check_video(ep, key, timestamps, options, backend)
+        problems += _check_video(plan.store, ep, key, timestamps, options, backend)
     return problems
 
 
 def _check_parquet(plan: Plan, ep: Episode) -> list[Problem]:
-    where = {"episode": ep.index, "path": str(ep.data_path)}
+    where = {"episode": ep.index, "path": plan.store.display(ep.data_path)}
     try:
-        parquet = pq.ParquetFile(ep.data_path)
+        parquet = pq.ParquetFile(plan.store.source(ep.data_path))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
         return [Problem(f"the Parquet file cannot be read: {exc}", fix="restore the file", **where)]
     problems = []
@@ -119,28 +121,28 @@ def _check_type(arrow_type: pa.DataType, feature: dict) -> str | None:
     return None
 
 
-def _timestamps(ep: Episode) -> np.ndarray | None:
+def _timestamps(store: Store, ep: Episode) -> np.ndarray | None:
     try:
-        table = pq.read_table(ep.data_path, columns=["timestamp"])
+        table = pq.read_table(store.source(ep.data_path), columns=["timestamp"])
     except Exception:  # noqa: BLE001 - a missing column or file is reported by _check_parquet
         return None
     return table.column("timestamp").to_numpy().astype(np.float64)
 
 
-def _check_video(ep: Episode, key: str, timestamps, options: Options, backend) -> list[Problem]:
+def _check_video(store: Store, ep: Episode, key: str, timestamps, options: Options, backend) -> list[Problem]:
     import av
 
     path = ep.video_paths[key]
-    where = {"episode": ep.index, "feature": key, "path": str(path)}
-    if not path.is_file():
+    where = {"episode": ep.index, "feature": key, "path": store.display(path)}
+    if not store.is_file(path):
         return []  # reported by build_plan
-    if path.stat().st_size == 0:
+    if store.size(path) == 0:
         return [Problem("the video file is empty", fix="restore or re-encode it", **where)]
-    unreadable = backend.check_readable(path)
+    unreadable = backend.check_readable(store.source(path))
     if unreadable:
         return [Problem(unreadable.message, fix=unreadable.fix, **where)]
     try:
-        with av.open(str(path)) as container:
+        with av.open(store.source(path)) as container:
             stream = container.streams.video[0]
             start = float((stream.start_time or 0) * stream.time_base)
             frames = stream.frames

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .plan import Options, Plan
+from .storage import Store
 
 
 
@@ -29,16 +30,15 @@ def fingerprint(plan: Plan, options: Options) -> str:
     digest = hashlib.sha256(f"{__version__}:{plan.fingerprint(options)}".encode())
     for ep in plan.episodes:
         for path in (ep.data_path, *ep.video_paths.values()):
-            stat = path.stat()
-            digest.update(f"{path.relative_to(plan.root)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{path}:{plan.store.identity(path)}\n".encode())
     return digest.hexdigest()[:20]
 
 
 class Checkpoint:
     """Saved task results of the conversion into ``target`` with this ``fingerprint``."""
 
-    def __init__(self, target: Path, fingerprint: str):
-        where = hashlib.sha256(str(Path(target).resolve()).encode()).hexdigest()[:16]
+    def __init__(self, target: Store, fingerprint: str):
+        where = hashlib.sha256(target.display(target.root).encode()).hexdigest()[:16]
         self.base = cache_dir() / "checkpoints" / where
         self.directory = self.base / f"checkpoint-{fingerprint}"
 

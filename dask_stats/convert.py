@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +18,10 @@ from .check import check_plan
 from .checkpoint import Checkpoint, fingerprint
 from .errors import DatasetError, Problem, VerificationError
 from .moments import Moments
-from .output import episode_record, finalize, link_or_copy_tree, write_info, write_jsonl
+from .output import episode_record, finalize, info_text, jsonl_text
 from .plan import Options, Plan, build_plan
 from .scheduling import Task, guarded
+from .storage import Store
 from .verify import VerificationReport, verify
 from .video_stats import VideoTask, video_moments
 
@@ -29,8 +32,8 @@ EPISODES_STATS = "meta/episodes_stats.jsonl"
 class ConversionResult:
     """What a conversion did: where, how much, how long, and how verification went."""
 
-    source: Path
-    output: Path
+    source: Path | str  # a local path, or the URL of a remote dataset
+    output: Path | str
     episodes: int
     frames: int
     features: list[str]
@@ -42,8 +45,8 @@ class ConversionResult:
     resumed: int = 0  # tasks whose results came from an interrupted run's checkpoint
 
     @property
-    def episodes_stats_path(self) -> Path:
-        return self.output / EPISODES_STATS
+    def episodes_stats_path(self) -> Path | str:
+        return self.output / EPISODES_STATS if isinstance(self.output, Path) else f"{self.output}/{EPISODES_STATS}"
 
     def summary(self) -> str:
         skipped = "".join(f"\n  no stats for {name}: {why}" for name, why in self.skipped.items())
@@ -68,7 +71,7 @@ def build_tasks(plan: Plan, options: Options) -> list[Task]:
         batches = numeric.batches(plan)
         for i, part in enumerate(numeric.episode_frame(plan, batches).to_delayed()):
             episodes = [ep for ep, _ in batches[i]]
-            where = Problem("", episode=episodes[0], path=batches[i][0][1])
+            where = Problem("", episode=episodes[0], path=plan.store.display(batches[i][0][1]))
             reduce = partial(numeric.partition_moments, plan_features=plan.features, numeric=plan.numeric,
                              images=plan.images, files=files)
             timeout = options.task_timeout_s(sum(lengths[ep] for ep in episodes), base=300.0)
@@ -76,10 +79,10 @@ def build_tasks(plan: Plan, options: Options) -> list[Task]:
                               episodes, where))
     for ep in plan.episodes:
         for feature in plan.videos:
-            task = VideoTask(ep.index, feature, ep.video_paths[feature], ep.data_path, ep.length,
+            task = VideoTask(ep.index, feature, plan.store, ep.video_paths[feature], ep.data_path, ep.length,
                              backend=options.video_backend, frame_lookup=options.frame_lookup,
                              tolerance_s=options.tolerance_s, channels=plan.features[feature]["shape"][-1])
-            where = Problem("", episode=ep.index, feature=feature, path=str(task.video_path))
+            where = Problem("", episode=ep.index, feature=feature, path=plan.store.display(task.video_path))
             timeout = options.task_timeout_s(ep.length)
             tasks.append(Task(dask.delayed(guarded)(video_moments, task, timeout, where, dask_key_name=task.key),
                               [ep.index], where))
@@ -95,22 +98,24 @@ def collect(plan: Plan, results: dict[str, object]) -> list[dict[str, Moments]]:
     return [per_episode.get(ep.index, {}) for ep in plan.episodes]
 
 
-def convert(root: str | Path, output: str | Path | None = None, *, client: Client | None = None,
-            **options) -> ConversionResult:
+def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *, client: Client | None = None,
+            storage_options: dict | None = None, **options) -> ConversionResult:
     """Convert the LeRobot v2.0 dataset at ``root`` to v2.1.
 
     In place by default; with ``output``, a converted copy is written there (data and videos hard-linked
     or copied) and ``root`` is not modified.  ``options`` are the fields of :class:`Options`
     (``video_backend``, ``num_workers``, ``tolerance_s``, ``frame_lookup``, ``exclude_features``,
     ``skip_verify``, ``strict_verify``, ``delete_old_stats``, ``force``, ``quiet``, ``scheduler``...).
-    Pass a ``distributed.Client`` to run on an existing cluster.
+    Pass a ``distributed.Client`` to run on an existing cluster. ``root`` and ``output`` may be fsspec URLs
+    (``s3://bucket/dataset``...; ``storage_options`` go to the filesystem) so that workers read the files
+    where they live.
     """
     opts = Options(**options)
     start = time.perf_counter()
-    source = Path(root)
-    target = Path(output) if output is not None else source
-    if output is not None and target.exists() and any(target.iterdir()):
-        raise DatasetError(Problem("the output directory is not empty", path=str(target),
+    source = Store(root, storage_options)
+    target = Store(output, storage_options) if output is not None else source
+    if output is not None and not target.is_empty_or_missing():
+        raise DatasetError(Problem("the output directory is not empty", path=target.url,
                                    fix="choose a new or empty --output directory"))
     plan = build_plan(source, opts)
     findings = [] if opts.skip_check else check_plan(plan, opts, in_place=output is None)
@@ -131,7 +136,7 @@ def convert(root: str | Path, output: str | Path | None = None, *, client: Clien
     per_episode = collect(plan, results)
     findings += [
         Problem(f"{moments.nonfinite} rows hold non-finite values (NaN/inf); its stats follow numpy and are NaN/inf",
-                severity="warning", episode=ep.index, feature=feature, path=str(ep.data_path))
+                severity="warning", episode=ep.index, feature=feature, path=source.display(ep.data_path))
         for ep, features in zip(plan.episodes, per_episode) for feature, moments in features.items()
         if moments.nonfinite
     ]
@@ -140,12 +145,14 @@ def convert(root: str | Path, output: str | Path | None = None, *, client: Clien
     if opts.skip_verify:
         report = VerificationReport(False, "--skip-verify")
     else:
-        report = verify(per_episode, plan.features, source / "meta/stats.json", strict=opts.strict_verify)
+        stats_json = source.path("meta/stats.json")
+        reference = json.loads(source.read_text(stats_json)) if plan.has_stats_json else None
+        report = verify(per_episode, plan.features, reference, strict=opts.strict_verify)
         if report.failures:
             raise VerificationError(Problem(
                 "the new stats disagree with meta/stats.json; nothing was written:\n"
                 + report.table(only_problems=True),
-                path=str(source / "meta/stats.json"),
+                path=source.display(stats_json),
                 fix="check the dataset; if meta/stats.json itself is stale, use --skip-verify"))
 
     records = [
@@ -155,15 +162,20 @@ def convert(root: str | Path, output: str | Path | None = None, *, client: Clien
     commit(plan, target, records, opts)
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
-    return ConversionResult(source, target, len(plan.episodes), plan.total_frames, plan.stats_features,
+    return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
+                            plan.stats_features,
                             plan.skipped, report, findings, timings, tasks=len(tasks), resumed=len(done))
 
 
-def commit(plan: Plan, target: Path, records: list[dict], options: Options) -> None:
+def commit(plan: Plan, target: Store, records: list[dict], options: Options) -> None:
     """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked."""
-    if target != plan.root:
-        link_or_copy_tree(plan.root, target, skip={EPISODES_STATS})
-    write_jsonl(target / EPISODES_STATS, records)
-    write_info(target / "meta/info.json", {**plan.info, "codebase_version": "v2.1"})
+    if target != plan.store:
+        plan.store.mirror_to(target, skip={EPISODES_STATS})
+    target.write_text(target.path(EPISODES_STATS), jsonl_text(records))
+    target.write_text(target.path("meta/info.json"), info_text({**plan.info, "codebase_version": "v2.1"}))
     if options.delete_old_stats:
-        (target / "meta/stats.json").unlink(missing_ok=True)
+        target.remove(target.path("meta/stats.json"))
+
+
+def _location(store: Store) -> Path | str:
+    return Path(store.root) if store.local else store.url

@@ -21,6 +21,7 @@ from .errors import Problem, TaskError
 from .moments import Moments
 from .pixels import PixelHistogram
 from .plan import Plan
+from .storage import Store
 
 EPISODE = "__episode__"
 ROWS_PER_PARTITION = 200_000  # large enough to amortise task overhead, small enough to bound memory
@@ -28,15 +29,15 @@ ROWS_PER_PARTITION = 200_000  # large enough to amortise task overhead, small en
 EpisodeMoments = dict[int, dict[str, Moments]]
 
 
-def read_episodes(batch: list[tuple[int, str]], columns: list[str]) -> pd.DataFrame:
+def read_episodes(batch: list[tuple[int, str]], columns: list[str], store: Store) -> pd.DataFrame:
     """Read a batch of episode files (only ``columns``) into one pyarrow-backed pandas frame."""
     tables = []
     for episode, path in batch:
         try:
-            table = pq.read_table(path, columns=columns)
+            table = pq.read_table(store.source(path), columns=columns)
         except Exception as exc:  # noqa: BLE001 - any read error names the file
             raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {exc}", episode=episode,
-                                    path=str(path), fix="restore the file")) from exc
+                                    path=store.display(path), fix="restore the file")) from exc
         tables.append(table.append_column(EPISODE, pa.array(np.full(table.num_rows, episode, dtype=np.int64))))
     table = pa.concat_tables(tables, promote_options="permissive")
     return table.to_pandas(types_mapper=pd.ArrowDtype)
@@ -49,7 +50,7 @@ def batches(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION) -> list[li
         if current and rows + ep.length > rows_per_partition:
             out.append(current)
             current, rows = [], 0
-        current.append((ep.index, str(ep.data_path)))
+        current.append((ep.index, ep.data_path))
         rows += ep.length
     if current:
         out.append(current)
@@ -59,8 +60,8 @@ def batches(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION) -> list[li
 def episode_frame(plan: Plan, parts: list[list[tuple[int, str]]]) -> dd.DataFrame:
     """The Dask dataframe of all episodes (one partition per batch), restricted to the features with Parquet stats."""
     columns = plan.numeric + plan.images
-    meta = read_episodes(parts[0][:1], columns).iloc[:0]
-    return dd.from_map(read_episodes, parts, columns=columns, meta=meta, enforce_metadata=False,
+    meta = read_episodes(parts[0][:1], columns, plan.store).iloc[:0]
+    return dd.from_map(read_episodes, parts, columns=columns, store=plan.store, meta=meta, enforce_metadata=False,
                        label="read-episodes")
 
 
@@ -149,4 +150,4 @@ def merge_episode_moments(parts: list[EpisodeMoments]) -> EpisodeMoments:
 
 
 def data_files(plan: Plan) -> dict[int, str]:
-    return {ep.index: str(ep.data_path) for ep in plan.episodes}
+    return {ep.index: plan.store.display(ep.data_path) for ep in plan.episodes}

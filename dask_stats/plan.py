@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 import pyarrow.parquet as pq
 
 from .errors import DatasetError, Problem
+from .storage import Store
 
 NUMERIC_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64",
                   "uint8", "uint16", "uint32", "uint64", "bool"}
@@ -57,13 +56,13 @@ class Options:
 class Episode:
     index: int
     length: int
-    data_path: Path
-    video_paths: dict[str, Path] = field(default_factory=dict)
+    data_path: str  # full paths on the plan's store
+    video_paths: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Plan:
-    root: Path
+    store: Store
     info: dict
     numeric: list[str]  # Parquet columns reduced as numbers (float, int, bool; scalars and vectors)
     images: list[str]  # Parquet columns of encoded images
@@ -102,21 +101,23 @@ def sample_positions(length: int) -> np.ndarray:
     return np.round(np.linspace(0, length - 1, n)).astype(int)
 
 
-def read_json(path: Path, what: str) -> dict:
+def read_json(store: Store, relative: str) -> dict:
+    path = store.path(relative)
     try:
-        return json.loads(path.read_text())
+        return json.loads(store.read_text(path))
     except FileNotFoundError:
-        raise DatasetError(Problem(f"{what} is missing", path=str(path),
+        raise DatasetError(Problem(f"{relative} is missing", path=store.display(path),
                                    fix="point --root at a LeRobot v2.0 dataset directory")) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(Problem(f"{what} is not valid JSON: {exc}", path=str(path))) from None
+        raise DatasetError(Problem(f"{relative} is not valid JSON: {exc}", path=store.display(path))) from None
 
 
-def read_jsonl(path: Path, what: str) -> list[dict]:
+def read_jsonl(store: Store, relative: str) -> list[dict]:
+    path = store.path(relative)
     try:
-        lines = path.read_text().splitlines()
+        lines = store.read_text(path).splitlines()
     except FileNotFoundError:
-        raise DatasetError(Problem(f"{what} is missing", path=str(path))) from None
+        raise DatasetError(Problem(f"{relative} is missing", path=store.display(path))) from None
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -124,36 +125,39 @@ def read_jsonl(path: Path, what: str) -> list[dict]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise DatasetError(Problem(f"{what} line {number} is not valid JSON: {exc}", path=str(path))) from None
+            raise DatasetError(Problem(f"{relative} line {number} is not valid JSON: {exc}",
+                                       path=store.display(path))) from None
     return records
 
 
-def _template_path(root: Path, template: str, **fields) -> Path:
-    rel = template.format(**fields)
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root.resolve()):
+def _template_path(store: Store, template: str, **fields) -> str:
+    relative = template.format(**fields)
+    if not store.inside(relative):
         raise DatasetError(Problem(f"path template {template!r} leads outside the dataset root",
-                                   path=rel, fix="fix data_path/video_path in meta/info.json"))
-    return root / rel
+                                   path=relative, fix="fix data_path/video_path in meta/info.json"))
+    return store.path(relative)
 
 
-def build_plan(root: str | Path, options: Options) -> Plan:
-    """Read ``root``'s metadata and describe the work; raise DatasetError listing every problem."""
-    root = Path(root)
-    meta = root / "meta"
-    info = read_json(meta / "info.json", "meta/info.json")
+def build_plan(root: str | Store, options: Options) -> Plan:
+    """Read the metadata at ``root`` (a path, an fsspec URL or a Store) and describe the work.
+
+    Raises DatasetError listing every problem found.
+    """
+    store = root if isinstance(root, Store) else Store(root)
+    info = read_json(store, "meta/info.json")
+    info_path = store.display(store.path("meta/info.json"))
     problems: list[Problem] = []
 
     version = info.get("codebase_version")
     if version == "v2.1" and not options.force:
-        raise DatasetError(Problem("the dataset is already at v2.1", severity="error", path=str(meta / "info.json"),
+        raise DatasetError(Problem("the dataset is already at v2.1", severity="error", path=info_path,
                                    fix="nothing to do; pass --force to recompute its episodes_stats.jsonl"))
     if version not in ("v2.0", "v2.1"):
         raise DatasetError(Problem(f"codebase_version is {version!r}; only v2.0 datasets are converted",
-                                   path=str(meta / "info.json")))
+                                   path=info_path))
     features = info.get("features")
     if not isinstance(features, dict) or not features:
-        raise DatasetError(Problem("info.json has no 'features'", path=str(meta / "info.json")))
+        raise DatasetError(Problem("info.json has no 'features'", path=info_path))
     for name in options.exclude_features:
         if name not in features:
             problems.append(Problem(f"--exclude-features names an unknown feature; known: {', '.join(features)}",
@@ -178,81 +182,83 @@ def build_plan(root: str | Path, options: Options) -> Plan:
             problems.append(Problem(f"unknown dtype {dtype!r}", feature=name,
                                     fix=f"--exclude-features {name}"))
 
-    records = read_jsonl(meta / "episodes.jsonl", "meta/episodes.jsonl")
-    episodes = _plan_episodes(root, info, records, videos, options, problems)
+    records = read_jsonl(store, "meta/episodes.jsonl")
+    episodes = _plan_episodes(store, info, records, videos, problems)
     if episodes:
-        _check_columns(episodes[0], numeric + images, problems)
-    problems += _check_videos(episodes, videos, options)
+        _check_columns(store, episodes[0], numeric + images, problems)
+    problems += _check_videos(store, episodes, videos, options)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise DatasetError(errors)
-    return Plan(root, info, numeric, images, videos, skipped, episodes,
-                has_stats_json=(meta / "stats.json").is_file())
+    return Plan(store, info, numeric, images, videos, skipped, episodes,
+                has_stats_json=store.is_file(store.path("meta/stats.json")))
 
 
-def _plan_episodes(root, info, records, videos, options, problems) -> list[Episode]:
+def _plan_episodes(store, info, records, videos, problems) -> list[Episode]:
     chunks_size = int(info.get("chunks_size") or 1000)
     data_tpl, video_tpl = info.get("data_path"), info.get("video_path")
     if not data_tpl:
-        problems.append(Problem("info.json has no data_path", path=str(root / "meta/info.json")))
+        problems.append(Problem("info.json has no data_path", path=store.display(store.path("meta/info.json"))))
         return []
     episodes = []
     for position, rec in enumerate(sorted(records, key=lambda r: r.get("episode_index", -1))):
         index, length = rec.get("episode_index"), rec.get("length")
         if not isinstance(index, int) or not isinstance(length, int) or length < 1:
             problems.append(Problem(f"episodes.jsonl record {rec!r} needs an integer episode_index and length >= 1",
-                                    path=str(root / "meta/episodes.jsonl")))
+                                    path=store.display(store.path("meta/episodes.jsonl"))))
             continue
         if index != position:
             problems.append(Problem(f"episode indices are not contiguous from 0 (expected {position})",
-                                    episode=index, path=str(root / "meta/episodes.jsonl")))
+                                    episode=index, path=store.display(store.path("meta/episodes.jsonl"))))
         chunk = index // chunks_size
-        data_path = _template_path(root, data_tpl, episode_chunk=chunk, episode_index=index)
-        if not data_path.is_file():
-            problems.append(Problem("Parquet file is missing", episode=index, path=str(data_path)))
+        data_path = _template_path(store, data_tpl, episode_chunk=chunk, episode_index=index)
+        if not store.is_file(data_path):
+            problems.append(Problem("Parquet file is missing", episode=index, path=store.display(data_path)))
         video_paths = {
-            key: _template_path(root, video_tpl, episode_chunk=chunk, video_key=key, episode_index=index)
+            key: _template_path(store, video_tpl, episode_chunk=chunk, video_key=key, episode_index=index)
             for key in videos
         } if video_tpl else {}
         episodes.append(Episode(index, length, data_path, video_paths))
     if videos and not video_tpl:
-        problems.append(Problem("info.json has video features but no video_path", path=str(root / "meta/info.json")))
+        problems.append(Problem("info.json has video features but no video_path",
+                                path=store.display(store.path("meta/info.json"))))
     return episodes
 
 
-def _check_columns(episode: Episode, columns: list[str], problems: list[Problem]) -> None:
-    if not episode.data_path.is_file():
+def _check_columns(store: Store, episode: Episode, columns: list[str], problems: list[Problem]) -> None:
+    where = {"episode": episode.index, "path": store.display(episode.data_path)}
+    if not store.is_file(episode.data_path):
         return
     try:
-        schema = pq.read_schema(episode.data_path)
+        schema = pq.read_schema(store.source(episode.data_path))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        problems.append(Problem(f"cannot read the Parquet schema: {exc}", episode=episode.index,
-                                path=str(episode.data_path)))
+        problems.append(Problem(f"cannot read the Parquet schema: {exc}", **where))
         return
     for name in columns:
         if name not in schema.names:
-            problems.append(Problem("feature is declared in info.json but has no Parquet column",
-                                    episode=episode.index, feature=name, path=str(episode.data_path),
-                                    fix=f"--exclude-features {name}"))
+            problems.append(Problem("feature is declared in info.json but has no Parquet column", feature=name,
+                                    fix=f"--exclude-features {name}", **where))
 
 
-def _check_videos(episodes: list[Episode], videos: list[str], options: Options) -> list[Problem]:
+def _check_videos(store: Store, episodes: list[Episode], videos: list[str], options: Options) -> list[Problem]:
     from .video import get_backend  # local import: video backends import heavy libraries
 
     problems = []
     backend = get_backend(options.video_backend)
     for key in videos:
-        missing = [ep for ep in episodes if not ep.video_paths[key].is_file()]
-        if missing and len(missing) == len(episodes):
+        present = {ep.index for ep in episodes if store.is_file(ep.video_paths[key])}
+        missing = [ep for ep in episodes if ep.index not in present]
+        if missing and not present:
             problems.append(Problem("video feature has no video files at all", feature=key,
-                                    path=str(missing[0].video_paths[key]), fix=f"--exclude-features {key}"))
+                                    path=store.display(missing[0].video_paths[key]), fix=f"--exclude-features {key}"))
             continue
-        problems += [Problem("video file is missing", episode=ep.index, feature=key, path=str(ep.video_paths[key]),
+        problems += [Problem("video file is missing", episode=ep.index, feature=key,
+                             path=store.display(ep.video_paths[key]),
                              fix=f"restore the file, or --exclude-features {key}") for ep in missing]
-        present = [ep for ep in episodes if ep.video_paths[key].is_file()]
-        if present:
-            problem = backend.check_readable(present[0].video_paths[key])
+        first = next((ep for ep in episodes if ep.index in present), None)
+        if first is not None:
+            problem = backend.check_readable(store.source(first.video_paths[key]))
             if problem:
-                problems.append(Problem(problem.message, episode=present[0].index, feature=key,
-                                        path=str(present[0].video_paths[key]), fix=problem.fix))
+                problems.append(Problem(problem.message, episode=first.index, feature=key,
+                                        path=store.display(first.video_paths[key]), fix=problem.fix))
     return problems

@@ -9,9 +9,7 @@ are warnings unless ``strict``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -79,12 +77,11 @@ def aggregate(per_episode: list[dict[str, Moments]]) -> dict[str, Moments]:
     return {f: merge_all([episode[f] for episode in per_episode if f in episode]) for f in features}
 
 
-def verify(per_episode: list[dict[str, Moments]], features: dict[str, dict], stats_json: Path,
+def verify(per_episode: list[dict[str, Moments]], features: dict[str, dict], reference: dict | None,
            strict: bool = False) -> VerificationReport:
-    """Compare the aggregate of ``per_episode`` with ``stats_json``."""
-    if not stats_json.is_file():
+    """Compare the aggregate of ``per_episode`` with ``reference`` (the parsed stats.json, None if absent)."""
+    if reference is None:
         return VerificationReport(False, "the dataset has no meta/stats.json")
-    reference = json.loads(stats_json.read_text())
     report = VerificationReport(True)
     for name, moments in aggregate(per_episode).items():
         ref = reference.get(name)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pyarrow.parquet as pq
 
@@ -12,6 +10,7 @@ from .errors import Problem, TaskError
 from .moments import Moments
 from .pixels import PixelHistogram
 from .plan import sample_positions
+from .storage import Store
 from .video import get_backend
 
 
@@ -21,8 +20,9 @@ class VideoTask:
 
     episode: int
     feature: str
-    video_path: Path
-    data_path: Path
+    store: Store
+    video_path: str  # full paths on ``store``
+    data_path: str
     length: int
     backend: str = "pyav"
     frame_lookup: str = "timestamp"
@@ -75,9 +75,9 @@ def locate_frames(frame_times: np.ndarray, positions: np.ndarray, timestamps: np
     return nearest
 
 
-def read_timestamps(data_path: Path, positions: np.ndarray) -> np.ndarray:
+def read_timestamps(store: Store, data_path: str, positions: np.ndarray) -> np.ndarray:
     """The ``timestamp`` column of one episode at the given row positions, as float64."""
-    column = pq.read_table(data_path, columns=["timestamp"]).column("timestamp")
+    column = pq.read_table(store.source(data_path), columns=["timestamp"]).column("timestamp")
     return column.to_numpy().astype(np.float64)[positions]
 
 
@@ -85,8 +85,9 @@ def video_moments(task: VideoTask) -> Moments:
     """Moments of the sampled frames of one episode's video; errors name episode, feature and file."""
     try:
         positions = sample_positions(task.length)
-        timestamps = read_timestamps(task.data_path, positions) if task.frame_lookup == "timestamp" else None
-        with get_backend(task.backend).open(task.video_path) as reader:
+        timestamps = (read_timestamps(task.store, task.data_path, positions)
+                      if task.frame_lookup == "timestamp" else None)
+        with task.store.local_file(task.video_path) as local, get_backend(task.backend).open(local) as reader:
             frames = locate_frames(reader.frame_times(), positions, timestamps, task.tolerance_s)
             unique, weights = np.unique(frames, return_counts=True)
             histogram = PixelHistogram(task.channels)
@@ -101,10 +102,10 @@ def video_moments(task: VideoTask) -> Moments:
         return histogram.moments()
     except FrameLookupError as exc:
         raise TaskError(Problem(str(exc), episode=task.episode, feature=task.feature,
-                                path=str(task.video_path), fix=exc.fix)) from exc
+                                path=task.store.display(task.video_path), fix=exc.fix)) from exc
     except TaskError:
         raise
     except Exception as exc:  # noqa: BLE001 - name the episode/feature/file, keep the cause chained
         raise TaskError(Problem(f"video stats failed: {type(exc).__name__}: {exc}", episode=task.episode,
-                                feature=task.feature, path=str(task.video_path))) from exc
+                                feature=task.feature, path=task.store.display(task.video_path))) from exc
 

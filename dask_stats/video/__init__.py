@@ -6,8 +6,9 @@ from ..errors import DatasetError, Problem
 from .base import Unreadable, VideoBackend, VideoReader
 from .decord_backend import DecordBackend
 from .pyav_backend import PyAVBackend
+from .torchcodec_backend import TorchCodecBackend
 
-BACKENDS: dict[str, type[VideoBackend]] = {b.name: b for b in (PyAVBackend, DecordBackend)}
+BACKENDS: dict[str, type[VideoBackend]] = {b.name: b for b in (PyAVBackend, DecordBackend, TorchCodecBackend)}
 
 
 def get_backend(name: str | type[VideoBackend], threads: int = 1) -> VideoBackend:

@@ -77,7 +77,7 @@ def probe_codec(path: str | Path) -> str:
     """The codec of the first video stream ("h264", "av1", ...), read by PyAV, which the core always has."""
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(path if hasattr(path, "read") else str(path)) as container:  # a path or a file object
         if not container.streams.video:
             raise ValueError("the file has no video stream")
         name = container.streams.video[0].codec_context.name

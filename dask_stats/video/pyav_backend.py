@@ -1,10 +1,11 @@
 """PyAV (FFmpeg) backend: demux once for the frame index, then decode only the packets the chosen frames need.
 
 ``frame_times`` demuxes the stream once (no decoding) and keeps, per packet in decode order, its pts and
-keyframe flag.  ``read`` then plans, for every wanted frame, the packets from the keyframe it depends on
-to its own packet, merges those into runs, and makes a second demux pass that feeds only the packets of
-the runs to the decoder.  Skipped packets cost only demuxing; there is no container seek and no decoder
-re-initialisation when the next run starts at a keyframe right after the previous run.  With short GOPs
+keyframe flag (and the packets themselves while they total at most ``KEEP_PACKETS_BYTES``).  ``read``
+then plans, for every wanted frame, the packets from the keyframe it depends on to its own packet,
+merges those into runs, and feeds only the packets of the runs to the decoder (from the kept packets,
+or from a second demux pass of a freshly opened file).  Skipped packets cost at most demuxing; there is
+no container seek and no decoder re-initialisation between runs.  With short GOPs
 (LeRobot encodes with g=2) and sparse samples this decodes little more than the sampled frames; with
 dense samples or long GOPs the runs merge into one sequential decode, so the choice between "seek" and
 "decode everything" falls out of the plan instead of a threshold.
@@ -24,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from .base import VideoBackend, VideoReader
+
+KEEP_PACKETS_BYTES = 32 * 2**20  # compressed packets held from the index pass (per open file) at most
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class PyAVReader(VideoReader):
         self._pts: np.ndarray | None = None  # per packet, decode order
         self._key: np.ndarray | None = None
         self._by_pts: dict[int, int] = {}  # pts -> frame number (empty: number frames by position)
+        self._packets: list | None = None  # the demuxed packets, kept when small (no second demux pass)
 
     def _open(self):
         container = self._av.open(self._path)
@@ -96,6 +100,7 @@ class PyAVReader(VideoReader):
     def _index(self) -> None:
         stream = self._container.streams.video[0]
         pts, key, missing = [], [], False
+        packets, kept = [], 0
         for packet in self._container.demux(stream):
             if packet.size == 0:  # the demuxer's final empty packet
                 continue
@@ -103,6 +108,12 @@ class PyAVReader(VideoReader):
                 missing = True
             pts.append(packet.pts if packet.pts is not None else -1)
             key.append(packet.is_keyframe)
+            if packets is not None:
+                kept += packet.size
+                packets.append(packet)
+                if kept > KEEP_PACKETS_BYTES:
+                    packets = None  # too large to hold: read() demuxes again
+        self._packets = packets
         self._pts = np.asarray(pts, dtype=np.int64)
         self._key = np.asarray(key, dtype=bool)
         ordered = np.sort(self._pts)
@@ -123,8 +134,9 @@ class PyAVReader(VideoReader):
         if len(indices) == 0:
             return
         self.frame_times()
-        self._container.close()  # a fresh demuxer and decoder: no seek, no state from the index pass
-        self._container = self._open()
+        if self._packets is None or not self._by_pts:
+            self._container.close()  # a fresh demuxer and decoder: no seek, no state from the index pass
+            self._container = self._open()
         reformatter = self._av.video.reformatter.VideoReformatter()
 
         def rgb(frame) -> np.ndarray:
@@ -164,8 +176,13 @@ class PyAVReader(VideoReader):
                     wanted[run].discard(index)
                     yield index, rgb(frame)
 
+        if self._packets is not None:  # kept from the index pass: only the runs' packets are touched
+            codec.flush_buffers()  # nothing left over from an earlier read()
+            packets = (self._packets[d] for start, end in plan.runs for d in range(start, end + 1))
+        else:
+            packets = self._container.demux(stream)
         run = 0
-        for packet in self._container.demux(stream):
+        for packet in packets:
             run = run_of.get(packet.pts, -1) if packet.size else -1
             if run < 0:
                 continue

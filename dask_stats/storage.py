@@ -1,0 +1,147 @@
+"""Where a dataset lives: a local directory or any fsspec URL (``s3://``, ``hf://``, ``memory://``...).
+
+A :class:`Store` is small and picklable, so Dask workers open the files where they live. Local paths
+stay plain paths (the fast path for every reader); remote videos are copied to a temporary file for the
+decoders, which want a real file; remote Parquet is read through a file object.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+
+class Store:
+    """A dataset root on some filesystem; every path it hands out is a full path on that filesystem."""
+
+    def __init__(self, url: str | os.PathLike, storage_options: dict | None = None):
+        self.url = os.fspath(url)
+        self.fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.root = str(Path(root)) if self.local else root.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Store) and (self.fs, self.root) == (other.fs, other.root)
+
+    def path(self, relative: str) -> str:
+        """The full path of ``relative`` (POSIX, inside the root)."""
+        return os.path.join(self.root, relative) if self.local else f"{self.root}/{relative}"
+
+    def display(self, path: str) -> str:
+        """``path`` as the user wrote it (a URL for remote stores), for messages."""
+        return path if self.local else self.fs.unstrip_protocol(path)
+
+    def inside(self, relative: str) -> bool:
+        """Whether ``relative`` stays inside the root (no ``..``, no absolute path, no symlink pointing out)."""
+        if self.local:
+            root = Path(self.root).resolve()
+            return Path(self.root, relative).resolve().is_relative_to(root)
+        normal = posixpath.normpath(relative)
+        return not (normal.startswith("..") or posixpath.isabs(normal))
+
+    def is_file(self, path: str) -> bool:
+        return self.fs.isfile(path)
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def size(self, path: str) -> int:
+        return int(self.fs.size(path))
+
+    def identity(self, path: str) -> str:
+        """Size and modification time (or ETag) of a file: changes when the file does."""
+        info = self.fs.info(path)
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("last_commit") or ""
+        return f"{info.get('size')}:{stamp}"
+
+    def read_text(self, path: str) -> str:
+        with self.fs.open(path, "r", encoding="utf-8") as handle:
+            return handle.read()
+
+    def source(self, path: str):
+        """Something pyarrow can read: the path itself when local, an open file object otherwise."""
+        return path if self.local else self.fs.open(path, "rb")
+
+    @contextmanager
+    def local_file(self, path: str) -> Iterator[str]:
+        """A local path holding the file's bytes (a temporary copy for remote stores)."""
+        if self.local:
+            yield path
+            return
+        suffix = posixpath.splitext(path)[1]
+        with tempfile.NamedTemporaryFile(suffix=suffix, prefix="dask_stats-") as tmp:
+            self.fs.get_file(path, tmp.name)
+            yield tmp.name
+
+    def write_text(self, path: str, text: str) -> None:
+        """Replace ``path`` atomically: readers see the old or the new file, never half of one.
+
+        Locally: temp file in the same directory, fsync, rename. Remotely: a single PUT (object stores
+        replace objects atomically).
+        """
+        if not self.local:
+            self.fs.pipe_file(path, text.encode("utf-8"))
+            return
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def remove(self, path: str) -> None:
+        if self.fs.exists(path):
+            self.fs.rm_file(path)
+
+    def is_empty_or_missing(self) -> bool:
+        return not self.fs.exists(self.root) or not self.fs.ls(self.root)
+
+    def files(self) -> list[str]:
+        """Every file under the root, relative, POSIX."""
+        found = self.fs.find(self.root)
+        cut = len(self.root) + 1
+        return sorted(p[cut:].replace(os.sep, "/") for p in found)
+
+    def mirror_to(self, target: "Store", skip: set[str]) -> None:
+        """Copy the dataset to ``target`` (hard links between local directories), leaving out ``skip``."""
+        for relative in self.files():
+            if relative in skip:
+                continue
+            src, dst = self.path(relative), target.path(relative)
+            if self.local and target.local:
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                try:
+                    if relative.startswith("meta/"):
+                        raise OSError("metadata is small and rewritten later: never share it")
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+            elif self.fs == target.fs:
+                self.fs.copy(src, dst)
+            else:
+                if target.local:
+                    os.makedirs(os.path.dirname(dst), exist_ok=True)
+                with self.fs.open(src, "rb") as reader, target.fs.open(dst, "wb") as writer:
+                    shutil.copyfileobj(reader, writer)

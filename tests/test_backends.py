@@ -1,0 +1,187 @@
+"""Every fast path of the video backends and the pixel reduction against the straightforward computation.
+
+- pyav: decoding only the packets a frame needs (keyframe runs, no seek) gives exactly the frames of a
+  plain sequential ``to_ndarray(format="rgb24")`` decode, for short and long GOPs, B-frames, AV1 and
+  h264, dense and sparse and edge samples;
+- pixels: the Pillow histogram (RGB and RGBA-view layouts) equals ``np.bincount``; moments from it equal
+  float64 numpy;
+- decord and torchcodec (when importable) agree with pyav; torchcodec's stats within 2e-3.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from float64_reference import pixel_stats
+
+from dask_stats.pixels import PixelHistogram, channel_histograms
+from dask_stats.sample import _frames, decode_all, encode_video
+from dask_stats.video import BACKENDS, get_backend
+from dask_stats.video import pyav_backend
+from dask_stats.video.pyav_backend import plan_decode
+
+LENGTH = 61
+# (codec, gop, extra x264 options): short GOP (LeRobot's g=2), long GOP, and B-frames with long GOP
+VIDEOS = {
+    "h264-g2": ("libx264", 2),
+    "h264-g25": ("libx264", 25),
+    "av1-g2": ("libsvtav1", 2),
+    "av1-g16": ("libsvtav1", 16),
+}
+SAMPLES = {
+    "all": np.arange(LENGTH),
+    "first": np.array([0]),
+    "last": np.array([LENGTH - 1]),
+    "sparse": np.array([1, 7, 13, 30, 31, 59]),
+    "linspace": np.unique(np.round(np.linspace(0, LENGTH - 1, 17)).astype(int)),
+    "tail": np.arange(40, LENGTH),
+}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    out = {}
+    for name, (codec, gop) in VIDEOS.items():
+        path = root / f"{name}.mp4"
+        encode_video(path, _frames(11, LENGTH, 48, 80), 30, codec, gop)
+        out[name] = (path, decode_all(path))
+    return out
+
+
+@pytest.mark.parametrize("video", list(VIDEOS))
+@pytest.mark.parametrize("sample", list(SAMPLES))
+@pytest.mark.parametrize("keep", ["packets-kept", "demux-again"])
+def test_pyav_reads_exactly_the_sequential_frames(videos, video, sample, keep, monkeypatch):
+    if keep == "demux-again":
+        monkeypatch.setattr(pyav_backend, "KEEP_PACKETS_BYTES", 0)
+    path, expected = videos[video]
+    indices = SAMPLES[sample]
+    with get_backend("pyav").open(path) as reader:
+        times = reader.frame_times()
+        assert len(times) == LENGTH
+        np.testing.assert_allclose(times, np.arange(LENGTH) / 30, atol=1e-6)
+        got = list(reader.read(indices))
+    assert [i for i, _ in got] == indices.tolist()
+    for index, frame in got:
+        assert frame.shape == (48, 80, 3) and frame.dtype == np.uint8
+        np.testing.assert_array_equal(frame, expected[index], err_msg=f"{video} frame {index}")
+
+
+def test_pyav_sparse_reads_skip_packets(videos):
+    """With g=2 a sparse sample decodes at most two packets per frame (no sequential fallback)."""
+    path, _ = videos["av1-g2"]
+    with get_backend("pyav").open(path) as reader:
+        reader.frame_times()
+        plan = plan_decode(reader._pts, reader._key, SAMPLES["sparse"])
+    assert plan.packets <= 2 * len(SAMPLES["sparse"])
+    assert plan.runs[0] == (0, 1)
+
+
+def test_plan_decode_handles_b_frames_and_open_gop():
+    # decode order: I0 P3 B1 B2 | I6(open GOP) B4 B5 P9 B7 B8 ; pts in frame units
+    pts = np.array([0, 3, 1, 2, 6, 4, 5, 9, 7, 8])
+    key = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 0], dtype=bool)
+    plan = plan_decode(pts, key, np.array([2]))
+    assert plan.runs == [(0, 3)]
+    # frame 4 is a leading picture of keyframe I6 (decoded after it, shown before): start at I0
+    plan = plan_decode(pts, key, np.array([4]))
+    assert plan.runs == [(0, 5)]
+    plan = plan_decode(pts, key, np.array([0, 7]))
+    assert plan.runs == [(0, 0), (4, 8)]
+    assert [w.tolist() for w in plan.wanted] == [[0], [7]]
+
+
+@pytest.mark.parametrize("keep", ["packets-kept", "demux-again"])
+def test_pyav_two_reads_from_one_reader(videos, keep, monkeypatch):
+    if keep == "demux-again":
+        monkeypatch.setattr(pyav_backend, "KEEP_PACKETS_BYTES", 0)
+    path, expected = videos["h264-g25"]
+    with get_backend("pyav").open(path) as reader:
+        first = dict(reader.read(np.array([3, 50])))
+        second = dict(reader.read(np.array([10])))
+    np.testing.assert_array_equal(first[50], expected[50])
+    np.testing.assert_array_equal(second[10], expected[10])
+
+
+@pytest.mark.parametrize("shape", [(48, 80, 3), (7, 5, 3), (3, 1, 1), (4, 6, 4), (5, 3, 2), (1, 1, 3)])
+def test_channel_histograms_equal_bincount(shape):
+    rng = np.random.default_rng(sum(shape))
+    frame = rng.integers(0, 256, shape, dtype=np.uint8)
+    channels = shape[2]
+    expected = np.bincount((frame.reshape(-1, channels) + np.arange(channels) * 256).ravel(),
+                           minlength=256 * channels).reshape(channels, 256)
+    np.testing.assert_array_equal(channel_histograms(frame), expected)
+    np.testing.assert_array_equal(channel_histograms(frame[::-1, ::2]),
+                                  np.bincount((frame[::-1, ::2].reshape(-1, channels) + np.arange(channels) * 256)
+                                              .ravel(), minlength=256 * channels).reshape(channels, 256))
+    if channels == 3:  # the RGB view of an RGBA buffer (what the pyav backend yields)
+        rgba = np.concatenate([frame, np.full(shape[:2] + (1,), 7, np.uint8)], axis=2)
+        np.testing.assert_array_equal(channel_histograms(rgba[..., :3]), expected)
+
+
+def test_pixel_moments_equal_float64_on_extreme_values():
+    frames = [np.zeros((9, 11, 3), np.uint8), np.full((9, 11, 3), 255, np.uint8),
+              np.random.default_rng(3).integers(0, 256, (9, 11, 3), dtype=np.uint8)]
+    hist = PixelHistogram(3)
+    for frame in frames:
+        hist.add(frame)
+    hist.add(frames[2], weight=3)
+    expected = pixel_stats(np.stack(frames + [frames[2]] * 3))
+    moments = hist.moments()
+    np.testing.assert_allclose(moments.mean, expected["mean"], rtol=1e-14)
+    np.testing.assert_allclose(moments.std, expected["std"], rtol=1e-14)
+    # and exactly the correctly rounded values (plain float64 numpy is off by an ulp or so)
+    values = np.concatenate([f.reshape(-1, 3) for f in frames + [frames[2]] * 3]).astype(object)
+    for c in range(3):
+        n, s1, s2 = len(values), int(values[:, c].sum()), int((values[:, c] ** 2).sum())
+        assert moments.mean[c] == float(Fraction(s1, 255 * n))
+        assert moments.m2[c] == float(Fraction(n * s2 - s1 * s1, n * 255 * 255))
+    np.testing.assert_array_equal(moments.min, expected["min"])
+    np.testing.assert_array_equal(moments.max, expected["max"])
+    assert moments.samples == 6 and (moments.count == 6 * 99).all()
+
+
+def _stats_with(backend: str, path, indices):
+    hist = PixelHistogram(3)
+    with get_backend(backend).open(path) as reader:
+        reader.frame_times()
+        for _, frame in reader.read(indices):
+            hist.add(frame)
+    return hist.moments()
+
+
+@pytest.mark.skipif(not BACKENDS["decord"].available(), reason="decord is not installed")
+def test_decord_equals_pyav_on_h264(videos):
+    path, expected = videos["h264-g25"]
+    indices = SAMPLES["linspace"]
+    with get_backend("decord").open(path) as reader:
+        assert len(reader.frame_times()) == LENGTH
+        got = list(reader.read(indices))
+    assert [i for i, _ in got] == indices.tolist()
+    for index, frame in got:
+        np.testing.assert_array_equal(frame, expected[index])
+
+
+torchcodec_ok = "torchcodec" in BACKENDS and BACKENDS["torchcodec"].available()
+
+
+@pytest.mark.skipif(not torchcodec_ok, reason="torchcodec (and torch) are not importable")
+@pytest.mark.parametrize("video", list(VIDEOS))
+def test_torchcodec_agrees_with_pyav(videos, video):
+    path, _ = videos[video]
+    with get_backend("torchcodec").open(path) as reader:
+        times = reader.frame_times()
+        assert len(times) == LENGTH
+        np.testing.assert_allclose(times, np.arange(LENGTH) / 30, atol=1e-6)
+        got = list(reader.read(SAMPLES["sparse"]))
+    assert [i for i, _ in got] == SAMPLES["sparse"].tolist()
+    assert all(f.shape == (48, 80, 3) and f.dtype == np.uint8 for _, f in got)
+    for sample in ("sparse", "linspace", "all"):
+        ours = _stats_with("torchcodec", path, SAMPLES[sample])
+        theirs = _stats_with("pyav", path, SAMPLES[sample])
+        for key in ("mean", "std", "min", "max"):
+            np.testing.assert_allclose(getattr(ours, key), getattr(theirs, key), atol=2e-3, rtol=0,
+                                       err_msg=f"{video} {sample} {key}")
