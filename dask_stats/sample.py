@@ -209,8 +209,8 @@ def make_dataset(root: str | Path, spec: SampleSpec | None = None) -> Path:
                 )
             elif ft["dtype"] == "string":
                 table_cols[name] = pa.array([tasks[task_index]] * length, pa.string())
-            elif ft["shape"] == [1]:
-                table_cols[name] = pa.array(data[name])
+            elif ft["shape"] == [1]:  # shape (1,) is a scalar column, as HF datasets writes it
+                table_cols[name] = pa.array(data[name].reshape(length))
                 arrays_by_feature[name].append(data[name])
             else:
                 flat = pa.array(data[name].reshape(-1))

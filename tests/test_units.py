@@ -90,3 +90,24 @@ def test_locate_frames_nearest_within_tolerance():
     assert locate_frames(times, positions, None, 1e-4).tolist() == [0, 4, 9]
     with pytest.raises(FrameLookupError, match="has 10 frames but row 12"):
         locate_frames(times, np.array([0, 12]), None, 1e-4)
+
+
+@settings(max_examples=8, deadline=None)
+@given(lengths=st.lists(st.integers(1, 130), min_size=1, max_size=4), state_dim=st.integers(1, 5),
+       fixed=st.booleans(), float64=st.booleans(), camera=st.booleans(), seed=st.integers(0, 1000))
+def test_random_datasets_convert_to_the_float64_reference(tmp_path_factory, lengths, state_dim, fixed, float64,
+                                                          camera, seed):
+    """Property: whatever the episode lengths, vector sizes, list layouts and dtypes, every stat of a full
+    conversion equals the straightforward float64 computation."""
+    from test_convert import FAST, assert_matches_reference
+
+    import dask_stats
+    from dask_stats.sample import Camera, SampleSpec, make_dataset
+
+    root = tmp_path_factory.mktemp("prop") / "ds"
+    spec = SampleSpec(lengths=lengths, state_dim=state_dim, fixed_size_lists=fixed, float64_vector=float64,
+                      cameras={"observation.images.top": Camera(16, 16)} if camera else {}, seed=seed,
+                      chunks_size=2)
+    make_dataset(root, spec)
+    dask_stats.convert(root, root.parent / "out", **FAST)
+    assert_matches_reference(root, root.parent / "out")
