@@ -20,10 +20,10 @@ import numpy as np
 STAT_KEYS = ["min", "max", "mean", "std", "count"]
 EPS32 = float(np.finfo(np.float32).eps)  # 1.19e-7
 
-# A tolerance rule gets (feature dtype, stat, reference values, scale) and returns the allowed absolute
-# difference, elementwise.  ``scale`` is max(|min|, |max|) of the feature in that episode (per element),
-# the magnitude the reference's float32 arithmetic works at.
-ToleranceRule = Callable[[str, str, np.ndarray, np.ndarray], np.ndarray]
+# A tolerance rule gets (feature dtype, stat, reference values, scale, count) and returns the allowed
+# absolute difference, elementwise.  ``scale`` is max(|min|, |max|) of the feature in that episode (per
+# element), the magnitude the reference's float32 arithmetic works at; ``count`` its number of rows.
+ToleranceRule = Callable[[str, str, np.ndarray, np.ndarray, int], np.ndarray]
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -48,7 +48,7 @@ def parity_tolerance(rtol: float = 1e-6, pixel_atol: float = 2e-3) -> ToleranceR
     def rule(dtype: str, stat: str, ref: np.ndarray, scale: np.ndarray, count: int = 1) -> np.ndarray:
         if dtype in ("image", "video"):
             return np.full(ref.shape, pixel_atol)
-        base = rtol * np.maximum(np.abs(ref), scale)
+        base = rtol * np.maximum(np.abs(ref), scale) + 1e-12  # floor: a feature that is all zeros
         if dtype == "float64":
             return np.maximum(base, (count + 2) * EPS32 * scale)
         return base
@@ -152,6 +152,7 @@ def compare_stats(
     label: str = "ours vs reference",
     episodes: list[int] | None = None,
     check_value_types: bool = True,
+    check_order: bool = True,
     skip_features: tuple[str, ...] = (),
 ) -> Comparison:
     """Compare ``ours`` with ``ref`` (both episodes_stats records).  ``features`` is info.json's.
@@ -172,7 +173,7 @@ def compare_stats(
     rows: dict[tuple[str, str], Row] = {}
     for e in common:
         so, sr = by_ep_ours[e], by_ep_ref[e]
-        if list(so) != list(sr):
+        if (list(so) != list(sr)) if check_order else (set(so) != set(sr)):
             missing = [k for k in sr if k not in so]
             extra = [k for k in so if k not in sr]
             msg = f"episode {e}: features differ"
@@ -187,7 +188,7 @@ def compare_stats(
             if feat not in so or feat in skip_features:
                 continue
             fo, fr = so[feat], sr[feat]
-            if list(fo) != list(fr):
+            if (list(fo) != list(fr)) if check_order else (set(fo) != set(fr)):
                 cmp.problems.append(f"episode {e} {feat}: stat keys ours {list(fo)} vs ref {list(fr)}")
             dtype = features.get(feat, {}).get("dtype", "?")
             count = int(np.asarray(fr.get("count", [1])).reshape(-1)[0])
@@ -197,16 +198,21 @@ def compare_stats(
             for stat in fr:
                 if stat not in fo:
                     continue
-                a = np.asarray(fo[stat], dtype=np.float64)
-                b = np.asarray(fr[stat], dtype=np.float64)
                 row = rows.setdefault((feat, stat), Row(feat, dtype, stat))
+                try:
+                    a = np.asarray(fo[stat], dtype=np.float64)
+                    b = np.asarray(fr[stat], dtype=np.float64)
+                except (TypeError, ValueError) as exc:  # ragged or non-numeric
+                    cmp.problems.append(f"episode {e} {feat}.{stat}: not a numeric array ({exc}): ours {fo[stat]!r:.80}")
+                    row.ratio = math.inf
+                    continue
                 if a.shape != b.shape:
                     cmp.problems.append(f"episode {e} {feat}.{stat}: shape ours {a.shape} vs ref {b.shape}")
                     continue
                 if stat == "count":
                     if not np.array_equal(a, b):
                         cmp.problems.append(f"episode {e} {feat}.count: ours {fo[stat]} vs ref {fr[stat]}")
-                    if _leaf_kinds(fo[stat]) != {"int"}:
+                    if check_value_types and _leaf_kinds(fo[stat]) != {"int"}:
                         cmp.problems.append(f"episode {e} {feat}.count: not an integer list: {fo[stat]}")
                     diff = np.abs(a - b)
                     row.max_abs = max(row.max_abs, float(diff.max(initial=0.0)))
@@ -220,7 +226,10 @@ def compare_stats(
                     )
                 if e not in selected:
                     continue
-                sc = np.broadcast_to(scale, b.shape) if scale.shape == b.shape or scale.size == 1 else np.abs(b)
+                try:
+                    sc = np.broadcast_to(scale, b.shape)
+                except ValueError:  # min/max missing or of another shape: fall back on the value itself
+                    sc = np.abs(b)
                 tol = np.broadcast_to(np.asarray(tolerance(dtype, stat, b, sc, count), dtype=np.float64), b.shape)
                 diff = np.abs(a - b)
                 if not np.all(np.isfinite(a)) or not np.all(np.isfinite(b)):
@@ -240,11 +249,11 @@ def compare_stats(
                     row.ratio = float(ratio.flat[worst])
                     row.tol = float(tol.flat[worst])
                     elem = np.unravel_index(worst, b.shape)
-                    row.where = f"ep {e} [{','.join(map(str, elem))}]"
-                    if math.isinf(row.ratio) or row.ratio == 0:
-                        row.tol = float(tol.flat[worst])
-    # Feature order of the reference, then stat order.
-    order = {f: i for i, f in enumerate(by_ep_ref[common[0]]) } if common else {}
+                    row.where = f"ep {e} [{','.join(map(str, elem))}]" if row.ratio > 0 else ""
+    # info.json's feature order (then the reference's), then stat order.
+    order: dict[str, int] = {}
+    for f in [*features, *(by_ep_ref[common[0]] if common else [])]:
+        order.setdefault(f, len(order))
     cmp.rows = sorted(rows.values(), key=lambda r: (order.get(r.feature, 1e9),
                                                     STAT_KEYS.index(r.stat) if r.stat in STAT_KEYS else 99))
     return cmp
@@ -262,7 +271,7 @@ def aggregate(records: list[dict]) -> dict[str, dict[str, np.ndarray]]:
     features = list(records[0]["stats"]) if records else []
     for feat in features:
         parts = [r["stats"][feat] for r in records if feat in r["stats"]]
-        counts = np.array([np.asarray(p["count"], dtype=np.float64).reshape(-1)[0] for p in parts])
+        counts = np.array([int(np.asarray(p["count"]).reshape(-1)[0]) for p in parts], dtype=np.int64)
         means = np.stack([np.asarray(p["mean"], dtype=np.float64) for p in parts])
         stds = np.stack([np.asarray(p["std"], dtype=np.float64) for p in parts])
         w = counts.reshape((-1,) + (1,) * (means.ndim - 1))
@@ -274,7 +283,7 @@ def aggregate(records: list[dict]) -> dict[str, dict[str, np.ndarray]]:
             "max": np.max(np.stack([np.asarray(p["max"], dtype=np.float64) for p in parts]), axis=0),
             "mean": mean,
             "std": np.sqrt(var),
-            "count": np.array([total]),
+            "count": np.array([int(total)]),
         }
     return out
 
@@ -286,4 +295,4 @@ def compare_aggregates(ours: dict, ref: dict, features: dict[str, dict], rtol: f
         return [{"episode_index": 0, "stats": {f: {s: np.asarray(v).tolist() for s, v in st.items()} for f, st in d.items()}}]
 
     return compare_stats(wrap(ours), wrap(ref), features, exact_tolerance(rtol, pixel_atol), label=label,
-                         check_value_types=False)
+                         check_value_types=False, check_order=False)

@@ -6,19 +6,28 @@ runs under ``~/.cache/dask_stats/refenv/<name>`` (``DASK_STATS_REFENV_DIR`` over
 
 A marker file is written only after a successful install *and* a successful import check, so an
 interrupted or broken install is thrown away and redone on the next run.  The marker records what was
-asked for; changing a requirement below rebuilds the environment.
+asked for; changing a requirement below rebuilds the environment (and the ones layered on it).
+
+Shared torch layer.  torch wheels from PyPI are CUDA builds (~2.5 GB with the nvidia-* wheels) and pip
+keeps no download cache on these machines, so two lerobot environments each pulling their own torch
+cost 130-260 s apiece on a cold machine.  Both lerobot releases accept torch 2.7.1 / torchvision 0.22.1 /
+torchcodec 0.5 (0.3.3 pins torch<2.8, torchvision<0.23, torchcodec<0.6; 0.4.x torch<2.11,
+torchvision<0.26, torchcodec<0.11), so that stack is installed once in its own venv (``torch-2.7.1``)
+and each lerobot venv sees it through a ``.pth`` file: pip then reports torch "already satisfied" and
+installs only lerobot and the rest.  A lerobot venv's own packages come first on ``sys.path``; pip
+never modifies the base from a child (it refuses to uninstall outside the environment).
 
 Use from tests::
 
     python = ensure_env("lerobot-0.3.3")          # installs on first use (minutes), then instant
     proc = run_in_env("lerobot-0.3.3", "reference/lerobot033_convert.py", dataset, out_jsonl)
 
-From the command line (pre-warm the cache, e.g. in CI before pytest)::
+From the command line (pre-warm the cache, e.g. in CI before pytest; prints the install times)::
 
-    python tests/parity/refenv.py lerobot-0.3.3 lerobot-0.4.x
+    python tests/parity/refenv.py [lerobot-0.3.3 lerobot-0.4.x]
 
-If an install fails, ``ensure_env`` raises ``RefEnvError``; the pytest helpers turn that into a loud
-failure when ``CI`` is true and into a skip with the reason otherwise (``require_env``).
+If an install fails, ``ensure_env`` raises ``RefEnvError``; ``require_env`` (pytest) turns that into a
+loud failure when ``CI`` is true and into a skip with the reason otherwise.
 """
 
 from __future__ import annotations
@@ -30,13 +39,14 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REFERENCE_SCRIPTS = HERE / "reference"
 MARKER = "dask_stats_refenv.json"
+BASE_PTH = "dask_stats_refenv_base.pth"
 
 
 @dataclass(frozen=True)
@@ -45,32 +55,47 @@ class EnvSpec:
 
     requirements: tuple[str, ...]
     import_check: str  # a Python statement that must succeed for the env to count as installed
+    base: str | None = None  # name of an env whose site-packages this one sees (shared torch layer)
     needs_ffmpeg: bool = True  # torchcodec loads the system FFmpeg libraries at run time
     pip_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+TORCH_STACK = ("torch==2.7.1", "torchvision==0.22.1", "torchcodec==0.5")
+
 ENVS: dict[str, EnvSpec] = {
-    # The v2.0 -> v2.1 converter under test (reference.md §2-§4).  lerobot pins its own torch (<2.8),
-    # torchvision (<0.23, which still has torchvision.io.VideoReader for the pyav backend) and
-    # torchcodec (<0.6).  The machine-wide pip constraint (torch<=2.14.1) does not get in the way.
+    # The shared layer (see the module docstring).  torchvision 0.22 still has torchvision.io.VideoReader,
+    # which lerobot 0.3.3's "pyav" backend needs (it is gone from 0.24 on).
+    "torch-2.7.1": EnvSpec(
+        requirements=TORCH_STACK,
+        import_check="import torch, torchvision, torchvision.io; torchvision.io.VideoReader",
+        needs_ffmpeg=False,
+    ),
+    # The v2.0 -> v2.1 converter under test (reference.md §2-§4).  The torch pins repeat the base's so
+    # that pip keeps it (they are within lerobot's own pins).
     "lerobot-0.3.3": EnvSpec(
-        requirements=("lerobot==0.3.3",),
-        import_check=(
-            "import lerobot.datasets.v21.convert_stats, lerobot.datasets.lerobot_dataset, "
-            "torchvision.io; torchvision.io.VideoReader"
-        ),
+        requirements=("lerobot==0.3.3", *TORCH_STACK),
+        import_check="import lerobot.datasets.v21.convert_stats, lerobot.datasets.lerobot_dataset",
+        base="torch-2.7.1",
     ),
     # The newest 0.4 release: reads v3.0 only and ships the v2.1 -> v3.0 converter.
     "lerobot-0.4.x": EnvSpec(
-        requirements=("lerobot>=0.4,<0.5",),
+        requirements=("lerobot>=0.4,<0.5", *TORCH_STACK),
         import_check="import lerobot.datasets.v30.convert_dataset_v21_to_v30, lerobot.datasets.lerobot_dataset",
+        base="torch-2.7.1",
     ),
 }
 
 
 class RefEnvError(RuntimeError):
     """A reference environment could not be created (or is unusable)."""
+
+
+# In-process memory: a failed install is not retried by every test, and installs started in the
+# background by prefetch() are waited for instead of being started twice.
+_FAILED: dict[str, RefEnvError] = {}
+_PENDING: dict[str, threading.Event] = {}  # set when the background attempt for that name has finished
+_PREFETCH_THREAD = "refenv-prefetch"
 
 
 def cache_root() -> Path:
@@ -88,6 +113,12 @@ def env_python(name: str) -> Path:
     return env_dir(name) / "bin" / "python"
 
 
+def _purelib(python: str | Path) -> Path:
+    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                         capture_output=True, text=True, check=True, env=_clean_env())
+    return Path(out.stdout.strip())
+
+
 def _spec(name: str) -> EnvSpec:
     try:
         return ENVS[name]
@@ -95,16 +126,18 @@ def _spec(name: str) -> EnvSpec:
         raise RefEnvError(f"unknown reference environment {name!r}; known: {sorted(ENVS)}") from None
 
 
-def _wanted_marker(name: str, spec: EnvSpec) -> dict:
+def _wanted_marker(name: str) -> dict:
+    spec = _spec(name)
     return {
         "name": name,
         "requirements": list(spec.requirements),
         "pip_args": list(spec.pip_args),
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "base": _wanted_marker(spec.base) if spec.base else None,
     }
 
 
-def _marker_ok(name: str, spec: EnvSpec) -> bool:
+def _marker_ok(name: str) -> bool:
     marker = env_dir(name) / MARKER
     if not marker.is_file() or not env_python(name).exists():
         return False
@@ -112,13 +145,15 @@ def _marker_ok(name: str, spec: EnvSpec) -> bool:
         have = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
-    want = _wanted_marker(name, spec)
-    return all(have.get(k) == v for k, v in want.items())
+    if any(have.get(k) != v for k, v in _wanted_marker(name).items()):
+        return False
+    base = _spec(name).base
+    return base is None or _marker_ok(base)
 
 
 @contextlib.contextmanager
 def _lock(name: str):
-    """One installer at a time per environment (pytest-xdist workers, parallel CI jobs)."""
+    """One installer at a time per environment (threads, pytest-xdist workers, parallel CI jobs)."""
     cache_root().mkdir(parents=True, exist_ok=True)
     with open(cache_root() / f".{name}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -129,32 +164,78 @@ def _lock(name: str):
 
 
 def _base_python() -> str:
-    """A real interpreter to build the venv from (not the project venv's, to stay isolated)."""
+    """The interpreter the venvs are made from: the real one behind the project venv, if any."""
     base = getattr(sys, "_base_executable", None) or sys.executable
     return base if Path(base).exists() else sys.executable
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
 
 
 def _run_logged(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
     with open(log, "a") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
         raise RefEnvError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n--- last lines of {log} ---\n{tail}")
 
 
 def ensure_env(name: str, *, verbose: bool = True) -> Path:
-    """Return the Python of reference environment ``name``, creating it on first use.
+    """Return the Python of reference environment ``name``, creating it (and its base) on first use.
 
     Raises ``RefEnvError`` when the install fails.  The environment is kept only if pip succeeded and
     ``spec.import_check`` runs; otherwise the next call starts from scratch.
     """
     spec = _spec(name)
-    if _marker_ok(name, spec):
+    pending = _PENDING.get(name)
+    if pending is not None and threading.current_thread().name != _PREFETCH_THREAD:
+        pending.wait()
+    if name in _FAILED:
+        raise _FAILED[name]
+    if _marker_ok(name):
         return env_python(name)
+    try:
+        if spec.base:
+            ensure_env(spec.base, verbose=verbose)
+        return _install(name, spec, verbose)
+    except RefEnvError as exc:
+        _FAILED[name] = exc
+        raise
+
+
+def prefetch(*names: str) -> None:
+    """Install the missing environments one after the other in a background thread.
+
+    Tests that need the first one start as soon as it is ready while the next one installs.
+    ``ensure_env`` waits for a pending background install of its environment instead of starting
+    another.  (Two pip installs at once on 2 cores saved only ~6% over one after the other.)
+    """
+    todo = [n for n in names if n not in _PENDING and n not in _FAILED and not _marker_ok(n)]
+    if not todo:
+        return
+    for name in todo:
+        _PENDING[name] = threading.Event()
+
+    def work():
+        for name in todo:
+            try:
+                ensure_env(name)
+            except RefEnvError:
+                pass  # remembered in _FAILED; raised again by the ensure_env call that needs it
+            finally:
+                _PENDING[name].set()
+
+    threading.Thread(target=work, name=_PREFETCH_THREAD, daemon=True).start()
+
+
+def _install(name: str, spec: EnvSpec, verbose: bool) -> Path:
     with _lock(name):
-        if _marker_ok(name, spec):  # another process finished it while we waited
+        if _marker_ok(name):  # another process finished it while we waited
             return env_python(name)
         target = env_dir(name)
         if target.exists():
@@ -165,23 +246,25 @@ def ensure_env(name: str, *, verbose: bool = True) -> Path:
         t0 = time.monotonic()
         if verbose:
             print(f"[refenv] creating {target} ({' '.join(spec.requirements)}); log: {log}", file=sys.stderr, flush=True)
-        pip_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        pip_env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+        env = _clean_env()
         try:
             _run_logged([_base_python(), "-m", "venv", str(target)], log)
             py = str(env_python(name))
+            if spec.base:  # see the base's packages after our own (a .pth line is appended to sys.path)
+                (_purelib(py) / BASE_PTH).write_text(f"{_purelib(env_python(spec.base))}\n")
             _run_logged(
                 [py, "-m", "pip", "install", "--no-input", "--progress-bar", "off", *spec.pip_args, *spec.requirements],
-                log, env=pip_env,
+                log, env=env,
             )
-            _run_logged([py, "-c", spec.import_check], log, env=pip_env)
-            freeze = subprocess.run([py, "-m", "pip", "freeze"], capture_output=True, text=True, env=pip_env).stdout
-        except RefEnvError:
-            raise
+            _run_logged([py, "-c", spec.import_check], log, env=env)
+            freeze = subprocess.run([py, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True,
+                                    env=env).stdout
+        except subprocess.CalledProcessError as exc:
+            raise RefEnvError(f"could not set up {target}: {exc}") from exc
         except OSError as exc:
             raise RefEnvError(f"could not create {target}: {exc}") from exc
         seconds = time.monotonic() - t0
-        marker = _wanted_marker(name, spec) | {
+        marker = _wanted_marker(name) | {
             "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "install_seconds": round(seconds, 1),
             "freeze": freeze.splitlines(),
@@ -193,6 +276,7 @@ def ensure_env(name: str, *, verbose: bool = True) -> Path:
 
 
 def installed_version(name: str, package: str = "lerobot") -> str | None:
+    """The version of ``package`` seen in environment ``name`` (from the marker), or None."""
     marker = env_dir(name) / MARKER
     if not marker.is_file():
         return None
@@ -204,7 +288,7 @@ def installed_version(name: str, package: str = "lerobot") -> str | None:
 
 def reference_env_vars(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for reference runs: offline, one OpenMP thread, nothing leaking from our venv."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env = _clean_env()
     env.update(
         HF_HUB_OFFLINE="1",
         HF_DATASETS_OFFLINE="1",
@@ -214,11 +298,18 @@ def reference_env_vars(extra: dict[str, str] | None = None) -> dict[str, str]:
         MKL_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false",
         PYTHONUNBUFFERED="1",
-        PYTHONWARNINGS=env.get("PYTHONWARNINGS", "default"),
     )
     if extra:
         env.update(extra)
     return env
+
+
+def check_ffmpeg(name: str) -> None:
+    if _spec(name).needs_ffmpeg and shutil.which("ffmpeg") is None:
+        raise RefEnvError(
+            "ffmpeg is not installed: torchcodec (lerobot's default video decoder) needs the FFmpeg shared "
+            "libraries at run time. Install Debian's package: apt-get install -y ffmpeg"
+        )
 
 
 def run_in_env(
@@ -230,26 +321,22 @@ def run_in_env(
     check: bool = True,
     cwd: str | Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``script`` (a path, relative ones resolved against ``tests/parity/``) in environment ``name``.
+    """Run ``script`` (a path; relative ones are resolved against ``tests/parity/``) in env ``name``.
 
     The process is offline (HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1) with OMP_NUM_THREADS=1; ``env``
-    adds variables (``HF_HOME`` is worth pointing at a temp dir so the datasets cache stays out of ~).
+    adds variables (point ``HF_HOME`` at a temp dir to keep the datasets cache out of ~/.cache).
     With ``check`` a non-zero exit raises ``RefEnvError`` carrying stdout/stderr.
     """
     spec = _spec(name)
     python = ensure_env(name)
+    check_ffmpeg(name)
     script = Path(script)
     if not script.is_absolute():
         script = HERE / script
-    if spec.needs_ffmpeg and shutil.which("ffmpeg") is None:
-        raise RefEnvError(
-            "ffmpeg is not installed: torchcodec (lerobot's video decoder) needs the FFmpeg shared "
-            "libraries at run time. Install it with: apt-get install -y ffmpeg"
-        )
     full_env = reference_env_vars({**spec.extra_env, **(env or {})})
     proc = subprocess.run(
         [str(python), str(script), *map(str, args)],
-        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd,
+        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL,
     )
     if check and proc.returncode != 0:
         raise RefEnvError(
@@ -264,15 +351,12 @@ def in_ci() -> bool:
 
 
 def require_env(name: str) -> Path:
-    """pytest helper: the env's python, or fail loudly in CI / skip locally when it cannot be had."""
+    """pytest helper: the env's python; fails loudly in CI, skips locally, when it cannot be had."""
     import pytest
 
     try:
         python = ensure_env(name)
-        if _spec(name).needs_ffmpeg and shutil.which("ffmpeg") is None:
-            raise RefEnvError(
-                "ffmpeg is not installed (torchcodec needs the FFmpeg shared libraries): apt-get install -y ffmpeg"
-            )
+        check_ffmpeg(name)
         return python
     except RefEnvError as exc:
         msg = f"reference environment {name!r} unavailable: {exc}"
@@ -282,7 +366,7 @@ def require_env(name: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(ENVS)
+    names = argv or [n for n in ENVS if n.startswith("lerobot-")]
     status = 0
     for name in names:
         t0 = time.monotonic()
