@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import DatasetError, Problem
-from .plan import Episode, Options, Plan, build_plan
+from .plan import Episode, Options, Plan, build_plan, read_jsonl
 from .storage import Store
 from .video import get_backend
 
@@ -48,10 +48,10 @@ def check_plan(plan: Plan, options: Options, in_place: bool = True) -> list[Prob
     if in_place and store.local and not os.access(meta, os.W_OK):
         problems.append(Problem("the dataset directory is read-only, so it cannot be converted in place",
                                 path=meta, fix="--output DIR writes a converted copy"))
-    tasks_path = store.path("meta/tasks.jsonl")
-    if not store.is_file(tasks_path):
-        problems.append(Problem("meta/tasks.jsonl is missing", path=store.display(tasks_path),
-                                fix="restore it (LeRobot loaders need it)"))
+    try:
+        read_jsonl(store, "meta/tasks.jsonl")
+    except DatasetError as exc:
+        problems += [replace(p, fix="restore it (LeRobot loaders need it)") for p in exc.problems]
     backend = get_backend(options.video_backend)
     with ThreadPoolExecutor(max_workers=8) as pool:
         for found in pool.map(lambda ep: check_episode(plan, ep, options, backend), plan.episodes):
@@ -86,6 +86,11 @@ def _check_parquet(plan: Plan, ep: Episode) -> list[Problem]:
     if parquet.metadata.num_rows != ep.length:
         problems.append(Problem(f"episodes.jsonl says length {ep.length} but the Parquet file has "
                                 f"{parquet.metadata.num_rows} rows", fix="fix meta/episodes.jsonl", **where))
+    recorded = _column_range(parquet, "episode_index")
+    if recorded is not None and recorded != (ep.index, ep.index):
+        problems.append(Problem(f"the file's episode_index column holds {recorded[0]}..{recorded[1]}, not {ep.index}",
+                                feature="episode_index", fix="the file does not belong to this episode: fix the "
+                                "file names or meta/episodes.jsonl", **where))
     schema = parquet.schema_arrow
     declared = set(plan.features)
     for name in schema.names:
@@ -101,6 +106,21 @@ def _check_parquet(plan: Plan, ep: Episode) -> list[Problem]:
         if problem:
             problems.append(Problem(problem, feature=name, fix=f"fix the data, or --exclude-features {name}", **where))
     return problems
+
+
+def _column_range(parquet: pq.ParquetFile, column: str) -> tuple[int, int] | None:
+    """(min, max) of an integer column from the row-group statistics in the footer (no data read)."""
+    if column not in parquet.schema_arrow.names:
+        return None
+    index = parquet.schema_arrow.names.index(column)
+    lows, highs = [], []
+    for group in range(parquet.metadata.num_row_groups):
+        stats = parquet.metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lows.append(stats.min)
+        highs.append(stats.max)
+    return (min(lows), max(highs)) if lows else None
 
 
 def _check_type(arrow_type: pa.DataType, feature: dict) -> str | None:

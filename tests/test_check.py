@@ -105,9 +105,16 @@ def test_missing_and_malformed_episodes_jsonl(ds):
     expect(ds, message="meta/episodes.jsonl is missing")
 
 
-def test_missing_tasks_jsonl(ds):
+def test_missing_and_malformed_tasks_jsonl(ds):
+    (ds / "meta/tasks.jsonl").write_text('{"task_index": 0, "task": "pick"\n')
+    expect(ds, message="meta/tasks.jsonl line 1 is not valid JSON", fix="restore it")
     (ds / "meta/tasks.jsonl").unlink()
     expect(ds, message="meta/tasks.jsonl is missing")
+
+
+def test_parquet_file_of_another_episode(ds):
+    data(ds, 2).write_bytes(data(ds, 0).read_bytes())  # episode 2's file holds episode 0's rows
+    expect(ds, message="episode_index column holds 0..0, not 2", episode=2, path_end="episode_000002.parquet")
 
 
 def test_unknown_codebase_version(ds):
