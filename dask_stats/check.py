@@ -110,9 +110,11 @@ def _check_parquet(plan: Plan, ep: Episode) -> list[Problem]:
 
 def _column_range(parquet: pq.ParquetFile, column: str) -> tuple[int, int] | None:
     """(min, max) of an integer column from the row-group statistics in the footer (no data read)."""
-    if column not in parquet.schema_arrow.names:
+    schema = parquet.metadata.schema
+    leaves = [i for i in range(len(schema)) if schema.column(i).path == column]
+    if not leaves:
         return None
-    index = parquet.schema_arrow.names.index(column)
+    index = leaves[0]
     lows, highs = [], []
     for group in range(parquet.metadata.num_row_groups):
         stats = parquet.metadata.row_group(group).column(index).statistics
