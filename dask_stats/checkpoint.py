@@ -28,9 +28,10 @@ def cache_dir() -> Path:
 def fingerprint(plan: Plan, options: Options) -> str:
     """Identifies the inputs (metadata, every data/video file's size and mtime) and number-changing options."""
     digest = hashlib.sha256(f"{__version__}:{plan.fingerprint(options)}".encode())
+    identities = plan.store.identities()
     for ep in plan.episodes:
         for path in (ep.data_path, *ep.video_paths.values()):
-            digest.update(f"{path}:{plan.store.identity(path)}\n".encode())
+            digest.update(f"{path}:{identities.get(path)}\n".encode())
     return digest.hexdigest()[:20]
 
 

@@ -134,27 +134,9 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
             print(f"Dask dashboard: {url}", flush=True)
         results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.retries, quiet=opts.quiet)
     per_episode = collect(plan, results)
-    findings += [
-        Problem(f"{moments.nonfinite} rows hold non-finite values (NaN/inf); its stats follow numpy and are NaN/inf",
-                severity="warning", episode=ep.index, feature=feature, path=source.display(ep.data_path))
-        for ep, features in zip(plan.episodes, per_episode) for feature, moments in features.items()
-        if moments.nonfinite
-    ]
+    findings += nonfinite_warnings(plan, per_episode)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
-
-    if opts.skip_verify:
-        report = VerificationReport(False, "--skip-verify")
-    else:
-        stats_json = source.path("meta/stats.json")
-        reference = json.loads(source.read_text(stats_json)) if plan.has_stats_json else None
-        report = verify(per_episode, plan.features, reference, strict=opts.strict_verify)
-        if report.failures:
-            raise VerificationError(Problem(
-                "the new stats disagree with meta/stats.json; nothing was written:\n"
-                + report.table(only_problems=True),
-                path=source.display(stats_json),
-                fix="check the dataset; if meta/stats.json itself is stale, use --skip-verify"))
-
+    report = verify_or_stop(plan, per_episode, opts)
     records = [
         episode_record(ep.index, {f: finalize(per_episode[i][f], plan.features[f]) for f in plan.stats_features})
         for i, ep in enumerate(plan.episodes)
@@ -163,8 +145,32 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
-                            plan.stats_features,
-                            plan.skipped, report, findings, timings, tasks=len(tasks), resumed=len(done))
+                            plan.stats_features, plan.skipped, report, findings, timings, tasks=len(tasks),
+                            resumed=len(done))
+
+
+def nonfinite_warnings(plan: Plan, per_episode: list[dict[str, Moments]]) -> list[Problem]:
+    return [
+        Problem(f"{moments.nonfinite} rows hold non-finite values (NaN/inf); its stats follow numpy and are NaN/inf",
+                severity="warning", episode=ep.index, feature=feature, path=plan.store.display(ep.data_path))
+        for ep, features in zip(plan.episodes, per_episode) for feature, moments in features.items()
+        if moments.nonfinite
+    ]
+
+
+def verify_or_stop(plan: Plan, per_episode: list[dict[str, Moments]], options: Options) -> VerificationReport:
+    """Compare with meta/stats.json; a blocking mismatch raises before anything is written."""
+    if options.skip_verify:
+        return VerificationReport(False, "--skip-verify")
+    stats_json = plan.store.path("meta/stats.json")
+    reference = json.loads(plan.store.read_text(stats_json)) if plan.has_stats_json else None
+    report = verify(per_episode, plan.features, reference, strict=options.strict_verify)
+    if report.failures:
+        raise VerificationError(Problem(
+            "the new stats disagree with meta/stats.json; nothing was written:\n" + report.table(only_problems=True),
+            path=plan.store.display(stats_json),
+            fix="check the dataset; if meta/stats.json itself is stale, use --skip-verify"))
+    return report
 
 
 def commit(plan: Plan, target: Store, records: list[dict], options: Options) -> None:

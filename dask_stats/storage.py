@@ -59,11 +59,13 @@ class Store:
     def size(self, path: str) -> int:
         return int(self.fs.size(path))
 
-    def identity(self, path: str) -> str:
-        """Size and modification time (or ETag) of a file: changes when the file does."""
-        info = self.fs.info(path)
-        stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("last_commit") or ""
-        return f"{info.get('size')}:{stamp}"
+    def identities(self) -> dict[str, str]:
+        """Size and modification time (or ETag) of every file under the root, from one listing.
+
+        An identity changes when its file does; remote stores answer with a few list requests, not one per file.
+        """
+        listing = self.fs.find(self.root, detail=True)
+        return {path: f"{info.get('size')}:{_stamp(info)}" for path, info in listing.items()}
 
     def read_text(self, path: str) -> str:
         with self.fs.open(path, "r", encoding="utf-8") as handle:
@@ -145,3 +147,7 @@ class Store:
                     os.makedirs(os.path.dirname(dst), exist_ok=True)
                 with self.fs.open(src, "rb") as reader, target.fs.open(dst, "wb") as writer:
                     shutil.copyfileobj(reader, writer)
+
+
+def _stamp(info: dict) -> str:
+    return str(info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("last_commit") or "")

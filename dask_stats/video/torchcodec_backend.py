@@ -1,8 +1,8 @@
 """torchcodec backend (optional: ``pip install dask-stats[torchcodec]``, plus FFmpeg's shared libraries,
 e.g. Debian's ``apt-get install ffmpeg``).
 
-The core never imports torch: this module imports torchcodec only when a reader is opened, and
-``available()`` is False (cached) when torch, torchcodec or the FFmpeg libraries cannot be loaded.
+The core never imports torch: this module imports torchcodec only when a reader is opened (once per
+process), and ``available()`` is False when torch or torchcodec is not installed.
 
 Frame times come from a PyAV demux pass (the same pts list as the pyav backend, so frame ``i`` is the
 same frame for every backend); torchcodec's exact seek mode numbers frames the same way (by pts).
@@ -14,6 +14,7 @@ so its pixels can differ from PyAV's by a level here and there (stats agree with
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +27,7 @@ BATCH = 8  # frames per get_frames_at call: a few MB at 480x640, few Python roun
 
 class TorchCodecReader(VideoReader):
     def __init__(self, path: str | Path, threads: int = 1):
-        from torchcodec.decoders import VideoDecoder
-
+        VideoDecoder = _load()
         self._path = str(path)
         self._decoder = VideoDecoder(self._path, dimension_order="NHWC", num_ffmpeg_threads=max(int(threads), 1),
                                      device="cpu", seek_mode="exact")
@@ -64,16 +64,23 @@ class TorchCodecBackend(VideoBackend):
 
     @classmethod
     def available(cls) -> bool:
-        return _importable()
+        """Whether torch and torchcodec are installed, without importing them: importing torch takes
+        seconds and hundreds of MB, and this is asked in the client process, which never decodes.  A
+        torchcodec that is installed but cannot load (no FFmpeg libraries) fails at ``open`` instead,
+        with the fix in the message."""
+        return all(importlib.util.find_spec(name) is not None for name in ("torch", "torchcodec"))
 
     def open(self, path: str | Path) -> TorchCodecReader:
         return TorchCodecReader(path, self.threads)
 
 
 @functools.lru_cache(maxsize=1)
-def _importable() -> bool:
+def _load():
+    """torchcodec's VideoDecoder (imported once per process), or a clear error."""
     try:
-        from torchcodec.decoders import VideoDecoder  # noqa: F401 - loads torch and the FFmpeg libraries
-    except Exception:  # noqa: BLE001 - ImportError, or OSError/RuntimeError when FFmpeg/CUDA libs are missing
-        return False
-    return True
+        from torchcodec.decoders import VideoDecoder
+    except Exception as exc:  # noqa: BLE001 - ImportError, or OSError/RuntimeError when shared libraries are missing
+        raise RuntimeError(f"torchcodec cannot be loaded ({type(exc).__name__}: {exc}); it needs torch and "
+                           f"FFmpeg's shared libraries: {TorchCodecBackend.install_hint}, "
+                           "or use --video-backend pyav") from exc
+    return VideoDecoder
