@@ -19,8 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     conv = commands.add_parser("convert", help="compute meta/episodes_stats.jsonl and set codebase_version v2.1")
-    conv.add_argument("--root", help="the v2.0 dataset directory (converted in place); with --repo-id, where to "
-                                     "download it (default: $HF_LEROBOT_HOME/<repo_id>)")
+    conv.add_argument("--root", help="the v2.0 dataset: a directory or an fsspec URL (s3://..., hf://datasets/...), "
+                                     "converted in place; with --repo-id, where to download it (default: "
+                                     "$HF_LEROBOT_HOME/<repo_id>)")
     conv.add_argument("--repo-id", help="a LeRobot dataset on the Hugging Face Hub, e.g. lerobot/pusht")
     conv.add_argument("--revision", help="Hub revision to convert (default: the v2.0 tag)")
     conv.add_argument("--push-to-hub", action="store_true", help="upload meta/ back and tag v2.1")
