@@ -165,7 +165,27 @@ def test_decord_equals_pyav_on_h264(videos):
         np.testing.assert_array_equal(frame, expected[index])
 
 
-torchcodec_ok = "torchcodec" in BACKENDS and BACKENDS["torchcodec"].available()
+def _torchcodec_loads() -> bool:
+    if not BACKENDS["torchcodec"].available():
+        return False
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except Exception:  # noqa: BLE001 - installed but unusable here (e.g. no FFmpeg libraries)
+        return False
+    return True
+
+
+torchcodec_ok = _torchcodec_loads()
+
+
+def test_torchcodec_backend_is_registered_and_core_is_torch_free():
+    import subprocess
+    import sys
+
+    code = ("import sys, dask_stats, dask_stats.video as v; v.BACKENDS['torchcodec'].available(); "
+            "import dask_stats.cli; assert 'torch' not in sys.modules, 'the core imported torch'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert BACKENDS["torchcodec"].name == "torchcodec"
 
 
 @pytest.mark.skipif(not torchcodec_ok, reason="torchcodec (and torch) are not importable")
@@ -185,3 +205,15 @@ def test_torchcodec_agrees_with_pyav(videos, video):
         for key in ("mean", "std", "min", "max"):
             np.testing.assert_allclose(getattr(ours, key), getattr(theirs, key), atol=2e-3, rtol=0,
                                        err_msg=f"{video} {sample} {key}")
+
+
+def test_pyav_sequential_fallback_without_usable_pts(videos):
+    """Streams without (unique) packet pts are decoded sequentially and numbered by position."""
+    path, expected = videos["h264-g25"]
+    with get_backend("pyav").open(path) as reader:
+        reader.frame_times()
+        reader._by_pts = {}  # what _index() leaves when a packet has no pts
+        got = list(reader.read(SAMPLES["sparse"]))
+    assert [i for i, _ in got] == SAMPLES["sparse"].tolist()
+    for index, frame in got:
+        np.testing.assert_array_equal(frame, expected[index])

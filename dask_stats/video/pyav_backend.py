@@ -116,9 +116,9 @@ class PyAVReader(VideoReader):
         self._packets = packets
         self._pts = np.asarray(pts, dtype=np.int64)
         self._key = np.asarray(key, dtype=bool)
-        ordered = np.sort(self._pts)
+        ordered = np.sort(self._pts[self._pts >= 0] if missing else self._pts)
         if missing or (len(ordered) > 1 and (np.diff(ordered) == 0).any()):
-            self._by_pts = {}
+            self._by_pts = {}  # frames are numbered by decode position (sequential decode)
         else:
             self._by_pts = {int(p): i for i, p in enumerate(ordered)}
         self._times = ordered.astype(np.float64) * float(stream.time_base)
