@@ -60,28 +60,28 @@ def check_plan(plan: Plan, options: Options, in_place: bool = True) -> list[Prob
 
 
 def check_episode(plan: Plan, ep: Episode, options: Options, backend) -> list[Problem]:
-    problems = _check_parquet(plan, ep)
-    timestamps = _timestamps(plan.store, ep) if plan.videos or "timestamp" in plan.features else None
-    if timestamps is not None and len(timestamps) > 1:
-        step = np.diff(timestamps)
-        expected = 1.0 / float(plan.info.get("fps") or 1)
-        worst = int(np.argmax(np.abs(step - expected)))
-        if abs(step[worst] - expected) > options.tolerance_s:
-            problems.append(Problem(
-                f"timestamps are not spaced 1/fps = {expected:.6f} s apart (rows {worst}->{worst + 1}: "
-                f"{step[worst]:.6f} s)", severity="warning", episode=ep.index, feature="timestamp",
-                path=plan.store.display(ep.data_path), fix="lerobot's loader will refuse this episode; the stats are unaffected"))
-    for key in plan.videos:
-        problems += _check_video(plan.store, ep, key, timestamps, options, backend)
-    return problems
-
-
-def _check_parquet(plan: Plan, ep: Episode) -> list[Problem]:
     where = {"episode": ep.index, "path": plan.store.display(ep.data_path)}
     try:
         parquet = pq.ParquetFile(plan.store.source(ep.data_path))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
         return [Problem(f"the Parquet file cannot be read: {exc}", fix="restore the file", **where)]
+    problems = _check_parquet(plan, ep, parquet)
+    span = _timestamp_span(plan.store, ep, parquet)
+    if span is not None and ep.length > 1:
+        fps = float(plan.info.get("fps") or 1)
+        expected = (ep.length - 1) / fps
+        if abs((span[1] - span[0]) - expected) > options.tolerance_s:
+            problems.append(Problem(
+                f"timestamps run from {span[0]:.6f} to {span[1]:.6f} s, but {ep.length} rows at {fps:g} fps span "
+                f"{expected:.6f} s: they are not spaced 1/fps apart", severity="warning", feature="timestamp",
+                fix="lerobot's loader will refuse this episode; the stats are unaffected", **where))
+    for key in plan.videos:
+        problems += _check_video(plan.store, ep, key, span[0] if span else None, options, backend)
+    return problems
+
+
+def _check_parquet(plan: Plan, ep: Episode, parquet: pq.ParquetFile) -> list[Problem]:
+    where = {"episode": ep.index, "path": plan.store.display(ep.data_path)}
     problems = []
     if parquet.metadata.num_rows != ep.length:
         problems.append(Problem(f"episodes.jsonl says length {ep.length} but the Parquet file has "
@@ -108,21 +108,31 @@ def _check_parquet(plan: Plan, ep: Episode) -> list[Problem]:
     return problems
 
 
-def _column_range(parquet: pq.ParquetFile, column: str) -> tuple[int, int] | None:
-    """(min, max) of an integer column from the row-group statistics in the footer (no data read)."""
+def _column_range(parquet: pq.ParquetFile, column: str) -> tuple | None:
+    """(min, max) of a scalar column from the row-group statistics in the footer (no data read)."""
     schema = parquet.metadata.schema
     leaves = [i for i in range(len(schema)) if schema.column(i).path == column]
     if not leaves:
         return None
-    index = leaves[0]
     lows, highs = [], []
     for group in range(parquet.metadata.num_row_groups):
-        stats = parquet.metadata.row_group(group).column(index).statistics
+        stats = parquet.metadata.row_group(group).column(leaves[0]).statistics
         if stats is None or not stats.has_min_max:
             return None
         lows.append(stats.min)
         highs.append(stats.max)
     return (min(lows), max(highs)) if lows else None
+
+
+def _timestamp_span(store: Store, ep: Episode, parquet: pq.ParquetFile) -> tuple[float, float] | None:
+    """First and last timestamp: from the footer's statistics, else from the column itself."""
+    if "timestamp" not in parquet.schema_arrow.names:
+        return None
+    span = _column_range(parquet, "timestamp")
+    if span is None:
+        values = pq.read_table(store.source(ep.data_path), columns=["timestamp"]).column("timestamp").to_numpy()
+        span = (values.min(), values.max()) if len(values) else None
+    return (float(span[0]) + 0.0, float(span[1]) + 0.0) if span else None  # + 0.0: Parquet writes a zero min as -0.0
 
 
 def _check_type(arrow_type: pa.DataType, feature: dict) -> str | None:
@@ -143,15 +153,8 @@ def _check_type(arrow_type: pa.DataType, feature: dict) -> str | None:
     return None
 
 
-def _timestamps(store: Store, ep: Episode) -> np.ndarray | None:
-    try:
-        table = pq.read_table(store.source(ep.data_path), columns=["timestamp"])
-    except Exception:  # noqa: BLE001 - a missing column or file is reported by _check_parquet
-        return None
-    return table.column("timestamp").to_numpy().astype(np.float64)
-
-
-def _check_video(store: Store, ep: Episode, key: str, timestamps, options: Options, backend) -> list[Problem]:
+def _check_video(store: Store, ep: Episode, key: str, first_timestamp: float | None, options: Options,
+                 backend) -> list[Problem]:
     import av
 
     path = ep.video_paths[key]
@@ -174,8 +177,8 @@ def _check_video(store: Store, ep: Episode, key: str, timestamps, options: Optio
     if frames and frames < ep.length:
         problems.append(Problem(f"the video has {frames} frames but the episode has {ep.length} rows "
                                 "(truncated video?)", fix="restore or re-encode it", **where))
-    if timestamps is not None and len(timestamps) and options.frame_lookup == "timestamp":
-        first = timestamps[0]
+    if first_timestamp is not None and options.frame_lookup == "timestamp":
+        first = first_timestamp
         if first > WALL_CLOCK_S:
             problems.append(Problem(f"timestamps look like wall-clock times ({first:.3f}), not seconds into the "
                                     "video", fix="--frame-lookup index", **where))

@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--output", help="write a converted copy here instead; the source is left untouched")
     conv.add_argument("--video-backend", choices=sorted(BACKENDS), default="pyav")
     conv.add_argument("--num-workers", type=int, default=None, help="parallel workers (default: all cores)")
-    conv.add_argument("--scheduler", choices=["processes", "threads"], default="processes",
-                      help="local cluster kind (default: processes; decoders hold the GIL)")
+    conv.add_argument("--scheduler", choices=["threads", "processes"], default="threads",
+                      help="local cluster: one process with a thread per worker (default, fastest) or one "
+                           "single-threaded process per worker (isolates decoder crashes and hangs)")
     conv.add_argument("--scheduler-address", help="run on an existing Dask scheduler (tcp://host:8786)")
     conv.add_argument("--dashboard-address", default="127.0.0.1:0",
                       help="where the local cluster serves its dashboard (default: a free port on 127.0.0.1)")

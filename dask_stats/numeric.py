@@ -24,7 +24,10 @@ from .plan import Plan
 from .storage import Store
 
 EPISODE = "__episode__"
-ROWS_PER_PARTITION = 200_000  # large enough to amortise task overhead, small enough to bound memory
+# Partitions: enough of them to keep every core busy on small datasets, large enough to amortise task overhead
+# on huge ones (DROID: ~1,500 tasks), small enough to bound memory.
+ROWS_PER_PARTITION = 50_000
+FILES_PER_PARTITION = 64
 
 EpisodeMoments = dict[int, dict[str, Moments]]
 
@@ -34,7 +37,8 @@ def read_episodes(batch: list[tuple[int, str]], columns: list[str], store: Store
     tables = []
     for episode, path in batch:
         try:
-            table = pq.read_table(store.source(path), columns=columns)
+            # ParquetFile.read: half the cost of read_table's dataset machinery on small files; Dask owns the threads
+            table = pq.ParquetFile(store.source(path)).read(columns=columns, use_threads=False)
         except Exception as exc:  # noqa: BLE001 - any read error names the file
             raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {exc}", episode=episode,
                                     path=store.display(path), fix="restore the file")) from exc
@@ -43,11 +47,13 @@ def read_episodes(batch: list[tuple[int, str]], columns: list[str], store: Store
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def batches(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION) -> list[list[tuple[int, str]]]:
-    """Consecutive episodes grouped into partitions of about ``rows_per_partition`` rows."""
+def batches(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION,
+            files_per_partition: int = FILES_PER_PARTITION) -> list[list[tuple[int, str]]]:
+    """Consecutive episodes grouped into partitions of at most about ``rows_per_partition`` rows and
+    ``files_per_partition`` files."""
     out, current, rows = [], [], 0
     for ep in plan.episodes:
-        if current and rows + ep.length > rows_per_partition:
+        if current and (rows + ep.length > rows_per_partition or len(current) == files_per_partition):
             out.append(current)
             current, rows = [], 0
         current.append((ep.index, ep.data_path))

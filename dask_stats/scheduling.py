@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import dask
 from dask.delayed import Delayed
 from distributed import Client, LocalCluster, as_completed
 from tqdm.auto import tqdm
@@ -22,6 +23,14 @@ from .errors import DatasetError, Problem, TaskError
 from .plan import Options
 
 log = logging.getLogger(__name__)
+
+LOCAL_CLUSTER_CONFIG = {
+    # Dask makes worker processes return freed memory to the OS at once (MALLOC_TRIM_THRESHOLD_=64 KiB), so
+    # every decoded frame buffer is mapped and unmapped again: 8 s of system time on the h264 benchmark.
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": str(64 << 20),
+    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+    "distributed.worker.profile.enabled": False,  # the statistical profiler costs CPU we want for decoding
+}
 
 
 @dataclass
@@ -77,12 +86,16 @@ def open_client(options: Options, client: Client | None = None) -> Iterator[Clie
         return
     workers = options.num_workers or os.cpu_count() or 1
     if options.scheduler == "processes":
-        # one single-threaded worker process per core: decoders hold the GIL, and Dask keeps every core busy
+        # one single-threaded worker process per core (isolates decoders: a crash or a GIL-holding hang
+        # costs one worker, which distributed replaces)
         layout = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
                   "env": {"OMP_NUM_THREADS": "1"}}
     else:
+        # one in-process worker with a thread per core: PyAV, Pillow and numpy release the GIL, and this was
+        # fastest on every benchmark set (benchmarks/RESULTS.md), with a single process's memory
         layout = {"n_workers": 1, "threads_per_worker": workers, "processes": False}
-    with LocalCluster(**layout, dashboard_address=options.dashboard_address, silence_logs=logging.CRITICAL) as cluster, \
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+            LocalCluster(**layout, dashboard_address=options.dashboard_address, silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as local:
         yield local
 

@@ -77,7 +77,7 @@ def locate_frames(frame_times: np.ndarray, positions: np.ndarray, timestamps: np
 
 def read_timestamps(store: Store, data_path: str, positions: np.ndarray) -> np.ndarray:
     """The ``timestamp`` column of one episode at the given row positions, as float64."""
-    column = pq.read_table(store.source(data_path), columns=["timestamp"]).column("timestamp")
+    column = pq.ParquetFile(store.source(data_path)).read(columns=["timestamp"], use_threads=False).column("timestamp")
     return column.to_numpy().astype(np.float64)[positions]
 
 

@@ -211,7 +211,8 @@ def test_unsupported_codec_for_backend(ds):
 def test_timestamps_inconsistent_with_fps(ds):
     rewrite_parquet(data(ds, 0), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
                                                         pa.array((np.arange(20) / 25).astype(np.float32))))
-    expect(ds, message="not spaced 1/fps", episode=0, feature="timestamp", severity="warning")
+    problem = expect(ds, message="not spaced 1/fps", episode=0, feature="timestamp", severity="warning")
+    assert "run from 0.000000 to 0.760000 s" in problem.message
 
 
 def test_timestamps_offset_from_video(ds):

@@ -42,6 +42,8 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="run check_aggregate_stats against meta/stats.json")
     parser.add_argument("--keep-dataset", type=Path, default=None)
     parser.add_argument("--report", type=Path, default=None)
+    parser.add_argument("--num-workers", type=int, default=0,
+                        help="convert_stats' thread pool (0: serial, as the parity tier uses; the CLI default is 4)")
     args = parser.parse_args()
 
     import lerobot
@@ -76,7 +78,7 @@ def main() -> int:
         report["video_backend_used"] = dataset.video_backend
 
         t1 = time.monotonic()
-        convert_stats(dataset, num_workers=0)
+        convert_stats(dataset, num_workers=args.num_workers)
         report["convert_s"] = round(time.monotonic() - t1, 3)
 
         if args.check:
