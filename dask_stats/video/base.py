@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,9 +42,10 @@ class VideoReader(ABC):
 
 
 class VideoBackend(ABC):
-    """One decoding library. Subclasses set ``name`` and implement ``available`` and ``open``."""
+    """One decoding library. Subclasses set ``name`` and ``requires`` and implement ``open``."""
 
     name: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]] = ()  # importable modules the backend needs
     install_hint: ClassVar[str] = ""
     unsupported_codecs: ClassVar[frozenset[str]] = frozenset()
 
@@ -51,9 +53,10 @@ class VideoBackend(ABC):
         self.threads = threads  # decoder threads per open file (Dask already uses every core)
 
     @classmethod
-    @abstractmethod
     def available(cls) -> bool:
-        """Whether the library imports here."""
+        """Whether the libraries in ``requires`` are installed (found, not imported: importing torch takes
+        seconds, and this is asked in the client process, which never decodes)."""
+        return all(importlib.util.find_spec(name) is not None for name in cls.requires)
 
     @abstractmethod
     def open(self, path: str | Path) -> VideoReader:

@@ -38,16 +38,9 @@ class DecordReader(VideoReader):
 
 class DecordBackend(VideoBackend):
     name = "decord"
+    requires = ("decord",)
     install_hint = "pip install decord (x86_64 Linux wheels only)"
     unsupported_codecs = frozenset({"av1"})
-
-    @classmethod
-    def available(cls) -> bool:
-        try:
-            import decord  # noqa: F401
-        except ImportError:
-            return False
-        return True
 
     def open(self, path: str | Path) -> DecordReader:
         problem = self.check_readable(path)

@@ -221,15 +221,8 @@ def _in_order(frames: Iterator[tuple[int, np.ndarray]], indices: np.ndarray) -> 
 
 class PyAVBackend(VideoBackend):
     name = "pyav"
+    requires = ("av",)
     install_hint = "pip install av"
-
-    @classmethod
-    def available(cls) -> bool:
-        try:
-            import av  # noqa: F401
-        except ImportError:
-            return False
-        return True
 
     def open(self, path: str | Path) -> PyAVReader:
         return PyAVReader(path, self.threads)

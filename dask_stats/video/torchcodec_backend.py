@@ -14,7 +14,6 @@ so its pixels can differ from PyAV's by a level here and there (stats agree with
 from __future__ import annotations
 
 import functools
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,15 +59,8 @@ class TorchCodecReader(VideoReader):
 
 class TorchCodecBackend(VideoBackend):
     name = "torchcodec"
+    requires = ("torch", "torchcodec")  # a torchcodec that is installed but cannot load fails at open()
     install_hint = "pip install 'dask-stats[torchcodec]' (CPU torch) and FFmpeg's libraries (apt-get install ffmpeg)"
-
-    @classmethod
-    def available(cls) -> bool:
-        """Whether torch and torchcodec are installed, without importing them: importing torch takes
-        seconds and hundreds of MB, and this is asked in the client process, which never decodes.  A
-        torchcodec that is installed but cannot load (no FFmpeg libraries) fails at ``open`` instead,
-        with the fix in the message."""
-        return all(importlib.util.find_spec(name) is not None for name in ("torch", "torchcodec"))
 
     def open(self, path: str | Path) -> TorchCodecReader:
         return TorchCodecReader(path, self.threads)
