@@ -102,3 +102,9 @@ def test_memory_filesystem(dataset, local_result):
     fs.put(str(dataset), "/mem-ds", recursive=True)
     dask_stats.convert("memory://mem-ds", **LOCAL)
     assert fs.cat_file("/mem-ds/meta/episodes_stats.jsonl") == local_result
+
+
+def test_file_url(dataset, local_result, tmp_path):
+    out = tmp_path / "out"
+    dask_stats.convert(f"file://{dataset}", f"file://{out}", **LOCAL)
+    assert (out / "meta/episodes_stats.jsonl").read_bytes() == local_result
