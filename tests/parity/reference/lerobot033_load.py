@@ -31,34 +31,11 @@ import traceback
 import warnings
 from pathlib import Path
 
+from _common import LogCollector, jsonable  # noqa: E402 - next to this script
+
 # Messages about the *dataset* format version (V21_MESSAGE says "... is in v2.0 format ... backward-compatible").
 # Deliberately not plain "version": torchvision's deprecation warning says "from version 0.22".
 VERSION_RE = re.compile(r"codebase.?version|\bv\d\.\d\b|backward.compatib|forward.compatib", re.IGNORECASE)
-
-
-def _jsonable(x):
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
-class _Collect(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records: list[dict] = []
-
-    def emit(self, record):
-        self.records.append({"level": record.levelname, "logger": record.name, "message": record.getMessage()})
 
 
 def main() -> int:
@@ -69,7 +46,7 @@ def main() -> int:
     parser.add_argument("--no-frames", action="store_true")
     args = parser.parse_args()
 
-    collector = _Collect()
+    collector = LogCollector()
     root_logger = logging.getLogger()
     root_logger.addHandler(collector)
     root_logger.setLevel(logging.DEBUG)
@@ -94,9 +71,9 @@ def main() -> int:
         out["num_frames"] = ds.num_frames
         out["features"] = list(ds.meta.features)
         out["episodes_stats"] = [
-            {"episode_index": int(e), "stats": _jsonable(s)} for e, s in sorted(ds.meta.episodes_stats.items())
+            {"episode_index": int(e), "stats": jsonable(s)} for e, s in sorted(ds.meta.episodes_stats.items())
         ]
-        out["stats"] = _jsonable(ds.meta.stats)
+        out["stats"] = jsonable(ds.meta.stats)
 
         if not args.no_frames and len(ds) > 0:
             first, last = ds[0], ds[len(ds) - 1]

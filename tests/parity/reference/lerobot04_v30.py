@@ -27,30 +27,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-
-def _jsonable(x):
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if hasattr(x, "detach"):  # torch tensor
-        x = x.detach().cpu().numpy()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
-class _Collect(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records: list[dict] = []
-
-    def emit(self, record):
-        self.records.append({"level": record.levelname, "logger": record.name, "message": record.getMessage()})
+from _common import LogCollector, jsonable  # noqa: E402 - next to this script
 
 
 def main() -> int:
@@ -62,7 +39,7 @@ def main() -> int:
     parser.add_argument("--no-frames", action="store_true", help="do not read the first/last frame")
     args = parser.parse_args()
 
-    collector = _Collect()
+    collector = LogCollector()
     logging.getLogger().addHandler(collector)
     logging.getLogger().setLevel(logging.INFO)
     warnings.simplefilter("always")
@@ -98,7 +75,7 @@ def main() -> int:
         out["num_episodes"] = ds.num_episodes
         out["num_frames"] = ds.num_frames
         out["features"] = list(ds.meta.features)
-        out["stats"] = _jsonable(ds.meta.stats)
+        out["stats"] = jsonable(ds.meta.stats)
 
         # Per-episode stats as stored by the converter: "stats/<feature>/<stat>" columns of
         # meta/episodes/chunk-*/file-*.parquet (0.4.4's ds.meta.episodes drops those columns on load,
@@ -113,7 +90,7 @@ def main() -> int:
                 for col, val in row.items():
                     if col.startswith("stats/"):
                         feat, stat = col[len("stats/"):].rsplit("/", 1)
-                        rec.setdefault(feat, {})[stat] = _jsonable(val)
+                        rec.setdefault(feat, {})[stat] = jsonable(val)
                 per_episode.append({"episode_index": int(row["episode_index"]), "length": row.get("length"),
                                     "stats": rec})
         per_episode.sort(key=lambda r: r["episode_index"])
