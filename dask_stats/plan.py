@@ -48,8 +48,9 @@ class Options:
 
     def fingerprint_fields(self) -> dict:
         """The options that change the numbers (used to tell whether old results can be reused)."""
+        backend = getattr(self.video_backend, "name", self.video_backend)  # decoders differ slightly (<2e-3)
         return {"frame_lookup": self.frame_lookup, "tolerance_s": self.tolerance_s,
-                "exclude_features": sorted(self.exclude_features)}
+                "exclude_features": sorted(self.exclude_features), "video_backend": backend}
 
 
 @dataclass(frozen=True)

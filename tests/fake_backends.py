@@ -11,7 +11,7 @@ from dask_stats.video.pyav_backend import PyAVBackend
 class SlowBackend(PyAVBackend):
     """pyav, but each file takes DASK_STATS_TEST_DELAY seconds (default 0.4) longer to open."""
 
-    name = "slow-pyav"
+    name = "pyav"  # the same decoder with a fault injected: it shares pyav's checkpoints
 
     def open(self, path):
         time.sleep(float(os.environ.get("DASK_STATS_TEST_DELAY", "0.4")))
@@ -21,7 +21,7 @@ class SlowBackend(PyAVBackend):
 class HangingBackend(PyAVBackend):
     """pyav, but opening the file of episode 1 never returns."""
 
-    name = "hanging-pyav"
+    name = "pyav"  # the same decoder with a fault injected: it shares pyav's checkpoints
 
     def open(self, path):
         if str(path).endswith("episode_000001.mp4"):

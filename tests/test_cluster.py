@@ -153,6 +153,13 @@ def test_checkpoint_from_other_inputs_is_not_reused(dataset, tmp_path, copy_of):
     assert result.resumed == 0
 
 
+def test_checkpoint_from_other_options_is_not_reused(dataset, copy_of):
+    root = copy_of(dataset)
+    with pytest.raises(TaskError):
+        dask_stats.convert(root, video_backend=HangingBackend, task_timeout=2, retries=0, **LOCAL)
+    assert dask_stats.convert(root, video_backend="decord", **LOCAL).resumed == 0
+
+
 def test_dashboard_link_answers_while_running(dataset, tmp_path, copy_of):
     root = copy_of(dataset)
     script = RUNNER.format(tests=str(TESTS), root=str(root))
