@@ -2,7 +2,8 @@
 
 __version__ = "0.1.0"
 
+from .check import check  # noqa: E402
 from .convert import ConversionResult, convert  # noqa: E402
-from .errors import DatasetError  # noqa: E402
+from .errors import DatasetError, Problem  # noqa: E402
 
-__all__ = ["ConversionResult", "DatasetError", "convert", "__version__"]
+__all__ = ["ConversionResult", "DatasetError", "Problem", "check", "convert", "__version__"]
