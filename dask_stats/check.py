@@ -7,10 +7,11 @@ each video container (opens, codec the backend can read, enough frames).
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-import numpy as np
+from functools import lru_cache, partial
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -53,9 +54,15 @@ def check_plan(plan: Plan, options: Options, in_place: bool = True) -> list[Prob
     except DatasetError as exc:
         problems += [replace(p, fix="restore it (LeRobot loaders need it)") for p in exc.problems]
     backend = get_backend(options.video_backend)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for found in pool.map(lambda ep: check_episode(plan, ep, options, backend), plan.episodes):
-            problems += found
+    work = partial(check_episode, plan, options=options, backend=backend)
+    if store.local:  # footers of local files: a serial loop beats threads contending for the GIL
+        found = map(work, plan.episodes)
+    else:  # remote: the latency of many small reads, overlapped
+        pool = ThreadPoolExecutor(max_workers=16)
+        found = pool.map(work, plan.episodes)
+        pool.shutdown(wait=False)
+    for episode_problems in found:
+        problems += episode_problems
     return problems
 
 
@@ -102,7 +109,8 @@ def _check_parquet(plan: Plan, ep: Episode, parquet: pq.ParquetFile) -> list[Pro
             problems.append(Problem("feature is declared in info.json but has no Parquet column", feature=name,
                                     fix=f"--exclude-features {name}", **where))
             continue
-        problem = _check_type(schema.field(name).type, plan.features[name])
+        feature = plan.features[name]
+        problem = _check_type(schema.field(name).type, feature["dtype"], tuple(feature.get("shape") or [1]))
         if problem:
             problems.append(Problem(problem, feature=name, fix=f"fix the data, or --exclude-features {name}", **where))
     return problems
@@ -135,8 +143,9 @@ def _timestamp_span(store: Store, ep: Episode, parquet: pq.ParquetFile) -> tuple
     return (float(span[0]) + 0.0, float(span[1]) + 0.0) if span else None  # + 0.0: Parquet writes a zero min as -0.0
 
 
-def _check_type(arrow_type: pa.DataType, feature: dict) -> str | None:
-    if feature["dtype"] == "image":
+@lru_cache(maxsize=1024)  # a dataset has few distinct (column type, declaration) pairs
+def _check_type(arrow_type: pa.DataType, dtype: str, shape: tuple[int, ...]) -> str | None:
+    if dtype == "image":
         ok = pa.types.is_struct(arrow_type) and arrow_type.get_field_index("bytes") >= 0
         return None if ok else f"image column has type {arrow_type}, expected a struct with 'bytes'"
     leaf, sizes = arrow_type, []
@@ -144,11 +153,11 @@ def _check_type(arrow_type: pa.DataType, feature: dict) -> str | None:
         sizes.append(leaf.list_size if pa.types.is_fixed_size_list(leaf) else None)
         leaf = leaf.value_type
     if not (pa.types.is_integer(leaf) or pa.types.is_floating(leaf) or pa.types.is_boolean(leaf)):
-        return f"non-numeric data ({arrow_type}) in a {feature['dtype']} feature"
-    shape = list(feature.get("shape") or [1])
+        return f"non-numeric data ({arrow_type}) in a {dtype} feature"
+    shape = list(shape)
     if sizes and None not in sizes and sizes != shape[:len(sizes)]:
         return f"vectors of length {sizes} but info.json declares shape {shape}"
-    if not sizes and int(np.prod(shape)) != 1:
+    if not sizes and math.prod(shape) != 1:
         return f"scalar column but info.json declares shape {shape}"
     return None
 
