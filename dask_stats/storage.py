@@ -7,6 +7,7 @@ decoders, which want a real file; remote Parquet is read through a file object.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import shutil
@@ -45,8 +46,11 @@ class Store:
     def inside(self, relative: str) -> bool:
         """Whether ``relative`` stays inside the root (no ``..``, no absolute path, no symlink pointing out)."""
         if self.local:
-            root = Path(self.root).resolve()
-            return Path(self.root, relative).resolve().is_relative_to(root)
+            path = os.path.join(self.root, relative)
+            # resolve each directory once (thousands of episodes share a few), and a file only if it is a link
+            directory = _realpath(os.path.dirname(path))
+            resolved = os.path.realpath(path) if os.path.islink(path) else os.path.join(directory, os.path.basename(path))
+            return Path(resolved).is_relative_to(_realpath(self.root))
         normal = posixpath.normpath(relative)
         return not (normal.startswith("..") or posixpath.isabs(normal))
 
@@ -151,3 +155,8 @@ class Store:
 
 def _stamp(info: dict) -> str:
     return str(info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("last_commit") or "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _realpath(directory: str) -> str:
+    return os.path.realpath(directory)
