@@ -164,11 +164,11 @@ def _demo(args) -> int:
     import shutil
 
     from .convert import convert
-    from .sample import make_dataset
+    from .sample import SampleSpec, make_dataset
 
     base = Path(args.dir)
     shutil.rmtree(base, ignore_errors=True)
-    source = make_dataset(base / "v2.0")
+    source = make_dataset(base / "v2.0", SampleSpec(string_column=True))
     print(f"Sample v2.0 dataset: {source}")
     result = convert(source, base / "v2.1", num_workers=args.num_workers)
     print(result.summary())

@@ -151,3 +151,13 @@ def test_cli_help_version_and_convert(messy_dataset, tmp_path):
     assert "passed against meta/stats.json" in done.stdout
     again = run("convert", "--root", str(tmp_path / "out"))
     assert again.returncode == 2 and "already at v2.1" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_demo_command_converts_a_generated_dataset(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "dask_stats", "demo", "--dir", str(tmp_path / "demo")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "demo" / "v2.1"
+    assert f"v2.1 dataset: {out}" in run.stdout and "no stats for language_instruction" in run.stdout
+    assert json.loads((out / "meta/info.json").read_text())["codebase_version"] == "v2.1"
+    assert len((out / "meta/episodes_stats.jsonl").read_text().splitlines()) == 4
