@@ -9,7 +9,8 @@
     (created on first use) through ``tests/parity/reference/lerobot033_convert.py``, with its pyav and
     its torchcodec backend.  Its stats phase (``convert_s``) and its whole run are both recorded.
 (c) Ours is the CLI as a user runs it (``python -m dask_stats convert --root DS --output OUT --quiet``,
-    default settings: local cluster, one single-threaded worker process per core, pyav).  The floors
+    default settings: an in-process local cluster with a thread per core, pyav; the ``pyav+processes``
+    variant uses one single-threaded worker process per core instead).  The floors
     are plain PyAV loops over the same videos, spread over the same number of processes:
     ``decode-all`` decodes every frame and converts the sampled ones to RGB; ``seek`` seeks to each
     sampled frame's keyframe and decodes forward to it; the numeric floor reads each episode's Parquet
