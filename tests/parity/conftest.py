@@ -113,7 +113,6 @@ class ParityWorld:
         self.hf_home = base / "hf_home"  # the reference's datasets cache, kept out of ~/.cache/huggingface
         self.specs = _fixture_specs()
         self._memo: dict = {}
-        self._results: dict = {}
 
     # -- environment for reference runs -----------------------------------------------------------
     @property
@@ -226,17 +225,12 @@ class ParityWorld:
             src = self.dataset(name)
             before = _tree_digest(src)
             result = convert(src, output=out, video_backend=backend, skip_verify=False, quiet=True)
-            converted = Path(getattr(result, "output", None) or out)
+            converted = Path(result.output)
             assert _tree_digest(src) == before, "dask_stats.convert(output=...) modified its source dataset"
             assert (converted / "meta" / "episodes_stats.jsonl").is_file(), f"no episodes_stats.jsonl in {converted}"
-            self._results[(name, backend)] = result
             return converted
 
         return self._once(("ours", name, backend), make)
-
-    def ours_result(self, name: str, backend: str = "pyav"):
-        self.ours(name, backend)
-        return self._results[(name, backend)]
 
     def ours_records(self, name: str, backend: str = "pyav") -> list[dict]:
         return read_jsonl(self.ours(name, backend) / "meta" / "episodes_stats.jsonl")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
+import traceback
+from pathlib import Path
 
 
 def jsonable(x):
@@ -31,3 +35,19 @@ class LogCollector(logging.Handler):
 
     def emit(self, record):
         self.records.append({"level": record.levelname, "logger": record.name, "message": record.getMessage()})
+
+
+def write_report(out: dict, path: Path, summary_keys: tuple[str, ...]) -> None:
+    """The whole report as JSON at ``path``; the keys that matter most on stdout, for the test's log."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: out[k] for k in summary_keys}))
+
+
+def run(main) -> None:
+    """Exit with ``main()``'s status; on an exception, lerobot's own traceback for the test, and status 1."""
+    try:
+        sys.exit(main())
+    except Exception:  # noqa: BLE001 - show lerobot's own traceback to the test
+        traceback.print_exc()
+        sys.exit(1)

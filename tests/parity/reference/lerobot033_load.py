@@ -22,16 +22,13 @@ DATASET_DIR is not modified (lerobot only mkdirs the root; its datasets cache go
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
-import sys
 import time
-import traceback
 import warnings
 from pathlib import Path
 
-from _common import LogCollector, jsonable  # noqa: E402 - next to this script
+from _common import LogCollector, jsonable, run, write_report  # noqa: E402 - next to this script
 
 # Messages about the *dataset* format version (V21_MESSAGE says "... is in v2.0 format ... backward-compatible").
 # Deliberately not plain "version": torchvision's deprecation warning says "from version 0.22".
@@ -87,15 +84,9 @@ def main() -> int:
     out["log"] = load_records
     texts = out["warnings"] + [r["message"] for r in load_records if r["level"] in ("WARNING", "ERROR", "CRITICAL")]
     out["version_messages"] = [t for t in texts if VERSION_RE.search(t)]
-    args.out_json.parent.mkdir(parents=True, exist_ok=True)
-    args.out_json.write_text(json.dumps(out, indent=1))
-    print(json.dumps({k: out[k] for k in ("codebase_version", "num_episodes", "num_frames", "version_messages")}))
+    write_report(out, args.out_json, ("codebase_version", "num_episodes", "num_frames", "version_messages"))
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception:  # noqa: BLE001 - show lerobot's own traceback to the test
-        traceback.print_exc()
-        sys.exit(1)
+    run(main)

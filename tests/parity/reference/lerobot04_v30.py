@@ -18,16 +18,13 @@ decodes video through lerobot's default backend) unless ``--no-frames``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
-import sys
 import time
-import traceback
 import warnings
 from pathlib import Path
 
-from _common import LogCollector, jsonable  # noqa: E402 - next to this script
+from _common import LogCollector, jsonable, run, write_report  # noqa: E402 - next to this script
 
 
 def main() -> int:
@@ -104,15 +101,9 @@ def main() -> int:
             out["frame_shapes"] = {k: list(v.shape) for k, v in first.items() if hasattr(v, "shape")}
     out["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
     out["log"] = collector.records
-    args.out_json.parent.mkdir(parents=True, exist_ok=True)
-    args.out_json.write_text(json.dumps(out, indent=1))
-    print(json.dumps({k: out[k] for k in ("codebase_version", "num_episodes", "num_frames", "convert_s", "load_s")}))
+    write_report(out, args.out_json, ("codebase_version", "num_episodes", "num_frames", "convert_s", "load_s"))
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception:  # noqa: BLE001 - show lerobot's own traceback to the test
-        traceback.print_exc()
-        sys.exit(1)
+    run(main)
