@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="local cluster: one process with a thread per worker (default, fastest) or one "
                            "single-threaded process per worker (isolates decoder crashes and hangs)")
     conv.add_argument("--scheduler-address", help="run on an existing Dask scheduler (tcp://host:8786)")
-    conv.add_argument("--dashboard-address", default="127.0.0.1:0",
-                      help="where the local cluster serves its dashboard (default: a free port on 127.0.0.1)")
+    conv.add_argument("--dashboard-address", default=None,
+                      help="where the local cluster serves its dashboard (default: a free port on 127.0.0.1, "
+                           "none with --quiet; 'off': none)")
     conv.add_argument("--task-timeout", type=float, default=None, metavar="SECONDS",
                       help="give up on a task after this long (default: 120 s + 0.05 s per frame; 300 s + ... "
                            "for Parquet batches)")

@@ -77,6 +77,7 @@ def build_tasks(plan: Plan, options: Options) -> list[Task]:
             timeout = options.task_timeout_s(sum(lengths[ep] for ep in episodes), base=300.0)
             tasks.append(Task(dask.delayed(guarded)(reduce, part, timeout, where, dask_key_name=f"numeric-stats-{i}"),
                               episodes, where))
+    longest = max((ep.length for ep in plan.episodes), default=0)
     for ep in plan.episodes:
         for feature in plan.videos:
             task = VideoTask(ep.index, feature, plan.store, ep.video_paths[feature], ep.data_path, ep.length,
@@ -84,8 +85,11 @@ def build_tasks(plan: Plan, options: Options) -> list[Task]:
                              tolerance_s=options.tolerance_s, channels=plan.features[feature]["shape"][-1])
             where = Problem("", episode=ep.index, feature=feature, path=plan.store.display(task.video_path))
             timeout = options.task_timeout_s(ep.length)
-            tasks.append(Task(dask.delayed(guarded)(video_moments, task, timeout, where, dask_key_name=task.key),
-                              [ep.index], where))
+            # longest episodes first (Dask runs higher priorities first), so that the run ends on short
+            # tasks and no core waits for one long video at the end; Parquet work (priority 0) comes first
+            with dask.annotate(priority=-longest + ep.length - 1):
+                delayed = dask.delayed(guarded)(video_moments, task, timeout, where, dask_key_name=task.key)
+            tasks.append(Task(delayed, [ep.index], where))
     return tasks
 
 
@@ -118,7 +122,7 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         raise DatasetError(Problem("the output directory is not empty", path=target.url,
                                    fix="choose a new or empty --output directory"))
     plan = build_plan(source, opts)
-    findings = [] if opts.skip_check else check_plan(plan, opts, in_place=output is None)
+    findings = [] if opts.skip_check else check_plan(plan, opts, in_place=output is None, videos=False)
     if any(p.severity == "error" for p in findings):
         raise DatasetError([p for p in findings if p.severity == "error"])
     timings = {"plan": time.perf_counter() - start}

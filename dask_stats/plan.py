@@ -40,7 +40,14 @@ class Options:
     resume: bool = True  # reuse results checkpointed by an interrupted run with the same inputs
     scheduler: str = "threads"  # local cluster kind: "threads" (fastest, measured) or "processes" (isolated)
     scheduler_address: str | None = None  # run on an existing Dask cluster
-    dashboard_address: str = "127.0.0.1:0"  # local cluster dashboard (a free port on loopback by default)
+    dashboard_address: str | None = None  # local cluster dashboard; None: a free port on loopback, none if quiet
+
+    def dashboard(self) -> str | None:
+        """Where the local cluster serves its dashboard: none with ``quiet`` (the link would not be shown,
+        and the dashboard costs 0.4 s to start) unless an address is given; "off" turns it off."""
+        if self.dashboard_address == "off":
+            return None
+        return self.dashboard_address or (None if self.quiet else "127.0.0.1:0")
 
     def task_timeout_s(self, frames: int, base: float = 120.0) -> float:
         """The timeout of a task handling ``frames`` rows or video frames (generous: it is for hangs)."""

@@ -73,13 +73,18 @@ def guarded(function: Callable, argument, timeout_s: float, where: Problem):
     return outcome["value"]
 
 
+def scheduler_address(options: Options) -> str | None:
+    """The existing scheduler to run on, if any (option, else ``DASK_SCHEDULER_ADDRESS``)."""
+    return options.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
+
+
 @contextmanager
 def open_client(options: Options, client: Client | None = None) -> Iterator[Client]:
     """Yield ``client``, a client of ``options.scheduler_address``, or one of a fresh local cluster."""
     if client is not None:
         yield client
         return
-    address = options.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    address = scheduler_address(options)
     if address:
         with Client(address) as remote:
             yield remote
@@ -95,7 +100,7 @@ def open_client(options: Options, client: Client | None = None) -> Iterator[Clie
         # fastest on every benchmark set (benchmarks/RESULTS.md), with a single process's memory
         layout = {"n_workers": 1, "threads_per_worker": workers, "processes": False}
     with dask.config.set(LOCAL_CLUSTER_CONFIG), \
-            LocalCluster(**layout, dashboard_address=options.dashboard_address, silence_logs=logging.CRITICAL) as cluster, \
+            LocalCluster(**layout, dashboard_address=options.dashboard(), silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as local:
         yield local
 
@@ -103,8 +108,12 @@ def open_client(options: Options, client: Client | None = None) -> Iterator[Clie
 def dashboard_url(client: Client, options: Options) -> str | None:
     """The dashboard's address as bound (distributed's link names the machine's IP even for a loopback bind)."""
     link = client.dashboard_link
-    host = (options.dashboard_address or "").rpartition(":")[0]
-    if not link or options.scheduler_address or not host or host == "0.0.0.0":
+    if scheduler_address(options):
+        return link
+    if options.dashboard() is None:
+        return None  # distributed names a default link even when no dashboard runs
+    host = options.dashboard().rpartition(":")[0]
+    if not link or not host or host == "0.0.0.0":
         return link
     port = client.scheduler_info().get("services", {}).get("dashboard")
     return f"http://{host}:{port}/status" if port else link

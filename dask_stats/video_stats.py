@@ -6,12 +6,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow.parquet as pq
 
+from .check import video_problems
 from .errors import Problem, TaskError
 from .moments import Moments
 from .pixels import PixelHistogram
 from .plan import sample_positions
 from .storage import Store
-from .video import get_backend
+from .video import VideoReader, get_backend
 
 
 @dataclass(frozen=True)
@@ -75,20 +76,40 @@ def locate_frames(frame_times: np.ndarray, positions: np.ndarray, timestamps: np
     return nearest
 
 
-def read_timestamps(store: Store, data_path: str, positions: np.ndarray) -> np.ndarray:
-    """The ``timestamp`` column of one episode at the given row positions, as float64."""
+def read_timestamps(store: Store, data_path: str) -> np.ndarray:
+    """The ``timestamp`` column of one episode, as float64."""
     column = pq.ParquetFile(store.source(data_path)).read(columns=["timestamp"], use_threads=False).column("timestamp")
-    return column.to_numpy().astype(np.float64)[positions]
+    return column.to_numpy().astype(np.float64)
+
+
+def open_video(task: VideoTask, local: str, where: dict) -> VideoReader:
+    """The task's video opened by its backend, or the preflight check's error for an unreadable file."""
+    backend = get_backend(task.backend)
+    try:
+        return backend.open(local)
+    except Exception as exc:  # noqa: BLE001 - any container error means the same to the user
+        raise TaskError(Problem(f"the video cannot be opened: {exc}", fix="re-encode or restore the file",
+                                **where)) from exc
 
 
 def video_moments(task: VideoTask) -> Moments:
     """Moments of the sampled frames of one episode's video; errors name episode, feature and file."""
+    where = {"episode": task.episode, "feature": task.feature, "path": task.store.display(task.video_path)}
     try:
         positions = sample_positions(task.length)
-        timestamps = (read_timestamps(task.store, task.data_path, positions)
-                      if task.frame_lookup == "timestamp" else None)
-        with task.store.local_file(task.video_path) as local, get_backend(task.backend).open(local) as reader:
-            frames = locate_frames(reader.frame_times(), positions, timestamps, task.tolerance_s)
+        timestamps = read_timestamps(task.store, task.data_path) if task.frame_lookup == "timestamp" else None
+        with task.store.local_file(task.video_path) as local, open_video(task, local, where) as reader:
+            times = reader.frame_times()
+            try:
+                frames = locate_frames(times, positions, None if timestamps is None else timestamps[positions],
+                                       task.tolerance_s)
+            except FrameLookupError:  # say why, as the preflight check would (convert leaves videos to the tasks)
+                first = timestamps[0] if timestamps is not None and len(timestamps) else None
+                problems = video_problems(len(times), times[0] if len(times) else 0.0, first, task.length,
+                                          by_timestamp=timestamps is not None, tolerance_s=task.tolerance_s, **where)
+                if problems:
+                    raise TaskError(problems) from None
+                raise
             unique, weights = np.unique(frames, return_counts=True)
             histogram = PixelHistogram(task.channels)
             for (index, frame), expected, weight in zip(reader.read(unique), unique, weights):
@@ -101,11 +122,9 @@ def video_moments(task: VideoTask) -> Moments:
                 fix="re-encode or restore the file")
         return histogram.moments()
     except FrameLookupError as exc:
-        raise TaskError(Problem(str(exc), episode=task.episode, feature=task.feature,
-                                path=task.store.display(task.video_path), fix=exc.fix)) from exc
+        raise TaskError(Problem(str(exc), fix=exc.fix, **where)) from exc
     except TaskError:
         raise
     except Exception as exc:  # noqa: BLE001 - name the episode/feature/file, keep the cause chained
-        raise TaskError(Problem(f"video stats failed: {type(exc).__name__}: {exc}", episode=task.episode,
-                                feature=task.feature, path=task.store.display(task.video_path))) from exc
+        raise TaskError(Problem(f"video stats failed: {type(exc).__name__}: {exc}", **where)) from exc
 

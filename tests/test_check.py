@@ -78,9 +78,10 @@ def expect(root: Path, *, message: str, episode=None, feature=None, path_end=Non
     if severity == "error":
         before = tree_digest(root)
         kwargs = {k: getattr(options, k) for k in ("exclude_features", "frame_lookup", "video_backend")} if options else {}
-        with pytest.raises(DatasetError):
+        with pytest.raises(DatasetError) as refused:
             dask_stats.convert(root, output, **FAST, **kwargs)
         assert tree_digest(root) == before
+        assert any(message in p.message for p in refused.value.problems), refused.value  # the same words
     return problem
 
 

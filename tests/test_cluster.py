@@ -19,8 +19,10 @@ import pytest
 from fake_backends import HangingBackend, SlowBackend
 
 import dask_stats
+from dask_stats.checkpoint import Checkpoint
 from dask_stats.errors import TaskError
 from dask_stats.sample import Camera, SampleSpec, make_dataset
+from dask_stats.storage import Store
 
 TESTS = Path(__file__).parent
 LOCAL = {"scheduler": "threads", "num_workers": 2, "quiet": True}
@@ -121,7 +123,7 @@ RUNNER = textwrap.dedent("""
 def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_output, tmp_path, copy_of):
     root = copy_of(dataset)
     info_before = (root / "meta/info.json").read_bytes()
-    cache = Path(os.environ["DASK_STATS_CACHE"])
+    checkpoints = Checkpoint(Store(root), "").base  # this dataset's (other tests leave theirs)
     script = RUNNER.format(tests=str(TESTS), root=str(root))
     env = {**os.environ, "DASK_STATS_TEST_DELAY": "1.0"}  # 12 tasks on 2 threads: >= 6 s per full run
     for delay in (1.5, 2.5, 3.0):  # kill at several points of the run (startup, first tasks, mid-way)
@@ -132,7 +134,7 @@ def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_o
         proc.wait()
         assert (root / "meta/info.json").read_bytes() == info_before
         assert not (root / "meta/episodes_stats.jsonl").exists()
-    saved = list(cache.glob("checkpoints/*/checkpoint-*/*.pkl"))
+    saved = list(checkpoints.glob("checkpoint-*/*.pkl"))
     assert saved, "finished tasks should have been checkpointed before the kill"
     mtimes = {p.name: p.stat().st_mtime_ns for p in saved}
     result = dask_stats.convert(root, **LOCAL)

@@ -65,23 +65,38 @@ class VideoBackend(ABC):
     def check_readable(self, path: str | Path) -> Unreadable | None:
         """A cheap check (no decoding) that this backend can read ``path``; None when it can."""
         try:
-            codec = probe_codec(path)
+            header = read_header(path)
         except Exception as exc:  # noqa: BLE001 - any container error means the same to the user
             return Unreadable(f"the video cannot be opened: {exc}", fix="re-encode or restore the file")
-        if codec in self.unsupported_codecs:
-            return Unreadable(f"the {self.name} backend cannot decode {codec} video", fix="--video-backend pyav")
+        return self.unsupported(header)
+
+    def unsupported(self, header: "VideoHeader") -> Unreadable | None:
+        """Why this backend cannot decode a video with this ``header``; None when it can."""
+        if header.codec in self.unsupported_codecs:
+            return Unreadable(f"the {self.name} backend cannot decode {header.codec} video", fix="--video-backend pyav")
         return None
+
+
+@dataclass(frozen=True)
+class VideoHeader:
+    """What a container says about its first video stream, without decoding."""
+
+    codec: str  # "h264", "av1", ...
+    start_s: float  # presentation time of the first frame
+    frames: int  # 0 when the container does not say
 
 
 _DECODER_TO_CODEC = {"libdav1d": "av1", "libaom-av1": "av1"}
 
 
-def probe_codec(path: str | Path) -> str:
-    """The codec of the first video stream ("h264", "av1", ...), read by PyAV, which the core always has."""
+def read_header(path: str | Path) -> VideoHeader:
+    """The header of the first video stream, read by PyAV (which the core always has)."""
     import av
 
     with av.open(path if hasattr(path, "read") else str(path)) as container:  # a path or a file object
         if not container.streams.video:
             raise ValueError("the file has no video stream")
-        name = container.streams.video[0].codec_context.name
-    return _DECODER_TO_CODEC.get(name, name)
+        stream = container.streams.video[0]
+        name = stream.codec_context.name
+        return VideoHeader(_DECODER_TO_CODEC.get(name, name), float((stream.start_time or 0) * stream.time_base),
+                           stream.frames)
