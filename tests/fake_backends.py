@@ -1,4 +1,5 @@
-"""Video backends for fault tests: slow (to interrupt a run mid-way) and hanging (to trip timeouts)."""
+"""Video backends for fault and scheduling tests: slow (to interrupt a run mid-way), hanging (to trip
+timeouts) and recording (the order in which videos are opened)."""
 
 from __future__ import annotations
 
@@ -26,4 +27,15 @@ class HangingBackend(PyAVBackend):
     def open(self, path):
         if str(path).endswith("episode_000001.mp4"):
             time.sleep(3600)
+        return super().open(path)
+
+
+class RecordingBackend(PyAVBackend):
+    """pyav, noting every opened path in ``opened`` (in-process workers share it)."""
+
+    name = "pyav"
+    opened: list[str] = []
+
+    def open(self, path):
+        RecordingBackend.opened.append(str(path))
         return super().open(path)

@@ -16,11 +16,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fake_backends import HangingBackend, SlowBackend
+from fake_backends import HangingBackend, RecordingBackend, SlowBackend
 
 import dask_stats
 from dask_stats.checkpoint import Checkpoint
 from dask_stats.errors import TaskError
+from dask_stats.plan import Options
 from dask_stats.sample import Camera, SampleSpec, make_dataset
 from dask_stats.storage import Store
 
@@ -120,6 +121,15 @@ RUNNER = textwrap.dedent("""
 """)
 
 
+def test_longest_episodes_are_decoded_first(dataset, tmp_path):
+    """So that a run ends on short tasks instead of one core finishing a long video alone."""
+    RecordingBackend.opened.clear()
+    dask_stats.convert(dataset, tmp_path / "out", video_backend=RecordingBackend, **{**LOCAL, "num_workers": 1})
+    lengths = [json.loads(line)["length"] for line in (dataset / "meta/episodes.jsonl").read_text().splitlines()]
+    opened = [lengths[int(path[-10:-4])] for path in RecordingBackend.opened]
+    assert len(opened) == 2 * len(lengths) and opened == sorted(opened, reverse=True)
+
+
 def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_output, tmp_path, copy_of):
     root = copy_of(dataset)
     info_before = (root / "meta/info.json").read_bytes()
@@ -181,6 +191,13 @@ def test_dashboard_link_answers_while_running(dataset, tmp_path, copy_of):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_dashboard_only_where_its_link_is_shown():
+    assert Options().dashboard() == "127.0.0.1:0"
+    assert Options(quiet=True).dashboard() is None  # nobody would learn its port
+    assert Options(quiet=True, dashboard_address="127.0.0.1:8799").dashboard() == "127.0.0.1:8799"
+    assert Options(dashboard_address="off").dashboard() is None
 
 
 EXAMPLES = TESTS.parent / "examples"
