@@ -12,7 +12,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from functools import lru_cache, partial
+from functools import lru_cache
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -57,7 +57,7 @@ def check_plan(plan: Plan, options: Options, in_place: bool = True, videos: bool
     except DatasetError as exc:
         problems += [replace(p, fix="restore it (LeRobot loaders need it)") for p in exc.problems]
     backend = get_backend(options.video_backend)
-    work = partial(check_episode, plan, options=options, backend=backend, videos=videos)
+    work = EpisodeChecker(plan, options, backend, videos)
     if store.local and not (videos and plan.videos):  # local footers: serial beats threads contending for the GIL
         found = map(work, plan.episodes)
     else:  # remote files: many small reads, overlapped; local videos: FFmpeg opens them without the GIL
@@ -69,65 +69,78 @@ def check_plan(plan: Plan, options: Options, in_place: bool = True, videos: bool
     return problems
 
 
-def check_episode(plan: Plan, ep: Episode, options: Options, backend, videos: bool = True) -> list[Problem]:
-    where = {"episode": ep.index, "path": plan.store.display(ep.data_path)}
-    try:
-        parquet = pq.ParquetFile(plan.store.source(ep.data_path))
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        return [Problem(f"the Parquet file cannot be read: {exc}", fix="restore the file", **where)]
-    problems = _check_parquet(plan, ep, parquet)
-    span = _timestamp_span(plan.store, ep, parquet)
-    if span is not None and ep.length > 1:
-        fps = float(plan.info.get("fps") or 1)
-        expected = (ep.length - 1) / fps
-        if abs((span[1] - span[0]) - expected) > options.tolerance_s:
-            problems.append(Problem(
-                f"timestamps run from {span[0]:.6f} to {span[1]:.6f} s, but {ep.length} rows at {fps:g} fps span "
-                f"{expected:.6f} s: they are not spaced 1/fps apart", severity="warning", feature="timestamp",
-                fix="lerobot's loader will refuse this episode; the stats are unaffected", **where))
-    for key in plan.videos if videos else ():
-        problems += _check_video(plan.store, ep, key, span[0] if span else None, options, backend)
-    return problems
+class EpisodeChecker:
+    """Checks one episode's files.  Files of a dataset share a few schemas: what depends only on the schema
+    (columns, types, where the footer keeps a column's statistics) is worked out once per schema."""
+
+    def __init__(self, plan: Plan, options: Options, backend, videos: bool = True):
+        self.plan, self.options, self.backend, self.videos = plan, options, backend, videos
+        self._schemas: dict[pa.Schema, tuple[list[Problem], dict[str, int]]] = {}
+
+    def __call__(self, ep: Episode) -> list[Problem]:
+        plan = self.plan
+        where = {"episode": ep.index, "path": plan.store.display(ep.data_path)}
+        try:
+            parquet = pq.ParquetFile(plan.store.source(ep.data_path))
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+            return [Problem(f"the Parquet file cannot be read: {exc}", fix="restore the file", **where)]
+        schema_problems, leaves = self._schema(parquet)
+        problems = [replace(p, **where) for p in schema_problems]
+        if parquet.metadata.num_rows != ep.length:
+            problems.append(Problem(f"episodes.jsonl says length {ep.length} but the Parquet file has "
+                                    f"{parquet.metadata.num_rows} rows", fix="fix meta/episodes.jsonl", **where))
+        recorded = _column_range(parquet, leaves.get("episode_index"))
+        if recorded is not None and recorded != (ep.index, ep.index):
+            problems.append(Problem(f"the file's episode_index column holds {recorded[0]}..{recorded[1]}, not "
+                                    f"{ep.index}", feature="episode_index", fix="the file does not belong to this "
+                                    "episode: fix the file names or meta/episodes.jsonl", **where))
+        span = _timestamp_span(plan.store, ep, parquet, leaves.get("timestamp"))
+        if span is not None and ep.length > 1:
+            fps = float(plan.info.get("fps") or 1)
+            expected = (ep.length - 1) / fps
+            if abs((span[1] - span[0]) - expected) > self.options.tolerance_s:
+                problems.append(Problem(
+                    f"timestamps run from {span[0]:.6f} to {span[1]:.6f} s, but {ep.length} rows at {fps:g} fps "
+                    f"span {expected:.6f} s: they are not spaced 1/fps apart", severity="warning",
+                    feature="timestamp", fix="lerobot's loader will refuse this episode; the stats are unaffected",
+                    **where))
+        for key in plan.videos if self.videos else ():
+            problems += _check_video(plan.store, ep, key, span[0] if span else None, self.options, self.backend)
+        return problems
+
+    def _schema(self, parquet: pq.ParquetFile) -> tuple[list[Problem], dict[str, int]]:
+        """Problems of the file's columns (without episode and path), and the footer's leaf index of each column."""
+        schema = parquet.schema_arrow
+        found = self._schemas.get(schema)
+        if found is None:
+            leaves = parquet.metadata.schema
+            found = self._schemas[schema] = (_schema_problems(self.plan, schema),
+                                             {leaves.column(i).path: i for i in range(len(leaves))})
+        return found
 
 
-def _check_parquet(plan: Plan, ep: Episode, parquet: pq.ParquetFile) -> list[Problem]:
-    where = {"episode": ep.index, "path": plan.store.display(ep.data_path)}
-    problems = []
-    if parquet.metadata.num_rows != ep.length:
-        problems.append(Problem(f"episodes.jsonl says length {ep.length} but the Parquet file has "
-                                f"{parquet.metadata.num_rows} rows", fix="fix meta/episodes.jsonl", **where))
-    recorded = _column_range(parquet, "episode_index")
-    if recorded is not None and recorded != (ep.index, ep.index):
-        problems.append(Problem(f"the file's episode_index column holds {recorded[0]}..{recorded[1]}, not {ep.index}",
-                                feature="episode_index", fix="the file does not belong to this episode: fix the "
-                                "file names or meta/episodes.jsonl", **where))
-    schema = parquet.schema_arrow
-    declared = set(plan.features)
-    for name in schema.names:
-        if name not in declared:
-            problems.append(Problem("column is not declared in info.json (it gets no stats)", severity="warning",
-                                    feature=name, **where))
+def _schema_problems(plan: Plan, schema: pa.Schema) -> list[Problem]:
+    problems = [Problem("column is not declared in info.json (it gets no stats)", severity="warning", feature=name)
+                for name in schema.names if name not in plan.features]
     for name in plan.numeric + plan.images:
         if name not in schema.names:
             problems.append(Problem("feature is declared in info.json but has no Parquet column", feature=name,
-                                    fix=f"--exclude-features {name}", **where))
+                                    fix=f"--exclude-features {name}"))
             continue
         feature = plan.features[name]
         problem = _check_type(schema.field(name).type, feature["dtype"], tuple(feature.get("shape") or [1]))
         if problem:
-            problems.append(Problem(problem, feature=name, fix=f"fix the data, or --exclude-features {name}", **where))
+            problems.append(Problem(problem, feature=name, fix=f"fix the data, or --exclude-features {name}"))
     return problems
 
 
-def _column_range(parquet: pq.ParquetFile, column: str) -> tuple | None:
-    """(min, max) of a scalar column from the row-group statistics in the footer (no data read)."""
-    schema = parquet.metadata.schema
-    leaves = [i for i in range(len(schema)) if schema.column(i).path == column]
-    if not leaves:
+def _column_range(parquet: pq.ParquetFile, leaf: int | None) -> tuple | None:
+    """(min, max) of the scalar column stored in footer leaf ``leaf``, from the row-group statistics (no data read)."""
+    if leaf is None:
         return None
     lows, highs = [], []
     for group in range(parquet.metadata.num_row_groups):
-        stats = parquet.metadata.row_group(group).column(leaves[0]).statistics
+        stats = parquet.metadata.row_group(group).column(leaf).statistics
         if stats is None or not stats.has_min_max:
             return None
         lows.append(stats.min)
@@ -135,11 +148,12 @@ def _column_range(parquet: pq.ParquetFile, column: str) -> tuple | None:
     return (min(lows), max(highs)) if lows else None
 
 
-def _timestamp_span(store: Store, ep: Episode, parquet: pq.ParquetFile) -> tuple[float, float] | None:
-    """First and last timestamp: from the footer's statistics, else from the column itself."""
-    if "timestamp" not in parquet.schema_arrow.names:
+def _timestamp_span(store: Store, ep: Episode, parquet: pq.ParquetFile, leaf: int | None) -> tuple[float, float] | None:
+    """First and last timestamp (a scalar column in footer leaf ``leaf``): from the footer's statistics, else
+    from the column itself."""
+    if leaf is None:
         return None
-    span = _column_range(parquet, "timestamp")
+    span = _column_range(parquet, leaf)
     if span is None:
         values = pq.read_table(store.source(ep.data_path), columns=["timestamp"]).column("timestamp").to_numpy()
         span = (values.min(), values.max()) if len(values) else None

@@ -18,7 +18,7 @@ from .check import check_plan
 from .checkpoint import Checkpoint, fingerprint
 from .errors import DatasetError, Problem, VerificationError
 from .moments import Moments
-from .output import episode_record, finalize, info_text, jsonl_text
+from .output import episode_records, info_text, jsonl_text
 from .plan import Options, Plan, build_plan
 from .scheduling import Task, guarded
 from .storage import Store
@@ -141,10 +141,8 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     findings += nonfinite_warnings(plan, per_episode)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     report = verify_or_stop(plan, per_episode, opts)
-    records = [
-        episode_record(ep.index, {f: finalize(per_episode[i][f], plan.features[f]) for f in plan.stats_features})
-        for i, ep in enumerate(plan.episodes)
-    ]
+    records = episode_records([ep.index for ep in plan.episodes], per_episode,
+                              {f: plan.features[f] for f in plan.stats_features})
     commit(plan, target, records, opts)
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start

@@ -3,7 +3,7 @@
 A :class:`Moments` holds, per component (vector dimension or colour channel), the count, mean, sum of
 squared deviations (M2), min and max of some observations, plus ``samples``: the number of rows or
 frames they came from (the ``count`` that v2.1 writes).  ``segments`` builds them from contiguous row segments, ``merge``
-combines two (Chan et al.'s parallel update), ``finalize`` gives the reference's min/max/mean/std/count.
+combines two (``merge_all``: any number, at once), ``finalize`` gives the reference's min/max/mean/std/count.
 """
 
 from __future__ import annotations
@@ -43,18 +43,7 @@ class Moments:
         ]
 
     def merge(self, other: "Moments") -> "Moments":
-        n = self.count + other.count
-        delta = other.mean - self.mean
-        frac = np.divide(other.count, n, out=np.zeros(n.shape), where=n > 0)
-        return Moments(
-            count=n,
-            mean=self.mean + delta * frac,
-            m2=self.m2 + other.m2 + delta**2 * self.count * frac,
-            min=np.minimum(self.min, other.min),
-            max=np.maximum(self.max, other.max),
-            samples=self.samples + other.samples,
-            nonfinite=self.nonfinite + other.nonfinite,
-        )
+        return merge_all([self, other])
 
     @property
     def std(self) -> np.ndarray:
@@ -62,8 +51,22 @@ class Moments:
 
 
 def merge_all(parts: list[Moments]) -> Moments:
-    """Merge a non-empty list of partial moments."""
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.merge(part)
-    return out
+    """Merge a non-empty list of partial moments in one vectorized step: counts add, the mean is the
+    count-weighted mean, M2 = sum of the parts' M2 + sum of count * (part mean - mean)^2 (exact, like Chan et
+    al.'s pairwise update, which is its two-part case)."""
+    if len(parts) == 1:
+        return parts[0]
+    count = np.stack([p.count for p in parts])
+    mean = np.stack([p.mean for p in parts])
+    total = count.sum(axis=0)
+    weight = np.divide(count, total, out=np.zeros(count.shape), where=total > 0)
+    merged_mean = (weight * mean).sum(axis=0)
+    return Moments(
+        count=total,
+        mean=merged_mean,
+        m2=np.stack([p.m2 for p in parts]).sum(axis=0) + (count * (mean - merged_mean) ** 2).sum(axis=0),
+        min=np.minimum.reduce([p.min for p in parts]),
+        max=np.maximum.reduce([p.max for p in parts]),
+        samples=sum(p.samples for p in parts),
+        nonfinite=sum(p.nonfinite for p in parts),
+    )
