@@ -11,13 +11,14 @@ from pathlib import Path
 from functools import partial
 
 import dask
+import numpy as np
 from distributed import Client
 
 from . import numeric, scheduling
 from .check import check_plan
 from .checkpoint import Checkpoint, fingerprint
 from .errors import DatasetError, Problem, VerificationError
-from .moments import Moments
+from .moments import MomentsTable
 from .output import episode_records, info_text, jsonl_text
 from .plan import Options, Plan, build_plan
 from .scheduling import Task, guarded
@@ -93,13 +94,13 @@ def build_tasks(plan: Plan, options: Options) -> list[Task]:
     return tasks
 
 
-def collect(plan: Plan, results: dict[str, object]) -> list[dict[str, Moments]]:
-    """Per-episode moments of every stats feature, in episode order, from the task results."""
-    per_episode = numeric.merge_episode_moments([r for k, r in results.items() if k.startswith("numeric-stats-")])
-    for ep in plan.episodes:
-        for feature in plan.videos:
-            per_episode.setdefault(ep.index, {})[feature] = results[f"video-stats-{feature}-ep{ep.index:06d}"]
-    return [per_episode.get(ep.index, {}) for ep in plan.episodes]
+def collect(plan: Plan, results: dict[str, object]) -> dict[str, MomentsTable]:
+    """Per stats feature, the moments of every episode (rows in plan order), from the task results."""
+    keys = np.array([ep.index for ep in plan.episodes], dtype=np.int64)
+    tables = numeric.episode_tables([r for k, r in results.items() if k.startswith("numeric-stats-")], keys)
+    for feature in plan.videos:
+        tables[feature] = MomentsTable.of(keys, [results[f"video-stats-{feature}-ep{i:06d}"] for i in keys])
+    return tables
 
 
 def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *, client: Client | None = None,
@@ -137,12 +138,12 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         if not opts.quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
         results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.retries, quiet=opts.quiet)
-    per_episode = collect(plan, results)
-    findings += nonfinite_warnings(plan, per_episode)
+    tables = collect(plan, results)
+    findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
-    report = verify_or_stop(plan, per_episode, opts)
-    records = episode_records([ep.index for ep in plan.episodes], per_episode,
-                              {f: plan.features[f] for f in plan.stats_features})
+    report = verify_or_stop(plan, tables, opts)
+    records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
+                              plan.features)
     commit(plan, target, records, opts)
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
@@ -151,22 +152,22 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
                             resumed=len(done))
 
 
-def nonfinite_warnings(plan: Plan, per_episode: list[dict[str, Moments]]) -> list[Problem]:
+def nonfinite_warnings(plan: Plan, tables: dict[str, MomentsTable]) -> list[Problem]:
     return [
-        Problem(f"{moments.nonfinite} rows hold non-finite values (NaN/inf); its stats follow numpy and are NaN/inf",
-                severity="warning", episode=ep.index, feature=feature, path=plan.store.display(ep.data_path))
-        for ep, features in zip(plan.episodes, per_episode) for feature, moments in features.items()
-        if moments.nonfinite
+        Problem(f"{table.nonfinite[i]} rows hold non-finite values (NaN/inf); its stats follow numpy and are NaN/inf",
+                severity="warning", episode=plan.episodes[i].index, feature=feature,
+                path=plan.store.display(plan.episodes[i].data_path))
+        for feature, table in tables.items() for i in np.flatnonzero(table.nonfinite)
     ]
 
 
-def verify_or_stop(plan: Plan, per_episode: list[dict[str, Moments]], options: Options) -> VerificationReport:
+def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options) -> VerificationReport:
     """Compare with meta/stats.json; a blocking mismatch raises before anything is written."""
     if options.skip_verify:
         return VerificationReport(False, "--skip-verify")
     stats_json = plan.store.path("meta/stats.json")
     reference = json.loads(plan.store.read_text(stats_json)) if plan.has_stats_json else None
-    report = verify(per_episode, plan.features, reference, strict=options.strict_verify)
+    report = verify(tables, plan.features, reference, strict=options.strict_verify)
     if report.failures:
         raise VerificationError(Problem(
             "the new stats disagree with meta/stats.json; nothing was written:\n" + report.table(only_problems=True),

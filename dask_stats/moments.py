@@ -2,8 +2,9 @@
 
 A :class:`Moments` holds, per component (vector dimension or colour channel), the count, mean, sum of
 squared deviations (M2), min and max of some observations, plus ``samples``: the number of rows or
-frames they came from (the ``count`` that v2.1 writes).  ``segments`` builds them from contiguous row segments, ``merge``
-combines two (``merge_all``: any number, at once), ``finalize`` gives the reference's min/max/mean/std/count.
+frames they came from (the ``count`` that v2.1 writes).  A :class:`MomentsTable` holds those of many
+episodes as arrays: ``segments`` builds one from contiguous row segments (vectorized), ``total`` merges
+its rows (the one merge formula: ``Moments.merge`` and ``merge_all`` use it too).
 """
 
 from __future__ import annotations
@@ -23,9 +24,37 @@ class Moments:
     samples: int  # rows (parquet) or sampled frames (video) behind these moments
     nonfinite: int = 0  # rows holding NaN or infinity (stats then follow numpy: NaN propagates)
 
+    def merge(self, other: "Moments") -> "Moments":
+        return merge_all([self, other])
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(np.maximum(self.m2, 0.0) / self.count)
+
+
+def merge_all(parts: list[Moments]) -> Moments:
+    """Merge a non-empty list of partial moments (``MomentsTable.total``)."""
+    return parts[0] if len(parts) == 1 else MomentsTable.of(np.zeros(len(parts), np.int64), parts).total()
+
+
+@dataclass
+class MomentsTable:
+    """The moments of many row segments (episodes) at once, as arrays with a leading segment axis: compact to
+    send and checkpoint (a handful of arrays instead of thousands of small objects)."""
+
+    keys: np.ndarray  # (n,) the episode of each segment
+    count: np.ndarray  # (n, D)
+    mean: np.ndarray
+    m2: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    samples: np.ndarray  # (n,)
+    nonfinite: np.ndarray  # (n,)
+
     @classmethod
-    def segments(cls, x: np.ndarray, starts: np.ndarray) -> list["Moments"]:
-        """Moments of each contiguous row segment ``x[starts[i]:starts[i+1]]``, vectorized (reduceat)."""
+    def segments(cls, keys: np.ndarray, x: np.ndarray, starts: np.ndarray) -> "MomentsTable":
+        """Moments of each contiguous row segment ``x[starts[i]:starts[i+1]]`` (belonging to ``keys[i]``),
+        vectorized with ``reduceat``."""
         if x.ndim == 1:
             x = x[:, None]
         lengths = np.diff(np.append(starts, x.shape[0]))
@@ -36,37 +65,61 @@ class Moments:
         mins = np.minimum.reduceat(reduce_x, starts, axis=0).astype(x.dtype)
         maxs = np.maximum.reduceat(reduce_x, starts, axis=0).astype(x.dtype)
         bad_rows = ~np.isfinite(xf).all(axis=1)
-        nonfinite = np.add.reduceat(bad_rows, starts) if bad_rows.any() else np.zeros(len(starts), int)
-        return [
-            cls(np.full(x.shape[1:], n, dtype=np.int64), means[i], m2[i], mins[i], maxs[i], int(n), int(nonfinite[i]))
-            for i, n in enumerate(lengths)
-        ]
+        nonfinite = np.add.reduceat(bad_rows, starts) if bad_rows.any() else np.zeros(len(starts), np.int64)
+        count = np.repeat(lengths.astype(np.int64)[:, None], x.shape[1], axis=1)
+        return cls(np.asarray(keys), count, means, m2, mins, maxs, lengths.astype(np.int64), nonfinite)
 
-    def merge(self, other: "Moments") -> "Moments":
-        return merge_all([self, other])
+    @classmethod
+    def of(cls, keys: np.ndarray, moments: list[Moments]) -> "MomentsTable":
+        """The table of separately computed ``moments`` (one per key)."""
+        stack = lambda name: np.stack([getattr(m, name) for m in moments])  # noqa: E731
+        return cls(np.asarray(keys), stack("count"), stack("mean"), stack("m2"), stack("min"), stack("max"),
+                   np.array([m.samples for m in moments]), np.array([m.nonfinite for m in moments]))
+
+    @classmethod
+    def concat(cls, tables: list["MomentsTable"]) -> "MomentsTable":
+        return cls(*(np.concatenate([getattr(t, name) for t in tables]) for name in cls.__dataclass_fields__))
+
+    def take(self, rows: np.ndarray) -> "MomentsTable":
+        return MomentsTable(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+
+    def arrange(self, keys: np.ndarray) -> "MomentsTable":
+        """One row per key of ``keys``, in that order; rows sharing a key (an episode split across
+        partitions) are merged."""
+        unique, first, repeats = np.unique(self.keys, return_index=True, return_counts=True)
+        table = self
+        if (repeats > 1).any():
+            merged: dict[int, Moments] = {}
+            for key, moments in self.rows():
+                merged[key] = merged[key].merge(moments) if key in merged else moments
+            table = MomentsTable.of(np.array(list(merged)), list(merged.values()))
+            unique, first = np.unique(table.keys, return_index=True)
+        slot = np.minimum(np.searchsorted(unique, keys), len(unique) - 1)
+        if len(unique) == 0 or (unique[slot] != keys).any():
+            raise KeyError(f"no moments for keys {np.asarray(keys)[unique[slot] != keys][:5].tolist()}")
+        return table.take(first[slot])
+
+    def total(self) -> Moments:
+        """All rows merged in one vectorized step: counts add, the mean is the count-weighted mean, and
+        M2 = sum of the rows' M2 + sum of count * (row mean - mean)^2 (exact, like Chan et al.'s pairwise update)."""
+        total = self.count.sum(axis=0)
+        weight = np.divide(self.count, total, out=np.zeros(self.count.shape), where=total > 0)
+        mean = (weight * self.mean).sum(axis=0)
+        return Moments(
+            count=total,
+            mean=mean,
+            m2=self.m2.sum(axis=0) + (self.count * (self.mean - mean) ** 2).sum(axis=0),
+            min=self.min.min(axis=0),
+            max=self.max.max(axis=0),
+            samples=int(self.samples.sum()),
+            nonfinite=int(self.nonfinite.sum()),
+        )
 
     @property
     def std(self) -> np.ndarray:
         return np.sqrt(np.maximum(self.m2, 0.0) / self.count)
 
-
-def merge_all(parts: list[Moments]) -> Moments:
-    """Merge a non-empty list of partial moments in one vectorized step: counts add, the mean is the
-    count-weighted mean, M2 = sum of the parts' M2 + sum of count * (part mean - mean)^2 (exact, like Chan et
-    al.'s pairwise update, which is its two-part case)."""
-    if len(parts) == 1:
-        return parts[0]
-    count = np.stack([p.count for p in parts])
-    mean = np.stack([p.mean for p in parts])
-    total = count.sum(axis=0)
-    weight = np.divide(count, total, out=np.zeros(count.shape), where=total > 0)
-    merged_mean = (weight * mean).sum(axis=0)
-    return Moments(
-        count=total,
-        mean=merged_mean,
-        m2=np.stack([p.m2 for p in parts]).sum(axis=0) + (count * (mean - merged_mean) ** 2).sum(axis=0),
-        min=np.minimum.reduce([p.min for p in parts]),
-        max=np.maximum.reduce([p.max for p in parts]),
-        samples=sum(p.samples for p in parts),
-        nonfinite=sum(p.nonfinite for p in parts),
-    )
+    def rows(self) -> list[tuple[int, Moments]]:
+        """(key, Moments) of every segment."""
+        return [(int(k), Moments(self.count[i], self.mean[i], self.m2[i], self.min[i], self.max[i],
+                                 int(self.samples[i]), int(self.nonfinite[i]))) for i, k in enumerate(self.keys)]

@@ -3,8 +3,8 @@
 The dataframe has one partition per batch of episodes (``dd.from_map``), only the needed columns,
 pyarrow-backed dtypes, and an ``__episode__`` column.  Each partition is reduced *vectorized*: list
 columns become (rows, D) arrays through their flat Arrow values, and episode segments are reduced with
-``ufunc.reduceat``.  Partitions return partial moments keyed by episode, so an episode split across
-partitions merges exactly.
+``ufunc.reduceat``.  Partitions return a table of partial moments per feature (rows keyed by episode), so
+an episode split across partitions merges exactly.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import Problem, TaskError
-from .moments import Moments
+from .moments import Moments, MomentsTable
 from .pixels import PixelHistogram
 from .plan import Plan
 from .storage import Store
@@ -29,7 +29,7 @@ EPISODE = "__episode__"
 ROWS_PER_PARTITION = 50_000
 FILES_PER_PARTITION = 64
 
-EpisodeMoments = dict[int, dict[str, Moments]]
+PartitionMoments = dict[str, MomentsTable]  # feature -> moments of the partition's episodes
 
 
 def read_episodes(batch: list[tuple[int, str]], columns: list[str], store: Store) -> pd.DataFrame:
@@ -42,9 +42,11 @@ def read_episodes(batch: list[tuple[int, str]], columns: list[str], store: Store
         except Exception as exc:  # noqa: BLE001 - any read error names the file
             raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {exc}", episode=episode,
                                     path=store.display(path), fix="restore the file")) from exc
-        tables.append(table.append_column(EPISODE, pa.array(np.full(table.num_rows, episode, dtype=np.int64))))
-    table = pa.concat_tables(tables, promote_options="permissive")
-    return table.to_pandas(types_mapper=pd.ArrowDtype)
+        tables.append(table)
+    # one contiguous chunk per column (reductions then see plain arrays), plus the episode of every row
+    table = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
+    rows = np.repeat(np.array([episode for episode, _ in batch], dtype=np.int64), [t.num_rows for t in tables])
+    return table.append_column(EPISODE, pa.array(rows)).to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def batches(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION,
@@ -116,43 +118,35 @@ def image_moments(series: pd.Series, starts: np.ndarray, channels: int) -> list[
 
 
 def partition_moments(df: pd.DataFrame, plan_features: dict[str, dict], numeric: list[str],
-                      images: list[str], files: dict[int, str]) -> EpisodeMoments:
-    """Partial moments of every episode segment in one partition."""
+                      images: list[str], files: dict[int, str]) -> PartitionMoments:
+    """Partial moments of every episode segment in one partition, a table per feature."""
     episodes = df[EPISODE].to_numpy()
     if len(episodes) == 0:
         return {}
     starts = np.flatnonzero(np.r_[True, episodes[1:] != episodes[:-1]])
     ids = episodes[starts]
-    result: EpisodeMoments = {}
+    result: PartitionMoments = {}
     for feature in numeric + images:
         try:
             if feature in images:
-                segments = image_moments(df[feature], starts, plan_features[feature]["shape"][-1])
+                result[feature] = MomentsTable.of(ids, image_moments(df[feature], starts,
+                                                                     plan_features[feature]["shape"][-1]))
             else:
                 values = column_values(df[feature], feature, plan_features[feature]["shape"])
-                segments = Moments.segments(values, starts)
+                result[feature] = MomentsTable.segments(ids, values, starts)
         except Exception as exc:  # noqa: BLE001 - name the feature and the episodes involved
             first = int(ids[0])
             raise TaskError(Problem(f"cannot compute stats: {exc}", episode=first, feature=feature,
                                     path=files.get(first))) from exc
-        for episode, moments in zip(ids, segments):
-            _add(result, int(episode), feature, moments)
     return result
 
 
-def _add(result: EpisodeMoments, episode: int, feature: str, moments: Moments) -> None:
-    slot = result.setdefault(episode, {})
-    slot[feature] = slot[feature].merge(moments) if feature in slot else moments
-
-
-def merge_episode_moments(parts: list[EpisodeMoments]) -> EpisodeMoments:
-    """Combine partition results; an episode seen in several partitions is merged exactly."""
-    out: EpisodeMoments = {}
-    for part in parts:
-        for episode, features in part.items():
-            for feature, moments in features.items():
-                _add(out, episode, feature, moments)
-    return out
+def episode_tables(parts: list[PartitionMoments], keys: np.ndarray) -> dict[str, MomentsTable]:
+    """Per feature, one row per episode of ``keys`` (in that order) from the partition results; an episode
+    seen in several partitions is merged exactly."""
+    features = dict.fromkeys(feature for part in parts for feature in part)
+    return {feature: MomentsTable.concat([part[feature] for part in parts if feature in part]).arrange(keys)
+            for feature in features}
 
 
 def data_files(plan: Plan) -> dict[int, str]:

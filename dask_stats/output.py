@@ -8,7 +8,7 @@ import json
 import jsonlines
 import numpy as np
 
-from .moments import Moments
+from .moments import Moments, MomentsTable
 
 PIXEL_DTYPES = ("video", "image")
 
@@ -33,28 +33,23 @@ def finalize(moments: Moments, feature: dict) -> dict[str, np.ndarray]:
     }
 
 
-def episode_records(indices: list[int], per_episode: list[dict[str, Moments]], features: dict[str, dict]) -> list[dict]:
-    """The lines of episodes_stats.jsonl: ``finalize`` for every episode, one feature at a time (vectorized),
-    arrays as lists (float32 values keep their exact float64 repr)."""
-    columns = {name: _finalize_episodes([ep[name] for ep in per_episode], feature) for name, feature in features.items()}
+def episode_records(indices: list[int], tables: dict[str, MomentsTable], features: dict[str, dict]) -> list[dict]:
+    """The lines of episodes_stats.jsonl: ``finalize`` of every episode (row of ``tables``), one feature at a
+    time, as lists (float32 values keep their exact float64 repr)."""
+    columns = {name: _finalize_rows(table, features[name]) for name, table in tables.items()}
     return [{"episode_index": index,
              "stats": {name: {stat: column[stat][i] for stat in STATS} for name, column in columns.items()}}
             for i, index in enumerate(indices)]
 
 
-def _finalize_episodes(parts: list[Moments], feature: dict) -> dict[str, list]:
-    """``finalize`` of each of ``parts``, as lists; all at once when the parts share their types."""
-    if len({(p.min.dtype, p.max.dtype, p.mean.shape) for p in parts}) > 1:  # e.g. float32 and float64 files
-        rows = [finalize(p, feature) for p in parts]
-        return {stat: [row[stat].tolist() for row in rows] for stat in STATS}
-    shape = (len(parts), *_shape(feature))
-    m2, count = np.stack([p.m2 for p in parts]), np.stack([p.count for p in parts])
+def _finalize_rows(table: MomentsTable, feature: dict) -> dict[str, list]:
+    shape = (len(table.keys), *_shape(feature))
     return {
-        "min": np.stack([p.min for p in parts]).reshape(shape).tolist(),
-        "max": np.stack([p.max for p in parts]).reshape(shape).tolist(),
-        "mean": np.stack([p.mean for p in parts]).reshape(shape).tolist(),
-        "std": np.sqrt(np.maximum(m2, 0.0) / count).reshape(shape).tolist(),  # Moments.std, all episodes at once
-        "count": [[p.samples] for p in parts],
+        "min": table.min.reshape(shape).tolist(),
+        "max": table.max.reshape(shape).tolist(),
+        "mean": table.mean.reshape(shape).tolist(),
+        "std": table.std.reshape(shape).tolist(),
+        "count": table.samples[:, None].tolist(),
     }
 
 

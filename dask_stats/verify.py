@@ -1,7 +1,7 @@
 """Check the new per-episode stats against the old ``meta/stats.json`` (decisions.md, "Verification").
 
-The episode moments are merged (the same ``Moments.merge`` as everywhere: count-weighted mean, pooled
-variance) and compared with the reference tolerances.  Old stats files were often float32 running
+The episode moments are merged (``MomentsTable.total``, the merge used everywhere: count-weighted mean,
+pooled variance) and compared with the reference tolerances.  Old stats files were often float32 running
 statistics, so numeric features also get the rounding error of such a mean over the dataset's frame
 count (lerobot#910).  Sampled pixel features (video, image) can legitimately differ: their mismatches
 are warnings unless ``strict``.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .moments import Moments, merge_all
+from .moments import MomentsTable
 from .output import PIXEL_DTYPES, finalize
 
 NUMERIC_TOL = (5e-6, 6e-5)  # (rtol, atol) of lerobot's check_aggregate_stats
@@ -71,19 +71,15 @@ class VerificationReport:
         return "\n".join(lines)
 
 
-def aggregate(per_episode: list[dict[str, Moments]]) -> dict[str, Moments]:
-    """Dataset-wide moments of every feature (lerobot's aggregate_stats, via Moments.merge)."""
-    features = dict.fromkeys(f for episode in per_episode for f in episode)
-    return {f: merge_all([episode[f] for episode in per_episode if f in episode]) for f in features}
-
-
-def verify(per_episode: list[dict[str, Moments]], features: dict[str, dict], reference: dict | None,
+def verify(tables: dict[str, MomentsTable], features: dict[str, dict], reference: dict | None,
            strict: bool = False) -> VerificationReport:
-    """Compare the aggregate of ``per_episode`` with ``reference`` (the parsed stats.json, None if absent)."""
+    """Compare the dataset-wide moments of every feature (the merged episode ``tables``, as lerobot's
+    aggregate_stats) with ``reference`` (the parsed stats.json, None if absent)."""
     if reference is None:
         return VerificationReport(False, "the dataset has no meta/stats.json")
     report = VerificationReport(True)
-    for name, moments in aggregate(per_episode).items():
+    for name, table in tables.items():
+        moments = table.total()
         ref = reference.get(name)
         if not isinstance(ref, dict):
             report.not_compared.append(name)

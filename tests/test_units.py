@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dask_stats import numeric
-from dask_stats.moments import Moments, merge_all
+from dask_stats.moments import Moments, MomentsTable, merge_all
 from dask_stats.pixels import PixelHistogram
 from dask_stats.plan import sample_positions
 from dask_stats.video_stats import FrameLookupError, locate_frames
@@ -42,11 +42,12 @@ def test_partitions_split_anywhere_merge_to_the_float64_reference(lengths, dim, 
     cut = cut % (len(x) + 1)
     features = {"v": {"dtype": dtype, "shape": [dim]}}
     parts = [numeric.partition_moments(part, features, ["v"], [], {}) for part in (frame.iloc[:cut], frame.iloc[cut:])]
-    merged = numeric.merge_episode_moments(parts)
+    merged = numeric.episode_tables(parts, np.arange(len(lengths)))["v"].rows()
     start = 0
     for ep, length in enumerate(lengths):
         seg, start = x[start:start + length], start + length
-        got = merged[ep]["v"]
+        assert merged[ep][0] == ep
+        got = merged[ep][1]
         assert got.samples == length
         np.testing.assert_allclose(got.mean, seg.astype(np.float64).mean(0), rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(got.std, seg.astype(np.float64).std(0), rtol=1e-9, atol=1e-9)
@@ -57,7 +58,8 @@ def test_partitions_split_anywhere_merge_to_the_float64_reference(lengths, dim, 
 def test_merge_all_equals_whole():
     rng = np.random.default_rng(0)
     x = rng.normal(5, 2, (1000, 3))
-    parts = Moments.segments(x, np.arange(0, 1000, 137))
+    starts = np.arange(0, 1000, 137)
+    parts = [m for _, m in MomentsTable.segments(starts, x, starts).rows()]
     total = merge_all(parts)
     np.testing.assert_allclose(total.mean, x.mean(0), rtol=1e-13)
     np.testing.assert_allclose(total.std, x.std(0), rtol=1e-12)
