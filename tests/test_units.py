@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dask_stats import numeric
-from dask_stats.moments import Moments, MomentsTable, merge_all
+from dask_stats.moments import MomentsTable, merge_all
 from dask_stats.pixels import PixelHistogram
 from dask_stats.plan import sample_positions
 from dask_stats.video_stats import FrameLookupError, locate_frames
