@@ -68,10 +68,28 @@ def _pss_bytes(pid: int) -> int:
     return 0
 
 
-class TreeMonitor:
-    """Samples the RSS (and PSS) of a process tree in a thread: peak of the largest process and of the sum."""
+def _rss_and_peak(pid: int) -> tuple[int, int]:
+    """Current and peak resident set (VmRSS, VmHWM: the kernel's own high-water mark) of a process."""
+    values = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    values[line[:5]] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return values.get("VmRSS", 0), values.get("VmHWM", 0)
 
-    def __init__(self, root_pid: int | None = None, interval: float = 0.02, exclude_self: bool = False):
+
+class TreeMonitor:
+    """Samples the memory of a process tree in a thread: the peak of the largest process (exact: the kernel's
+    VmHWM) and of the tree's sum of RSS (every 50 ms) and of PSS (every 0.5 s: reading smaps is costly; the
+    tree's members are looked up as often).  Light enough (~1% of a core) not to slow down what it measures:
+    sampling RSS and PSS of everything every 20 ms cost a quarter of a core."""
+
+    PSS_EVERY = 10  # samples
+
+    def __init__(self, root_pid: int | None = None, interval: float = 0.05, exclude_self: bool = False):
         import psutil
 
         self._psutil = psutil
@@ -82,29 +100,31 @@ class TreeMonitor:
         self.peak_tree = 0
         self.peak_tree_pss = 0
         self.max_processes = 0
+        self._samples = 0
+        self._pids: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _members(self):
+    def _members(self) -> list[int]:
         try:
-            members = self.root.children(recursive=True)
+            members = [p.pid for p in self.root.children(recursive=True)]
         except self._psutil.Error:
             return []
-        return members if self.exclude_self else [self.root, *members]
+        return members if self.exclude_self else [self.root.pid, *members]
 
     def sample(self) -> None:
-        total = pss = 0
-        members = self._members()
-        for proc in members:
-            try:
-                rss = proc.memory_info().rss
-            except self._psutil.Error:
-                continue
+        if self._samples % self.PSS_EVERY == 0:  # finding the members walks all of /proc: not every time
+            self._pids = self._members()
+        members = self._pids
+        total = 0
+        for pid in members:
+            rss, peak = _rss_and_peak(pid)
             total += rss
-            self.peak_process = max(self.peak_process, rss)
-            pss += _pss_bytes(proc.pid)
+            self.peak_process = max(self.peak_process, peak)
         self.peak_tree = max(self.peak_tree, total)
-        self.peak_tree_pss = max(self.peak_tree_pss, pss)
+        if self._samples % self.PSS_EVERY == 0:
+            self.peak_tree_pss = max(self.peak_tree_pss, sum(_pss_bytes(pid) for pid in members))
+        self._samples += 1
         self.max_processes = max(self.max_processes, len(members))
 
     def _loop(self) -> None:

@@ -66,6 +66,21 @@ def test_merge_all_equals_whole():
     assert total.samples == 1000
 
 
+def test_table_rows_follow_the_asked_order_and_split_episodes_merge():
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 3, (40, 2))
+    starts = np.array([0, 10, 25, 31])
+    table = MomentsTable.segments(np.array([3, 1, 3, 2]), x, starts)  # episode 3 in two pieces
+    arranged = table.arrange(np.array([1, 2, 3]))
+    assert arranged.keys.tolist() == [1, 2, 3] and arranged.samples.tolist() == [15, 9, 16]
+    episode3 = np.concatenate([x[0:10], x[25:31]])
+    np.testing.assert_allclose(arranged.mean[2], episode3.mean(0), rtol=1e-13)
+    np.testing.assert_allclose(arranged.std[2], episode3.std(0), rtol=1e-12)
+    assert np.array_equal(arranged.min[2], episode3.min(0)) and np.array_equal(arranged.max[2], episode3.max(0))
+    with pytest.raises(KeyError, match=r"\[4\]"):
+        table.arrange(np.array([1, 4]))
+
+
 def test_pixel_histogram_is_exact():
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (5, 7, 9, 3), dtype=np.uint8)
