@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import DatasetError, TaskError
+from .errors import DatasetError, HubError, TaskError
 from .video import BACKENDS
 
 
@@ -179,8 +179,6 @@ def _demo(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from .hub import HubError
-
     try:
         return {"convert": _convert, "check": _check, "demo": _demo}[args.command](args)
     except TaskError as exc:

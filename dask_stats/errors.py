@@ -58,3 +58,7 @@ class TaskError(DatasetError):
 
 class VerificationError(DatasetError):
     """The new per-episode stats disagree with meta/stats.json beyond tolerance."""
+
+
+class HubError(Exception):
+    """A Hub operation failed; the message says what happened and how to fix it."""

@@ -47,6 +47,8 @@ from huggingface_hub import errors as hf_errors
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import filter_repo_objects
 
+from .errors import HubError
+
 logger = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
@@ -69,10 +71,6 @@ OfflineModeIsEnabled = hf_errors.OfflineModeIsEnabled
 
 _COMMIT_OID = re.compile(r"^[0-9a-f]{40}$")
 _SKIPPED_SUFFIXES = (".tmp", ".part", ".partial", ".lock", ".bak", ".incomplete")
-
-
-class HubError(Exception):
-    """A Hub operation failed; the message says what happened and how to fix it."""
 
 
 # ------------------------------------------------------------------------------------------------ paths
