@@ -19,6 +19,7 @@ from . import __version__
 from .plan import Options, Plan
 from .storage import Store
 
+FORMAT = 2  # of the saved task results (2: Parquet partitions as MomentsTable); older checkpoints are not reused
 
 
 def cache_dir() -> Path:
@@ -27,7 +28,7 @@ def cache_dir() -> Path:
 
 def fingerprint(plan: Plan, options: Options) -> str:
     """Identifies the inputs (metadata, every data/video file's size and mtime) and number-changing options."""
-    digest = hashlib.sha256(f"{__version__}:{plan.fingerprint(options)}".encode())
+    digest = hashlib.sha256(f"{__version__}:{FORMAT}:{plan.fingerprint(options)}".encode())
     identities = plan.store.identities()
     for ep in plan.episodes:
         for path in (ep.data_path, *ep.video_paths.values()):
