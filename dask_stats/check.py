@@ -94,7 +94,7 @@ class EpisodeChecker:
             problems.append(Problem(f"the file's episode_index column holds {recorded[0]}..{recorded[1]}, not "
                                     f"{ep.index}", feature="episode_index", fix="the file does not belong to this "
                                     "episode: fix the file names or meta/episodes.jsonl", **where))
-        span = _timestamp_span(plan.store, ep, parquet, leaves.get("timestamp"))
+        span = _timestamp_span(parquet, leaves.get("timestamp"))
         if span is not None and ep.length > 1:
             fps = float(plan.info.get("fps") or 1)
             expected = (ep.length - 1) / fps
@@ -148,14 +148,14 @@ def _column_range(parquet: pq.ParquetFile, leaf: int | None) -> tuple | None:
     return (min(lows), max(highs)) if lows else None
 
 
-def _timestamp_span(store: Store, ep: Episode, parquet: pq.ParquetFile, leaf: int | None) -> tuple[float, float] | None:
+def _timestamp_span(parquet: pq.ParquetFile, leaf: int | None) -> tuple[float, float] | None:
     """First and last timestamp (a scalar column in footer leaf ``leaf``): from the footer's statistics, else
-    from the column itself."""
+    from the column itself (read through the already open file)."""
     if leaf is None:
         return None
     span = _column_range(parquet, leaf)
     if span is None:
-        values = pq.read_table(store.source(ep.data_path), columns=["timestamp"]).column("timestamp").to_numpy()
+        values = parquet.read(columns=["timestamp"], use_threads=False).column("timestamp").to_numpy()
         span = (values.min(), values.max()) if len(values) else None
     return (float(span[0]) + 0.0, float(span[1]) + 0.0) if span else None  # + 0.0: Parquet writes a zero min as -0.0
 

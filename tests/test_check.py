@@ -216,6 +216,15 @@ def test_timestamps_inconsistent_with_fps(ds):
     assert "run from 0.000000 to 0.760000 s" in problem.message
 
 
+def test_timestamps_are_read_when_the_footer_has_no_statistics(ds):
+    table = pq.read_table(data(ds, 0))
+    table = table.set_column(table.schema.get_field_index("timestamp"), "timestamp",
+                             pa.array((np.arange(20) / 25).astype(np.float32)))
+    pq.write_table(table, data(ds, 0), write_statistics=False)
+    problem = expect(ds, message="not spaced 1/fps", episode=0, feature="timestamp", severity="warning")
+    assert "run from 0.000000 to 0.760000 s" in problem.message
+
+
 def test_timestamps_offset_from_video(ds):
     rewrite_parquet(data(ds, 1), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
                                                         pa.array((np.arange(1, 36) / 30).astype(np.float32))))
