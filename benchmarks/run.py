@@ -50,7 +50,7 @@ sys.path[:0] = [str(HERE), str(REPO / "tests" / "parity")]
 
 from datasets import ensure_dataset, specs  # noqa: E402
 
-from dask_stats.plan import sample_positions  # noqa: E402
+from dask_stats.sampling import sample_positions  # noqa: E402
 
 VIDEO_SETS = ("h264", "av1")
 FLOOR = {"h264": "floor-decode-all", "av1": "floor-seek", "numeric": "floor-read"}  # issue 4's floor of each set

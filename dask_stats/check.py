@@ -1,9 +1,10 @@
-"""Preflight: find every problem a conversion would meet, in seconds, without decoding videos.
+"""The one room that judges a dataset: every problem a conversion would meet, found in seconds, without
+decoding a frame.
 
-``check`` = the structural checks of :func:`build_plan` plus, for every episode: Parquet footer (rows,
-columns, types), timestamps against fps and against the video's start, and each video container (opens,
-codec the backend can read, enough frames).  ``convert`` runs all but the video headers up front; each
-video task checks its own video on a worker (a 4 ms open per video adds up to minutes on DROID's 276k).
+``diagnose`` = the problems found while planning (``plan_dataset``) plus, for every episode: the Parquet footer
+(rows, columns, types, episode_index), timestamps against fps and against the video's start, and each video
+container (opens, codec the backend can read, enough frames). ``convert`` runs it as its preflight with the
+video headers left to the video tasks (a 4 ms open per video adds up to minutes on DROID's 276k videos).
 """
 
 from __future__ import annotations
@@ -16,36 +17,63 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import layout
 from .errors import DatasetError, Problem
-from .plan import Episode, Options, Plan, build_plan, read_jsonl
+from .options import Options
+from .plan import Episode, Plan, plan_dataset, read_jsonl
+from .sampling import video_problems
 from .storage import Store
-from .video import get_backend, read_header
-
-WALL_CLOCK_S = 1e6  # timestamps this large are Unix times, not seconds since the episode start
+from .video import VideoBackend, VideoHeader, get_backend
 
 
-def check(root: str | os.PathLike | Store, options: Options | None = None,
-          output: str | os.PathLike | None = None) -> list[Problem]:
-    """Every problem found in the dataset at ``root`` (errors and warnings); [] when all is well."""
-    options = options or Options()
-    found: list[Problem] = []
-    while True:
-        try:
-            plan = build_plan(root, options)
-        except DatasetError as exc:
-            found += exc.problems
-            # look past features that the user would exclude anyway, to report every other problem too
-            more = {p.feature for p in exc.problems if p.fix == f"--exclude-features {p.feature}"}
-            if not more or more <= set(options.exclude_features):
-                return found
-            options = replace(options, exclude_features=tuple(set(options.exclude_features) | more))
-            continue
-        return found + check_plan(plan, options, in_place=output is None)
+def check(root: str | os.PathLike, output: str | os.PathLike | None = None, *, storage_options: dict | None = None,
+          **options) -> list[Problem]:
+    """Every problem found in the dataset at ``root`` (errors and warnings); [] when all is well.
+
+    ``options`` are those of :func:`dask_stats.convert` (the ones that do not concern checking are ignored);
+    with ``output``, the conversion would write a copy there (a read-only source is then fine)."""
+    opts = Options.of(**options)
+    backend = get_backend(opts.stats.video_backend)
+    return diagnose(Store(root, storage_options), opts, backend, in_place=output is None)[1]
 
 
-def check_plan(plan: Plan, options: Options, in_place: bool = True, videos: bool = True) -> list[Problem]:
-    """Problems of a planned conversion; ``videos=False`` leaves the video headers to the video tasks
-    (``convert`` does: each task checks its own video before decoding, on the workers)."""
+def preflight(store: Store, options: Options, backend: VideoBackend, in_place: bool) -> tuple[Plan, list[Problem]]:
+    """The plan of a conversion and its warnings; raises DatasetError listing every error.  Video headers
+    are left to the video tasks (each checks its own video on a worker), except one per camera."""
+    if options.safety.skip_check:
+        plan, problems = plan_dataset(store, options.stats)
+        problems += _version_problems(plan, options)
+    else:
+        plan, problems = diagnose(store, options, backend, in_place, videos=False)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise DatasetError(errors)
+    return plan, problems
+
+
+def diagnose(store: Store, options: Options, backend: VideoBackend, in_place: bool = True,
+             videos: bool = True) -> tuple[Plan | None, list[Problem]]:
+    """The plan (None if the metadata is too broken) and every problem of the dataset in ``store``, each
+    reported once; ``videos=False`` opens only the first video of each camera."""
+    plan, problems = plan_dataset(store, options.stats)
+    if plan is None:
+        return None, problems
+    problems += _version_problems(plan, options)
+    if any(p.severity == "error" and p.path == store.display(store.path(layout.INFO)) for p in problems):
+        return plan, problems  # info.json itself is wrong: the files cannot be judged against it
+    return plan, problems + check_plan(plan, options, backend, in_place, videos)
+
+
+def _version_problems(plan: Plan | None, options: Options) -> list[Problem]:
+    if plan is None or plan.version != "v2.1" or options.safety.force:
+        return []
+    return [Problem("the dataset is already at v2.1", path=plan.store.display(plan.store.path(layout.INFO)),
+                    fix="nothing to do; pass --force to recompute its episodes_stats.jsonl")]
+
+
+def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bool = True,
+               videos: bool = True) -> list[Problem]:
+    """Problems of the files of a planned conversion (see ``diagnose``)."""
     problems = []
     store = plan.store
     meta = store.path("meta")
@@ -53,10 +81,11 @@ def check_plan(plan: Plan, options: Options, in_place: bool = True, videos: bool
         problems.append(Problem("the dataset directory is read-only, so it cannot be converted in place",
                                 path=meta, fix="--output DIR writes a converted copy"))
     try:
-        read_jsonl(store, "meta/tasks.jsonl")
+        read_jsonl(store, layout.TASKS)
     except DatasetError as exc:
         problems += [replace(p, fix="restore it (LeRobot loaders need it)") for p in exc.problems]
-    backend = get_backend(options.video_backend)
+    if not videos:
+        problems += _first_videos_readable(plan, backend)
     work = EpisodeChecker(plan, options, backend, videos)
     if store.local and not (videos and plan.videos):  # local footers: serial beats threads contending for the GIL
         found = map(work, plan.episodes)
@@ -69,11 +98,21 @@ def check_plan(plan: Plan, options: Options, in_place: bool = True, videos: bool
     return problems
 
 
+def _first_videos_readable(plan: Plan, backend: VideoBackend) -> list[Problem]:
+    """Whether ``backend`` can read each camera's first video (a cheap open, no decoding)."""
+    problems = []
+    for key in plan.videos:
+        first = next((ep for ep in plan.episodes if plan.store.is_file(ep.video_paths[key])), None)
+        if first is not None:
+            problems += _probe(plan.store, first, key, backend)[1]
+    return problems
+
+
 class EpisodeChecker:
     """Checks one episode's files.  Files of a dataset share a few schemas: what depends only on the schema
     (columns, types, where the footer keeps a column's statistics) is worked out once per schema."""
 
-    def __init__(self, plan: Plan, options: Options, backend, videos: bool = True):
+    def __init__(self, plan: Plan, options: Options, backend: VideoBackend, videos: bool = True):
         self.plan, self.options, self.backend, self.videos = plan, options, backend, videos
         self._schemas: dict[pa.Schema, tuple[list[Problem], dict[str, int]]] = {}
 
@@ -81,9 +120,19 @@ class EpisodeChecker:
         plan = self.plan
         where = {"episode": ep.index, "path": plan.store.display(ep.data_path)}
         try:
-            parquet = pq.ParquetFile(plan.store.source(ep.data_path))
+            with plan.store.source(ep.data_path) as source:
+                problems, span = self._footer(pq.ParquetFile(source), ep, where)
+        except FileNotFoundError:
+            return []  # reported by the plan
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
             return [Problem(f"the Parquet file cannot be read: {exc}", fix="restore the file", **where)]
+        for key in plan.videos if self.videos else ():
+            problems += _check_video(plan.store, ep, key, span[0] if span else None, self.options, self.backend)
+        return problems
+
+    def _footer(self, parquet: pq.ParquetFile, ep: Episode, where: dict) -> tuple[list[Problem], tuple | None]:
+        """Problems of one episode's Parquet file, and its first and last timestamp."""
+        plan = self.plan
         schema_problems, leaves = self._schema(parquet)
         problems = [replace(p, **where) for p in schema_problems]
         if parquet.metadata.num_rows != ep.length:
@@ -98,15 +147,13 @@ class EpisodeChecker:
         if span is not None and ep.length > 1:
             fps = float(plan.info.get("fps") or 1)
             expected = (ep.length - 1) / fps
-            if abs((span[1] - span[0]) - expected) > self.options.tolerance_s:
+            if abs((span[1] - span[0]) - expected) > self.options.stats.tolerance_s:
                 problems.append(Problem(
                     f"timestamps run from {span[0]:.6f} to {span[1]:.6f} s, but {ep.length} rows at {fps:g} fps "
                     f"span {expected:.6f} s: they are not spaced 1/fps apart", severity="warning",
                     feature="timestamp", fix="lerobot's loader will refuse this episode; the stats are unaffected",
                     **where))
-        for key in plan.videos if self.videos else ():
-            problems += _check_video(plan.store, ep, key, span[0] if span else None, self.options, self.backend)
-        return problems
+        return problems, span
 
     def _schema(self, parquet: pq.ParquetFile) -> tuple[list[Problem], dict[str, int]]:
         """Problems of the file's columns (without episode and path), and the footer's leaf index of each column."""
@@ -179,39 +226,30 @@ def _check_type(arrow_type: pa.DataType, dtype: str, shape: tuple[int, ...]) -> 
     return None
 
 
-def _check_video(store: Store, ep: Episode, key: str, first_timestamp: float | None, options: Options,
-                 backend) -> list[Problem]:
+def _probe(store: Store, ep: Episode, key: str, backend: VideoBackend) -> tuple[VideoHeader | None, list[Problem]]:
+    """One video's header, or why it is unusable: empty, unreadable, or a codec ``backend`` cannot decode."""
     path = ep.video_paths[key]
     where = {"episode": ep.index, "feature": key, "path": store.display(path)}
-    if not store.is_file(path):
-        return []  # reported by build_plan
     if store.size(path) == 0:
-        return [Problem("the video file is empty", fix="restore or re-encode it", **where)]
+        return None, [Problem("the video file is empty", fix="restore or re-encode it", **where)]
     try:
-        header = read_header(store.source(path))
+        with store.source(path) as source:
+            header = backend.probe(source)
     except Exception as exc:  # noqa: BLE001 - any container error means the same to the user
-        return [Problem(f"the video cannot be opened: {exc}", fix="re-encode or restore the file", **where)]
+        return None, [Problem(f"the video cannot be opened: {exc}", fix="re-encode or restore the file", **where)]
     unreadable = backend.unsupported(header)
-    if unreadable:
-        return [Problem(unreadable.message, fix=unreadable.fix, **where)]
+    return header, [Problem(unreadable.message, fix=unreadable.fix, **where)] if unreadable else []
+
+
+def _check_video(store: Store, ep: Episode, key: str, first_timestamp: float | None, options: Options,
+                 backend: VideoBackend) -> list[Problem]:
+    path = ep.video_paths[key]
+    if not store.is_file(path):
+        return []  # reported by the plan
+    header, problems = _probe(store, ep, key, backend)
+    if problems:
+        return problems
     return video_problems(header.frames, header.start_s, first_timestamp, ep.length,
-                          by_timestamp=options.frame_lookup == "timestamp", tolerance_s=options.tolerance_s, **where)
-
-
-def video_problems(frames: int, start_s: float, first_timestamp: float | None, length: int, *,
-                   by_timestamp: bool, tolerance_s: float, **where) -> list[Problem]:
-    """Whether a video with ``frames`` frames starting at ``start_s`` can serve an episode of ``length`` rows
-    whose first timestamp is ``first_timestamp`` (from the header here; from the frame index in a video task)."""
-    problems = []
-    if frames and frames < length:
-        problems.append(Problem(f"the video has {frames} frames but the episode has {length} rows "
-                                "(truncated video?)", fix="restore or re-encode it", **where))
-    if first_timestamp is not None and by_timestamp:
-        first = first_timestamp
-        if first > WALL_CLOCK_S:
-            problems.append(Problem(f"timestamps look like wall-clock times ({first:.3f}), not seconds into the "
-                                    "video", fix="--frame-lookup index", **where))
-        elif abs(first - start_s) > tolerance_s:
-            problems.append(Problem(f"timestamps start at {first:.6f} s but the video starts at {start_s:.6f} s "
-                                    "(offset)", fix="--frame-lookup index", **where))
-    return problems
+                          by_timestamp=options.stats.frame_lookup == "timestamp",
+                          tolerance_s=options.stats.tolerance_s, episode=ep.index, feature=key,
+                          path=store.display(path))

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from . import __version__
-from .plan import Options, Plan
+from .options import StatsOptions
+from .plan import Plan
 from .storage import Store
 
 FORMAT = 2  # of the saved task results (2: Parquet partitions as MomentsTable); older checkpoints are not reused
@@ -26,7 +27,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DASK_STATS_CACHE", Path.home() / ".cache" / "dask_stats"))
 
 
-def fingerprint(plan: Plan, options: Options) -> str:
+def fingerprint(plan: Plan, options: StatsOptions) -> str:
     """Identifies the inputs (metadata, every data/video file's size and mtime) and number-changing options."""
     digest = hashlib.sha256(f"{__version__}:{FORMAT}:{plan.fingerprint(options)}".encode())
     identities = plan.store.identities()

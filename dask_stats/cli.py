@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import DatasetError, HubError, TaskError
-from .video import BACKENDS
+from . import options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,42 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
     conv.add_argument("--dry-run", action="store_true", help="print what would be downloaded, written, pushed")
     conv.add_argument("--output", help="write a converted copy here instead; the source is left untouched")
-    conv.add_argument("--video-backend", choices=sorted(BACKENDS), default="pyav")
-    conv.add_argument("--num-workers", type=int, default=None, help="parallel workers (default: all cores)")
-    conv.add_argument("--scheduler", choices=["threads", "processes"], default="threads",
-                      help="local cluster: one process with a thread per worker (default, fastest) or one "
-                           "single-threaded process per worker (isolates decoder crashes and hangs)")
-    conv.add_argument("--scheduler-address", help="run on an existing Dask scheduler (tcp://host:8786)")
-    conv.add_argument("--dashboard-address", default=None,
-                      help="where the local cluster serves its dashboard (default: a free port on 127.0.0.1, "
-                           "none with --quiet; 'off': none)")
-    conv.add_argument("--task-timeout", type=float, default=None, metavar="SECONDS",
-                      help="give up on a task after this long (default: 120 s + 0.05 s per frame; 300 s + ... "
-                           "for Parquet batches)")
-    conv.add_argument("--retries", type=int, default=1, help="extra attempts for a failed task (default 1)")
-    conv.add_argument("--no-resume", action="store_true",
-                      help="ignore results checkpointed by an interrupted run (they are reused by default)")
-    conv.add_argument("--tolerance-s", type=float, default=1e-4,
-                      help="max distance between a sampled timestamp and its video frame (default 1e-4 s)")
-    conv.add_argument("--frame-lookup", choices=["timestamp", "index"], default="timestamp",
-                      help="match sampled rows to video frames by timestamp (default) or by position")
-    conv.add_argument("--exclude-features", nargs="+", default=[], metavar="NAME",
-                      help="features that get no stats (e.g. declared but absent)")
-    conv.add_argument("--skip-check", action="store_true", help="do not run the preflight check first")
-    conv.add_argument("--skip-verify", action="store_true", help="do not compare with meta/stats.json")
-    conv.add_argument("--strict-verify", action="store_true",
-                      help="also stop on video/image stats that differ from meta/stats.json")
-    conv.add_argument("--delete-old-stats", action="store_true",
-                      help="remove meta/stats.json once the new stats are committed")
-    conv.add_argument("--force", action="store_true", help="recompute a dataset already at v2.1")
-    conv.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    options.add_arguments(conv, "convert")
     conv.add_argument("--debug", action="store_true", help="show tracebacks")
 
     chk = commands.add_parser("check", help="find every problem a conversion would meet (no decoding)")
-    chk.add_argument("--root", required=True)
+    chk.add_argument("--root", required=True, help="the dataset to check: a directory or an fsspec URL")
     chk.add_argument("--output", help="the conversion will write a copy here (a read-only source is then fine)")
-    for flag in ("--video-backend", "--tolerance-s", "--frame-lookup", "--exclude-features", "--force"):
-        chk._add_action(next(a for a in conv._actions if flag in a.option_strings))
+    options.add_arguments(chk, "check")
     chk.add_argument("--debug", action="store_true", help="show tracebacks")
 
     demo = commands.add_parser("demo", help="generate a small sample v2.0 dataset and convert it")
@@ -95,14 +66,7 @@ def _convert(args) -> int:
                   f"@{args.branch or 'main'}" + (", delete meta/stats.json there" if args.delete_old_stats else "")
                   + ", and tag it v2.1")
         return 0
-    result = convert(
-        root, args.output, video_backend=args.video_backend, num_workers=args.num_workers,
-        scheduler=args.scheduler, scheduler_address=args.scheduler_address,
-        dashboard_address=args.dashboard_address, tolerance_s=args.tolerance_s, frame_lookup=args.frame_lookup,
-        exclude_features=tuple(args.exclude_features), skip_check=args.skip_check, skip_verify=args.skip_verify,
-        strict_verify=args.strict_verify, delete_old_stats=args.delete_old_stats, force=args.force,
-        quiet=args.quiet, task_timeout=args.task_timeout, retries=args.retries, resume=not args.no_resume,
-    )
+    result = convert(root, args.output, **options.keywords(args, "convert"))
     if not args.quiet:
         if result.verification.warnings:
             print(result.verification.table(only_problems=True))
@@ -148,11 +112,8 @@ def _push_plan(args, root, pending: bool = False):
 
 def _check(args) -> int:
     from .check import check
-    from .plan import Options
 
-    options = Options(video_backend=args.video_backend, tolerance_s=args.tolerance_s, frame_lookup=args.frame_lookup,
-                      exclude_features=tuple(args.exclude_features), force=args.force)
-    problems = check(args.root, options, output=args.output)
+    problems = check(args.root, args.output, **options.keywords(args, "check"))
     errors = [p for p in problems if p.severity == "error"]
     for problem in problems:
         print(problem)

@@ -8,25 +8,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from functools import partial
-
-import dask
 import numpy as np
 from distributed import Client
 
-from . import numeric, scheduling
-from .check import check_plan
+from . import layout, scheduling
+from .check import preflight
 from .checkpoint import Checkpoint, fingerprint
 from .errors import DatasetError, Problem, VerificationError
 from .moments import MomentsTable
+from .options import Options
 from .output import episode_records, info_text, jsonl_text
-from .plan import Options, Plan, build_plan
-from .scheduling import Task, guarded
+from .plan import Plan
 from .storage import Store
+from .tasks import build_tasks, collect
 from .verify import VerificationReport, verify
-from .video_stats import VideoTask, video_moments
+from .video import get_backend
 
-EPISODES_STATS = "meta/episodes_stats.jsonl"
+EPISODES_STATS = layout.EPISODES_STATS
 
 
 @dataclass
@@ -63,82 +61,40 @@ class ConversionResult:
         )
 
 
-def build_tasks(plan: Plan, options: Options) -> list[Task]:
-    """The stats graph: numeric tasks over Dask dataframe partitions, one video task per (episode, camera)."""
-    tasks = []
-    if plan.numeric or plan.images:
-        files = numeric.data_files(plan)
-        lengths = {ep.index: ep.length for ep in plan.episodes}
-        batches = numeric.batches(plan)
-        for i, part in enumerate(numeric.episode_frame(plan, batches).to_delayed()):
-            episodes = [ep for ep, _ in batches[i]]
-            where = Problem("", episode=episodes[0], path=plan.store.display(batches[i][0][1]))
-            reduce = partial(numeric.partition_moments, plan_features=plan.features, numeric=plan.numeric,
-                             images=plan.images, files=files)
-            timeout = options.task_timeout_s(sum(lengths[ep] for ep in episodes), base=300.0)
-            tasks.append(Task(dask.delayed(guarded)(reduce, part, timeout, where, dask_key_name=f"numeric-stats-{i}"),
-                              episodes, where))
-    longest = max((ep.length for ep in plan.episodes), default=0)
-    for ep in plan.episodes:
-        for feature in plan.videos:
-            task = VideoTask(ep.index, feature, plan.store, ep.video_paths[feature], ep.data_path, ep.length,
-                             backend=options.video_backend, frame_lookup=options.frame_lookup,
-                             tolerance_s=options.tolerance_s, channels=plan.features[feature]["shape"][-1])
-            where = Problem("", episode=ep.index, feature=feature, path=plan.store.display(task.video_path))
-            timeout = options.task_timeout_s(ep.length)
-            # longest episodes first (Dask runs higher priorities first), so that the run ends on short
-            # tasks and no core waits for one long video at the end; Parquet work (priority 0) comes first
-            with dask.annotate(priority=-longest + ep.length - 1):
-                delayed = dask.delayed(guarded)(video_moments, task, timeout, where, dask_key_name=task.key)
-            tasks.append(Task(delayed, [ep.index], where))
-    return tasks
-
-
-def collect(plan: Plan, results: dict[str, object]) -> dict[str, MomentsTable]:
-    """Per stats feature, the moments of every episode (rows in plan order), from the task results."""
-    keys = np.array([ep.index for ep in plan.episodes], dtype=np.int64)
-    tables = numeric.episode_tables([r for k, r in results.items() if k.startswith("numeric-stats-")], keys)
-    for feature in plan.videos:
-        tables[feature] = MomentsTable.of(keys, [results[f"video-stats-{feature}-ep{i:06d}"] for i in keys])
-    return tables
-
-
 def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *, client: Client | None = None,
             storage_options: dict | None = None, **options) -> ConversionResult:
     """Convert the LeRobot v2.0 dataset at ``root`` to v2.1.
 
     In place by default; with ``output``, a converted copy is written there (data and videos hard-linked
-    or copied) and ``root`` is not modified.  ``options`` are the fields of :class:`Options`
-    (``video_backend``, ``num_workers``, ``tolerance_s``, ``frame_lookup``, ``exclude_features``,
-    ``skip_verify``, ``strict_verify``, ``delete_old_stats``, ``force``, ``quiet``, ``scheduler``...).
+    or copied) and ``root`` is not modified.  ``options`` are the command line's flags with underscores
+    (``video_backend="pyav"``, ``num_workers=4``, ``exclude_features=[...]``; all in :mod:`dask_stats.options`).
     Pass a ``distributed.Client`` to run on an existing cluster. ``root`` and ``output`` may be fsspec URLs
     (``s3://bucket/dataset``...; ``storage_options`` go to the filesystem) so that workers read the files
     where they live.
     """
-    opts = Options(**options)
+    opts = Options.of(**options)
+    backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
     start = time.perf_counter()
     source = Store(root, storage_options)
     target = Store(output, storage_options) if output is not None else source
     if output is not None and not target.is_empty_or_missing():
         raise DatasetError(Problem("the output directory is not empty", path=target.url,
                                    fix="choose a new or empty --output directory"))
-    plan = build_plan(source, opts)
-    findings = [] if opts.skip_check else check_plan(plan, opts, in_place=output is None, videos=False)
-    if any(p.severity == "error" for p in findings):
-        raise DatasetError([p for p in findings if p.severity == "error"])
+    plan, findings = preflight(source, opts, backend, in_place=output is None)
     timings = {"plan": time.perf_counter() - start}
 
-    tasks = build_tasks(plan, opts)
-    checkpoint = Checkpoint(target, fingerprint(plan, opts))
-    done = checkpoint.load([t.key for t in tasks]) if opts.resume else {}
-    if done and not opts.quiet:
+    tasks = build_tasks(plan, opts, backend)
+    checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
+    done = checkpoint.load([t.key for t in tasks]) if opts.run.resume else {}
+    quiet = opts.run.quiet
+    if done and not quiet:
         print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
-    with scheduling.open_client(opts, client) as dask_client:
-        url = scheduling.dashboard_url(dask_client, opts) if client is None else client.dashboard_link
-        if not opts.quiet and url:
+    with scheduling.open_client(opts.run, client) as dask_client:
+        url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
+        if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
-        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.retries, quiet=opts.quiet)
-    tables = collect(plan, results)
+        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet)
+    tables = collect(plan, tasks, results)
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     report = verify_or_stop(plan, tables, opts)
@@ -163,11 +119,11 @@ def nonfinite_warnings(plan: Plan, tables: dict[str, MomentsTable]) -> list[Prob
 
 def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options) -> VerificationReport:
     """Compare with meta/stats.json; a blocking mismatch raises before anything is written."""
-    if options.skip_verify:
+    if options.safety.skip_verify:
         return VerificationReport(False, "--skip-verify")
-    stats_json = plan.store.path("meta/stats.json")
+    stats_json = plan.store.path(layout.STATS)
     reference = json.loads(plan.store.read_text(stats_json)) if plan.has_stats_json else None
-    report = verify(tables, plan.features, reference, strict=options.strict_verify)
+    report = verify(tables, plan.features, reference, strict=options.safety.strict_verify)
     if report.failures:
         raise VerificationError(Problem(
             "the new stats disagree with meta/stats.json; nothing was written:\n" + report.table(only_problems=True),
@@ -181,9 +137,9 @@ def commit(plan: Plan, target: Store, records: list[dict], options: Options) -> 
     if target != plan.store:
         plan.store.mirror_to(target, skip={EPISODES_STATS})
     target.write_text(target.path(EPISODES_STATS), jsonl_text(records))
-    target.write_text(target.path("meta/info.json"), info_text({**plan.info, "codebase_version": "v2.1"}))
-    if options.delete_old_stats:
-        target.remove(target.path("meta/stats.json"))
+    target.write_text(target.path(layout.INFO), info_text({**plan.info, "codebase_version": "v2.1"}))
+    if options.safety.delete_old_stats:
+        target.remove(target.path(layout.STATS))
 
 
 def _location(store: Store) -> Path | str:

@@ -34,6 +34,18 @@ class Problem:
         return text
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where a piece of work happens (a task, a video), to blame when it fails as a whole (timeout, lost worker)."""
+
+    episode: int | None = None
+    feature: str | None = None
+    path: str | None = None
+
+    def problem(self, message: str, fix: str | None = None) -> Problem:
+        return Problem(message, episode=self.episode, feature=self.feature, path=self.path, fix=fix)
+
+
 class DatasetError(Exception):
     """The dataset (or the options) cannot be converted as asked; carries every problem found."""
 

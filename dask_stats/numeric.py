@@ -38,7 +38,8 @@ def read_episodes(batch: list[tuple[int, str]], columns: list[str], store: Store
     for episode, path in batch:
         try:
             # ParquetFile.read: half the cost of read_table's dataset machinery on small files; Dask owns the threads
-            table = pq.ParquetFile(store.source(path)).read(columns=columns, use_threads=False)
+            with store.source(path) as source:
+                table = pq.ParquetFile(source).read(columns=columns, use_threads=False)
         except Exception as exc:  # noqa: BLE001 - any read error names the file
             raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {exc}", episode=episode,
                                     path=store.display(path), fix="restore the file")) from exc
@@ -147,7 +148,3 @@ def episode_tables(parts: list[PartitionMoments], keys: np.ndarray) -> dict[str,
     features = dict.fromkeys(feature for part in parts for feature in part)
     return {feature: MomentsTable.concat([part[feature] for part in parts if feature in part]).arrange(keys)
             for feature in features}
-
-
-def data_files(plan: Plan) -> dict[int, str]:
-    return {ep.index: plan.store.display(ep.data_path) for ep in plan.episodes}

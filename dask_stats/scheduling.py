@@ -12,15 +12,17 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dask
-from dask.delayed import Delayed
 from distributed import Client, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
-from .errors import DatasetError, Problem, TaskError
-from .plan import Options
+from .errors import DatasetError, Location, TaskError
+from .options import RunOptions
+
+if TYPE_CHECKING:
+    from .tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +35,7 @@ LOCAL_CLUSTER_CONFIG = {
 }
 
 
-@dataclass
-class Task:
-    """One unit of work: its Dask object, the episodes it covers, and who to blame if it fails."""
-
-    delayed: Delayed
-    episodes: list[int]
-    where: Problem  # episode/feature/path of the task, for timeouts and lost workers
-
-    @property
-    def key(self) -> str:
-        return self.delayed.key
-
-
-def guarded(function: Callable, argument, timeout_s: float, where: Problem):
+def guarded(function: Callable, argument, timeout_s: float, where: Location):
     """Run ``function(argument)`` but give up after ``timeout_s`` seconds with an error naming the work.
 
     The work runs in a helper thread; a hung decoder stays behind in it, but the worker goes on with
@@ -61,25 +50,24 @@ def guarded(function: Callable, argument, timeout_s: float, where: Problem):
         except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=target, daemon=True, name=f"dask_stats-{where.feature or 'task'}")
+    thread = threading.Thread(target=target, daemon=True, name=f"dask_stats-episode-{where.episode}")
     thread.start()
     thread.join(timeout_s)
     if thread.is_alive():
-        raise TaskError(Problem(f"timed out after {timeout_s:g} s (hung decoder or unreadable file?)",
-                                episode=where.episode, feature=where.feature, path=where.path,
-                                fix="inspect the file; raise --task-timeout if it is just slow"))
+        raise TaskError(where.problem(f"timed out after {timeout_s:g} s (hung decoder or unreadable file?)",
+                                      fix="inspect the file; raise --task-timeout if it is just slow"))
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
 
 
-def scheduler_address(options: Options) -> str | None:
+def scheduler_address(options: RunOptions) -> str | None:
     """The existing scheduler to run on, if any (option, else ``DASK_SCHEDULER_ADDRESS``)."""
     return options.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
 
 
 @contextmanager
-def open_client(options: Options, client: Client | None = None) -> Iterator[Client]:
+def open_client(options: RunOptions, client: Client | None = None) -> Iterator[Client]:
     """Yield ``client``, a client of ``options.scheduler_address``, or one of a fresh local cluster."""
     if client is not None:
         yield client
@@ -105,7 +93,7 @@ def open_client(options: Options, client: Client | None = None) -> Iterator[Clie
         yield local
 
 
-def dashboard_url(client: Client, options: Options) -> str | None:
+def dashboard_url(client: Client, options: RunOptions) -> str | None:
     """The dashboard's address as bound (distributed's link names the machine's IP even for a loopback bind)."""
     link = client.dashboard_link
     if scheduler_address(options):
@@ -145,9 +133,7 @@ def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: C
             except DatasetError as exc:
                 problems += exc.problems
             except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: blame the task's episode/file
-                w = task.where
-                problems.append(Problem(f"task {task.key} failed: {type(exc).__name__}: {exc}",
-                                        episode=w.episode, feature=w.feature, path=w.path))
+                problems.append(task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}"))
             for ep in task.episodes:
                 remaining[ep] -= 1
                 if remaining[ep] == 0:

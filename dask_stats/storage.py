@@ -7,7 +7,6 @@ decoders, which want a real file; remote Parquet is read through a file object.
 
 from __future__ import annotations
 
-import functools
 import os
 import posixpath
 import shutil
@@ -44,15 +43,10 @@ class Store:
         return path if self.local else self.fs.unstrip_protocol(path)
 
     def inside(self, relative: str) -> bool:
-        """Whether ``relative`` stays inside the root (no ``..``, no absolute path, no symlink pointing out)."""
-        if self.local:
-            path = os.path.join(self.root, relative)
-            # resolve each directory once (thousands of episodes share a few), and a file only if it is a link
-            directory = _realpath(os.path.dirname(path))
-            resolved = os.path.realpath(path) if os.path.islink(path) else os.path.join(directory, os.path.basename(path))
-            return Path(resolved).is_relative_to(_realpath(self.root))
-        normal = posixpath.normpath(relative)
-        return not (normal.startswith("..") or posixpath.isabs(normal))
+        """Whether ``relative`` stays inside the root as written (no ``..`` out of it, not absolute).  Symlinks
+        are followed wherever they point: shared storage and the Hugging Face cache are made of them."""
+        normal = posixpath.normpath(relative.replace(os.sep, "/"))
+        return not (normal == ".." or normal.startswith("../") or posixpath.isabs(normal))
 
     def is_file(self, path: str) -> bool:
         return self.fs.isfile(path)
@@ -75,9 +69,15 @@ class Store:
         with self.fs.open(path, "r", encoding="utf-8") as handle:
             return handle.read()
 
-    def source(self, path: str):
-        """Something pyarrow can read: the path itself when local, an open file object otherwise."""
-        return path if self.local else self.fs.open(path, "rb")
+    @contextmanager
+    def source(self, path: str) -> Iterator:
+        """Something pyarrow and PyAV can read, closed on exit: the path itself when local (their fast path),
+        an open file object otherwise."""
+        if self.local:
+            yield path
+            return
+        with self.fs.open(path, "rb") as handle:
+            yield handle
 
     @contextmanager
     def local_file(self, path: str) -> Iterator[str]:
@@ -155,8 +155,3 @@ class Store:
 
 def _stamp(info: dict) -> str:
     return str(info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("last_commit") or "")
-
-
-@functools.lru_cache(maxsize=4096)
-def _realpath(directory: str) -> str:
-    return os.path.realpath(directory)

@@ -4,6 +4,7 @@ leaving the dataset byte-identical."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -18,7 +19,6 @@ from conftest import tree_digest
 import dask_stats
 from dask_stats.check import check
 from dask_stats.errors import DatasetError
-from dask_stats.plan import Options
 from dask_stats.sample import Camera, SampleSpec, make_dataset
 
 FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
@@ -61,9 +61,9 @@ def rewrite_parquet(path: Path, change) -> None:
 
 
 def expect(root: Path, *, message: str, episode=None, feature=None, path_end=None, severity="error",
-           fix=None, options: Options | None = None, output=None):
+           fix=None, options: dict | None = None, output=None):
     """check() reports the problem; convert() refuses and leaves the tree byte-identical."""
-    problems = check(root, options, output=output)
+    problems = check(root, output, **(options or {}))
     matching = [p for p in problems if message in p.message and p.severity == severity]
     assert matching, f"no {severity} containing {message!r} in:\n" + "\n".join(map(str, problems))
     problem = matching[0]
@@ -77,9 +77,8 @@ def expect(root: Path, *, message: str, episode=None, feature=None, path_end=Non
         assert problem.fix and fix in problem.fix, problem
     if severity == "error":
         before = tree_digest(root)
-        kwargs = {k: getattr(options, k) for k in ("exclude_features", "frame_lookup", "video_backend")} if options else {}
         with pytest.raises(DatasetError) as refused:
-            dask_stats.convert(root, output, **FAST, **kwargs)
+            dask_stats.convert(root, output, **FAST, **(options or {}))
         assert tree_digest(root) == before
         assert any(message in p.message for p in refused.value.problems), refused.value  # the same words
     return problem
@@ -126,7 +125,7 @@ def test_unknown_codebase_version(ds):
 def test_already_v21_needs_force(ds):
     edit_json(ds / "meta/info.json", lambda i: i.update(codebase_version="v2.1"))
     expect(ds, message="already at v2.1", fix="--force")
-    assert check(ds, Options(force=True)) == []
+    assert check(ds, force=True) == []
 
 
 def test_episode_indices_not_contiguous(ds):
@@ -148,7 +147,7 @@ def test_declared_feature_missing_from_parquet(ds):
     for ep in range(3):
         rewrite_parquet(data(ds, ep), lambda t: t.drop_columns(["action"]))
     expect(ds, message="has no Parquet column", feature="action", fix="--exclude-features action")
-    assert [p for p in check(ds, Options(exclude_features=("action",))) if p.severity == "error"] == []
+    assert [p for p in check(ds, exclude_features=("action",)) if p.severity == "error"] == []
 
 
 def test_undeclared_column_is_a_warning(ds):
@@ -165,6 +164,16 @@ def test_non_numeric_data_in_numeric_feature(ds):
     rewrite_parquet(data(ds, 2), lambda t: t.set_column(t.schema.get_field_index("next.done"), "next.done",
                                                         pa.array(["no"] * 12)))
     expect(ds, message="non-numeric data", feature="next.done", episode=2)
+
+
+def test_each_problem_is_reported_once(ds):
+    """A skippable problem (a camera without files) beside a non-skippable one (non-contiguous episodes)."""
+    shutil.rmtree(ds / "videos")
+    edit_jsonl(ds / "meta/episodes.jsonl", lambda r: r[2].update(episode_index=5))
+    problems = check(ds)
+    assert len(problems) == len(set(map(str, problems))), "\n".join(map(str, problems))
+    assert sum("not contiguous" in p.message for p in problems) == 1
+    assert sum("no video files at all" in p.message for p in problems) == 1
 
 
 def test_video_feature_without_files(ds):
@@ -206,7 +215,7 @@ def test_unsupported_codec_for_backend(ds):
 
     encode_video(video(ds, 0), _frames(0, 20, 48, 64), 30, codec="libsvtav1")
     expect(ds, message="decord backend cannot decode av1", episode=0, feature=CAM, fix="--video-backend pyav",
-           options=Options(video_backend="decord"))
+           options={"video_backend": "decord"})
 
 
 def test_timestamps_inconsistent_with_fps(ds):
@@ -229,7 +238,7 @@ def test_timestamps_offset_from_video(ds):
     rewrite_parquet(data(ds, 1), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
                                                         pa.array((np.arange(1, 36) / 30).astype(np.float32))))
     expect(ds, message="offset", episode=1, feature=CAM, fix="--frame-lookup index")
-    assert [p for p in check(ds, Options(frame_lookup="index")) if p.severity == "error"] == []
+    assert [p for p in check(ds, frame_lookup="index") if p.severity == "error"] == []
 
 
 def test_wall_clock_timestamps(ds):
@@ -243,11 +252,23 @@ def test_path_template_escaping_root_is_refused(ds):
     expect(ds, message="outside the dataset root")
 
 
-def test_symlink_pointing_outside_is_refused(ds, tmp_path):
-    outside = tmp_path / "elsewhere.parquet"
-    data(ds, 0).rename(outside)
-    data(ds, 0).symlink_to(outside)
-    expect(ds, message="outside the dataset root")
+def test_symlinks_pointing_outside_are_followed(ds, tmp_path):
+    """Shared storage and the Hugging Face cache link files and folders elsewhere: they convert, and a linked
+    meta/info.json is replaced by a regular file (the file it pointed at is left alone)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    data(ds, 0).rename(shared / "episode.parquet")
+    data(ds, 0).symlink_to(shared / "episode.parquet")
+    (ds / "videos").rename(shared / "videos")
+    (ds / "videos").symlink_to(shared / "videos")
+    (ds / "meta/info.json").rename(shared / "info.json")
+    (ds / "meta/info.json").symlink_to(shared / "info.json")
+    before = tree_digest(shared)
+    assert [p for p in check(ds) if p.severity == "error"] == []
+    dask_stats.convert(ds, **FAST)
+    assert not (ds / "meta/info.json").is_symlink()
+    assert json.loads((ds / "meta/info.json").read_text())["codebase_version"] == "v2.1"
+    assert tree_digest(shared) == before
 
 
 def test_nan_values_are_reported_and_follow_numpy(ds, tmp_path):

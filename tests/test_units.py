@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from dask_stats import numeric
 from dask_stats.moments import MomentsTable, merge_all
 from dask_stats.pixels import PixelHistogram
-from dask_stats.plan import sample_positions
-from dask_stats.video_stats import FrameLookupError, locate_frames
+from dask_stats.sampling import sample_positions
+from dask_stats.sampling import FrameLookupError, locate_frames
 
 
 @pytest.mark.parametrize("length,count", [(1, 1), (99, 99), (100, 100), (470, 100), (471, 101), (1000, 177),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import DatasetError, Problem
-from .base import Unreadable, VideoBackend, VideoHeader, VideoReader, read_header
+from .base import Unreadable, VideoBackend, VideoHeader, VideoReader
 from .decord_backend import DecordBackend
 from .pyav_backend import PyAVBackend
 from .torchcodec_backend import TorchCodecBackend
@@ -23,4 +23,4 @@ def get_backend(name: str | type[VideoBackend], threads: int = 1) -> VideoBacken
     return backend(threads=threads)
 
 
-__all__ = ["BACKENDS", "VideoBackend", "VideoHeader", "VideoReader", "Unreadable", "get_backend", "read_header"]
+__all__ = ["BACKENDS", "VideoBackend", "VideoHeader", "VideoReader", "Unreadable", "get_backend"]

@@ -62,13 +62,12 @@ class VideoBackend(ABC):
     def open(self, path: str | Path) -> VideoReader:
         """Open ``path`` for reading."""
 
-    def check_readable(self, path: str | Path) -> Unreadable | None:
-        """A cheap check (no decoding) that this backend can read ``path``; None when it can."""
-        try:
-            header = read_header(path)
-        except Exception as exc:  # noqa: BLE001 - any container error means the same to the user
-            return Unreadable(f"the video cannot be opened: {exc}", fix="re-encode or restore the file")
-        return self.unsupported(header)
+    def probe(self, source) -> "VideoHeader":
+        """The header of ``source``'s first video stream (a path or a binary file object), without decoding.
+        PyAV reads it for every backend: it is a core dependency and opens a container in milliseconds."""
+        from .pyav_backend import probe
+
+        return probe(source)
 
     def unsupported(self, header: "VideoHeader") -> Unreadable | None:
         """Why this backend cannot decode a video with this ``header``; None when it can."""
@@ -84,19 +83,3 @@ class VideoHeader:
     codec: str  # "h264", "av1", ...
     start_s: float  # presentation time of the first frame
     frames: int  # 0 when the container does not say
-
-
-_DECODER_TO_CODEC = {"libdav1d": "av1", "libaom-av1": "av1"}
-
-
-def read_header(path: str | Path) -> VideoHeader:
-    """The header of the first video stream, read by PyAV (which the core always has)."""
-    import av
-
-    with av.open(path if hasattr(path, "read") else str(path)) as container:  # a path or a file object
-        if not container.streams.video:
-            raise ValueError("the file has no video stream")
-        stream = container.streams.video[0]
-        name = stream.codec_context.name
-        return VideoHeader(_DECODER_TO_CODEC.get(name, name), float((stream.start_time or 0) * stream.time_base),
-                           stream.frames)

@@ -33,7 +33,7 @@ class DecordReader(VideoReader):
             yield from zip(batch, frames)
 
     def close(self) -> None:
-        del self._reader
+        self._reader = None
 
 
 class DecordBackend(VideoBackend):
@@ -43,7 +43,7 @@ class DecordBackend(VideoBackend):
     unsupported_codecs = frozenset({"av1"})
 
     def open(self, path: str | Path) -> DecordReader:
-        problem = self.check_readable(path)
+        problem = self.unsupported(self.probe(path))  # decord crashes on what it cannot decode: ask PyAV first
         if problem:
             raise ValueError(f"{problem.message}; use {problem.fix}")
         return DecordReader(path, self.threads)

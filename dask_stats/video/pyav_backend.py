@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import VideoBackend, VideoReader
+from .base import VideoBackend, VideoHeader, VideoReader
 
 KEEP_PACKETS_BYTES = 32 * 2**20  # compressed packets held from the index pass (per open file) at most
 
@@ -91,9 +91,13 @@ class PyAVReader(VideoReader):
 
     def _open(self):
         container = self._av.open(self._path)
-        codec = container.streams.video[0].codec_context
-        codec.thread_count = self._threads
-        codec.thread_type = "AUTO" if self._threads > 1 else "SLICE"
+        try:
+            codec = container.streams.video[0].codec_context
+            codec.thread_count = self._threads
+            codec.thread_type = "AUTO" if self._threads > 1 else "SLICE"
+        except BaseException:  # e.g. no video stream: do not leak the open container
+            container.close()
+            raise
         return container
 
     # -- the index ------------------------------------------------------------------------------
@@ -201,7 +205,9 @@ class PyAVReader(VideoReader):
         raise ValueError(f"the video ended before frames {missing[:5]} were decoded (truncated file?)")
 
     def close(self) -> None:
-        self._container.close()
+        if self._container is not None:
+            self._container.close()
+            self._container = None
 
 
 def _in_order(frames: Iterator[tuple[int, np.ndarray]], indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -226,3 +232,19 @@ class PyAVBackend(VideoBackend):
 
     def open(self, path: str | Path) -> PyAVReader:
         return PyAVReader(path, self.threads)
+
+
+_DECODER_TO_CODEC = {"libdav1d": "av1", "libaom-av1": "av1"}
+
+
+def probe(source) -> VideoHeader:
+    """The header of the first video stream of ``source`` (a path or a binary file object)."""
+    import av
+
+    with av.open(source if hasattr(source, "read") else str(source)) as container:
+        if not container.streams.video:
+            raise ValueError("the file has no video stream")
+        stream = container.streams.video[0]
+        name = stream.codec_context.name
+        return VideoHeader(_DECODER_TO_CODEC.get(name, name), float((stream.start_time or 0) * stream.time_base),
+                           stream.frames)

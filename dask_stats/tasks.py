@@ -1,0 +1,101 @@
+"""The stats graph: which Dask tasks a plan needs, what each is called, and how their results come back.
+
+Two kinds of task: ``parquet`` (a partition of the Dask dataframe of episode files: the numeric and image
+features of a run of episodes) and ``video`` (every camera of an episode, so that its timestamps are read
+once; a job type that can hold several episodes, for batching short ones).  A task's key says what it
+covers (``video-stats-ep000012``, ``parquet-stats-ep000000-000063``), and results are matched back through
+the :class:`Task`, never by parsing keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import dask
+import numpy as np
+from dask.delayed import Delayed
+
+from . import numeric
+from .errors import Location
+from .moments import MomentsTable
+from .options import Options
+from .plan import Plan
+from .scheduling import guarded
+from .video import VideoBackend
+from .video_stats import VideoEpisode, VideoJob, video_stats
+
+@dataclass
+class Task:
+    """One Dask task of the graph: its kind, the episodes it covers, where it works, and its Dask object."""
+
+    kind: str  # "parquet" or "video"
+    episodes: list[int]
+    where: Location
+    delayed: Delayed
+
+    @property
+    def key(self) -> str:
+        return self.delayed.key
+
+
+def task_key(kind: str, episodes: list[int]) -> str:
+    """The one naming rule: kind and the episodes covered (the dashboard groups tasks by the part before "-ep")."""
+    first, last = episodes[0], episodes[-1]
+    return f"{kind}-stats-ep{first:06d}" + (f"-{last:06d}" if last != first else "")
+
+
+def build_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Task]:
+    """Every task of the stats graph of ``plan``."""
+    return parquet_tasks(plan, options) + video_tasks(plan, options, backend)
+
+
+def parquet_tasks(plan: Plan, options: Options) -> list[Task]:
+    """One task per partition of the episode dataframe (numeric and image features)."""
+    if not (plan.numeric or plan.images):
+        return []
+    files = {ep.index: plan.store.display(ep.data_path) for ep in plan.episodes}
+    lengths = {ep.index: ep.length for ep in plan.episodes}
+    batches = numeric.batches(plan)
+    reduce = partial(numeric.partition_moments, plan_features=plan.features, numeric=plan.numeric,
+                     images=plan.images, files=files)
+    tasks = []
+    for batch, part in zip(batches, numeric.episode_frame(plan, batches).to_delayed()):
+        episodes = [ep for ep, _ in batch]
+        where = Location(episodes[0], path=files[episodes[0]])
+        timeout = options.run.task_timeout_s(sum(lengths[ep] for ep in episodes), base=300.0)
+        key = task_key("parquet", episodes)
+        tasks.append(Task("parquet", episodes, where, dask.delayed(guarded)(reduce, part, timeout, where,
+                                                                             dask_key_name=key)))
+    return tasks
+
+
+def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Task]:
+    """Video tasks over consecutive episodes, longest first (Dask runs higher priorities first, so the run
+    ends on short tasks and no core waits for one long video at the end; Parquet work, priority 0, comes first)."""
+    if not plan.videos:
+        return []
+    channels = {key: plan.features[key]["shape"][-1] for key in plan.videos}
+    longest = max(ep.length for ep in plan.episodes)
+    tasks = []
+    for ep in plan.episodes:
+        batch = [VideoEpisode(ep.index, ep.length, ep.data_path, dict(ep.video_paths))]
+        timeouts = {ep.index: options.run.task_timeout_s(ep.length) for ep in batch}
+        job = VideoJob(plan.store, backend, tuple(batch), channels, timeouts, options.stats.frame_lookup,
+                       options.stats.tolerance_s)
+        episodes = [ep.index for ep in batch]
+        where = Location(episodes[0], path=plan.store.display(batch[0].data_path))
+        with dask.annotate(priority=max(ep.length for ep in batch) - longest - 1):
+            delayed = dask.delayed(video_stats)(job, dask_key_name=task_key("video", episodes))
+        tasks.append(Task("video", episodes, where, delayed))
+    return tasks
+
+
+def collect(plan: Plan, tasks: list[Task], results: dict[str, object]) -> dict[str, MomentsTable]:
+    """Per stats feature, the moments of every episode (rows in plan order), from the task results."""
+    keys = np.array([ep.index for ep in plan.episodes], dtype=np.int64)
+    tables = numeric.episode_tables([results[t.key] for t in tasks if t.kind == "parquet"], keys)
+    videos = {unit: moments for t in tasks if t.kind == "video" for unit, moments in results[t.key].items()}
+    for feature in plan.videos:
+        tables[feature] = MomentsTable.of(keys, [videos[int(i), feature] for i in keys])
+    return tables
