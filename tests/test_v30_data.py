@@ -112,3 +112,18 @@ def test_compatible_types_are_cast_to_the_first_schema(tmp_path):
     out = pq.read_table(tmp_path / "o.parquet")
     assert out.schema.field("v").type == pa.list_(pa.float32(), 2)
     assert out["v"].to_pylist() == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+
+
+def test_reads_through_an_fsspec_store(v20, tmp_path):
+    """Sources behind a URL (memory://) are read through the Store, like s3:// or hf:// ones."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    paths = sources(3)
+    for p in paths:
+        fs.pipe_file(f"/v30src/{p}", (v20 / p).read_bytes())
+    dest = tmp_path / "file-000.parquet"
+    summary = write_data_file(Store("memory://v30src"), paths, str(dest), 0)
+    local = write_data_file(Store(str(v20)), paths, str(tmp_path / "local.parquet"), 0)
+    assert summary.rows == local.rows
+    assert pq.read_table(dest).equals(pq.read_table(tmp_path / "local.parquet"))

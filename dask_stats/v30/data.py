@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,11 +55,13 @@ def write_data_file(
         try:
             for relative in sources:
                 full = store.path(relative)
+                source = store.source(full)
                 try:
-                    reader = pq.ParquetFile(store.source(full))
+                    reader = pq.ParquetFile(source)
                 except (OSError, pa.ArrowException) as err:
+                    _close(source)
                     raise DatasetError(Problem(f"cannot read the Parquet file: {err}", path=store.display(full))) from err
-                with reader:
+                with reader, contextlib.closing(source) if not isinstance(source, str) else contextlib.nullcontext():
                     if schema is None:
                         schema = reader.schema_arrow
                         if "index" not in schema.names:
@@ -77,6 +80,11 @@ def write_data_file(
             if writer is not None:
                 writer.close()
     return DataFileSummary(dest, position - first_index, os.path.getsize(dest), tuple(episode_rows))
+
+
+def _close(source) -> None:
+    if not isinstance(source, str):
+        source.close()
 
 
 def _conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
