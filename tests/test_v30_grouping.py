@@ -1,5 +1,6 @@
 """v3.0 grouping: episodes -> files by size (and stream signature), file indices at every rollover."""
 
+import itertools
 import random
 
 import pytest
@@ -11,7 +12,7 @@ from dask_stats.v30.layout import MB, FileIndex, data_path, episodes_path, video
 def check_invariants(groups, sizes, limit_mb, chunks_size, signatures=None):
     assert [p for g in groups for p in g.episodes] == list(range(len(sizes)))  # all, in order, once
     assert groups[0].index == FileIndex(0, 0)
-    for before, after in zip(groups, groups[1:]):
+    for before, after in itertools.pairwise(groups):
         assert after.index == before.index.next(chunks_size)
     for g in groups:
         assert 0 <= g.index.file < chunks_size
@@ -98,7 +99,7 @@ def test_randomized_invariants():
         groups = group_by_size(sizes, limit, chunks_size=chunks, signatures=sigs)
         check_invariants(groups, sizes, limit, chunks, sigs)
         # greedy: a file closes only because the next episode would reach the limit or change signature
-        for before, after in zip(groups, groups[1:]):
+        for before, after in itertools.pairwise(groups):
             nxt = after.episodes[0]
             assert before.nbytes + sizes[nxt] >= limit * MB or (sigs and sigs[nxt] != sigs[before.first])
 

@@ -17,7 +17,13 @@ from dask_stats.v30.data import write_data_file
 from dask_stats.v30.frames import verify_episode_frames
 from dask_stats.v30.grouping import group_by_size, locate
 from dask_stats.v30.meta import (
-    episode_row, episodes_schema, info_v30, write_episodes, write_info, write_stats, write_tasks,
+    episode_row,
+    episodes_schema,
+    info_v30,
+    write_episodes,
+    write_info,
+    write_stats,
+    write_tasks,
 )
 from dask_stats.v30.reader import read_dataset, read_episode_stats, read_stats
 from dask_stats.v30.videos import concat_videos, probe

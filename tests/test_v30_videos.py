@@ -1,17 +1,17 @@
 """v3.0 videos: stream-copy concatenation with exact integer offsets, and frame verification."""
 
+import itertools
 from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
+from v30_helpers import AV1, decode, encode
 
 from dask_stats.errors import DatasetError
 from dask_stats.v30.frames import frame_at, verify_episode_frames
 from dask_stats.v30.grouping import group_by_size
 from dask_stats.v30.videos import concat_videos, output_packets, packet_span, probe
-
-from v30_helpers import AV1, decode, encode
 
 FPS = 30
 
@@ -37,7 +37,7 @@ def check_concat(episodes, dest):
     packets = output_packets(str(dest))
     assert len(packets) == sum(n for _, n in episodes)
     dts = [d for _, d in packets]
-    assert all(a < b for a, b in zip(dts, dts[1:])), "DTS must be strictly increasing"
+    assert all(a < b for a, b in itertools.pairwise(dts)), "DTS must be strictly increasing"
     # PTS: unique, and every episode presents strictly after the previous one
     pts = [p for p, _ in packets]
     assert len(set(pts)) == len(pts)
@@ -45,7 +45,7 @@ def check_concat(episodes, dest):
     for _, n in episodes:
         bounds.append((min(pts[at:at + n]), max(pts[at:at + n])))
         at += n
-    assert all(prev[1] < nxt[0] for prev, nxt in zip(bounds, bounds[1:]))
+    assert all(prev[1] < nxt[0] for prev, nxt in itertools.pairwise(bounds))
     with av.open(str(dest)) as container:
         time_base = Fraction(container.streams.video[0].time_base)
     assert time_base == Fraction(probe(sources[0]).time_base)
@@ -72,7 +72,7 @@ def test_one_frame_then_b_frames(h264_episodes, tmp_path):
     assert packet_span(h264_episodes[1][0])[0].first_dts < 0  # the fixture really starts with B-frames
     spans = check_concat(h264_episodes, tmp_path / "file-000.mp4")
     assert spans[0][0] == 0.0
-    assert all(a[0] < b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[0] < b[0] for a, b in itertools.pairwise(spans))
 
 
 def test_b_frames_first_and_single_episode(h264_episodes, tmp_path):

@@ -46,6 +46,5 @@ def atomic_path(dest: str | os.PathLike, fsync: bool = True) -> Iterator[str]:
 
 def write_bytes(dest: str | os.PathLike, data: bytes) -> None:
     """Replace ``dest`` with ``data`` atomically."""
-    with atomic_path(dest) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
+    with atomic_path(dest) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)

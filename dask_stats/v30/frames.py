@@ -25,7 +25,7 @@ def frame_at(path: str, timestamp: float, tolerance_s: float = 1e-4) -> tuple[np
                 container.seek(0, backward=True, any_frame=False, stream=stream)
             else:
                 target = max(timestamp - margin, 0.0)
-                container.seek(int(round(target / stream.time_base)) - 1, backward=True, any_frame=False, stream=stream)
+                container.seek(round(target / stream.time_base) - 1, backward=True, any_frame=False, stream=stream)
             first_time = None
             for frame in container.decode(stream):
                 if frame.pts is None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from .layout import CHUNKS_SIZE, MB, FileIndex
 
+FIRST = FileIndex(0, 0)
+
 
 @dataclass(frozen=True)
 class Group:
@@ -32,7 +34,7 @@ def group_by_size(
     limit_mb: float,
     *,
     chunks_size: int = CHUNKS_SIZE,
-    start: FileIndex = FileIndex(0, 0),
+    start: FileIndex = FIRST,
     signatures: Sequence[Hashable] | None = None,
 ) -> list[Group]:
     """Split episodes ``0..len(sizes)-1`` (sizes in bytes) into consecutive groups, one per output file."""

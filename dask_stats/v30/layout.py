@@ -27,7 +27,7 @@ class FileIndex(NamedTuple):
     chunk: int = 0
     file: int = 0
 
-    def next(self, chunks_size: int = CHUNKS_SIZE) -> "FileIndex":
+    def next(self, chunks_size: int = CHUNKS_SIZE) -> FileIndex:
         """The following file: file ``chunks_size - 1`` of a chunk is followed by file 0 of the next chunk."""
         if chunks_size < 1:
             raise ValueError(f"chunks_size must be positive, got {chunks_size}")

@@ -17,8 +17,15 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path, write_bytes
 from .grouping import group_by_size
 from .layout import (
-    CHUNKS_SIZE, CODEBASE_VERSION, DATA_FILES_SIZE_IN_MB, DATA_PATH, EPISODES_FILES_SIZE_IN_MB,
-    VIDEO_FILES_SIZE_IN_MB, VIDEO_PATH, FileIndex, episodes_path,
+    CHUNKS_SIZE,
+    CODEBASE_VERSION,
+    DATA_FILES_SIZE_IN_MB,
+    DATA_PATH,
+    EPISODES_FILES_SIZE_IN_MB,
+    VIDEO_FILES_SIZE_IN_MB,
+    VIDEO_PATH,
+    FileIndex,
+    episodes_path,
 )
 
 _INT_COLUMNS = {"episode_index", "length", "data/chunk_index", "data/file_index", "dataset_from_index",
@@ -77,7 +84,7 @@ def _depth(value: Any) -> int:
 
 
 def _column_type(name: str, sample: Any) -> pa.DataType:
-    if name in _INT_COLUMNS or name.endswith("/chunk_index") or name.endswith("/file_index"):
+    if name in _INT_COLUMNS or name.endswith(("/chunk_index", "/file_index")):
         return pa.int64()
     if name == "tasks":
         return pa.list_(pa.string())
