@@ -127,9 +127,9 @@ def histogram_quantiles(hist: np.ndarray, qs: Sequence[float]) -> np.ndarray:
 
 def float_keys(x: np.ndarray) -> np.ndarray:
     """uint64 keys of float64 values, in the values' order (-inf < ... < -0.0 < 0.0 < ... < inf < NaN)."""
-    bits = x.view(np.uint64)
-    keys = np.where(bits & _SIGN, ~bits, bits | _SIGN)
-    keys[np.isnan(x)] = _NAN_KEY
+    bits = np.ascontiguousarray(x, dtype=np.float64).view(np.int64)
+    keys = (bits ^ (bits >> 63 | np.int64(-(2**63)))).view(np.uint64)  # negatives: all bits flipped
+    np.putmask(keys, np.isnan(x), _NAN_KEY)
     return keys
 
 
@@ -163,15 +163,17 @@ class PassResult:
 
 def partition_pass(request: PassRequest, x: np.ndarray) -> PassResult:
     """A partition's share of one pass over its (rows, D) values (any numeric dtype; may be empty)."""
-    keys = float_keys(_float64(x))
+    x = np.asarray(x)
+    x = x[:, None] if x.ndim == 1 else x
+    keys = {dim: float_keys(x[:, dim]) for dim in np.unique(request.dims).tolist()}
     parts = []
     for dim, level in sorted(set(zip(request.dims.tolist(), request.levels.tolist()))):
         group = np.flatnonzero((request.dims == dim) & (request.levels == level))
         group = group[np.argsort(request.prefixes[group])]
-        column = keys[:, dim]
+        prefixes, column = request.prefixes[group], keys[dim]
         prefix = column >> np.uint64(64 - DIGIT * level) if level else np.zeros_like(column)
-        slot = np.searchsorted(request.prefixes[group], prefix).clip(max=len(group) - 1)
-        hit = request.prefixes[group][slot] == prefix
+        slot = np.searchsorted(prefixes, prefix).clip(max=len(group) - 1)
+        hit = prefixes[slot] == prefix
         slot, column = slot[hit], column[hit]
         collect = request.collect[group][slot]
         digit = (column[~collect] >> np.uint64(64 - DIGIT * (level + 1))).astype(np.int64) & (2**DIGIT - 1)
@@ -189,8 +191,8 @@ def merge(parts: Iterable[PassResult]) -> PassResult:
     counts = np.concatenate([np.zeros(0, np.int64)] + [p.counts for p in parts])
     order = np.argsort(bins, kind="stable")
     bins, counts = bins[order], counts[order]
-    first = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]]) if len(bins) else np.zeros(0, np.int64)
-    return PassResult(bins[first], np.add.reduceat(counts, first) if len(first) else counts,
+    first = np.flatnonzero(np.diff(bins, prepend=-1))
+    return PassResult(bins[first], np.add.reduceat(counts, first),
                       np.concatenate([np.zeros(0, np.int64)] + [p.entries for p in parts]),
                       np.concatenate([np.zeros(0, np.uint64)] + [p.keys for p in parts]))
 
@@ -208,6 +210,7 @@ class DatasetQuantiles:
     def __init__(self, qs: Sequence[float], dims: int, budget: int = DEFAULT_BUDGET):
         self.qs, self.dims, self.budget = np.asarray(qs, dtype=np.float64), dims, budget
         self.passes = 0
+        self.n: int | None = None  # rows, known after the first pass
         self._request: PassRequest | None = None
         self._targets: dict[str, np.ndarray] | None = None  # per (dim, rank): set by the first pass
 
