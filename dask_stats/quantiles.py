@@ -22,6 +22,10 @@ NaN gets NaN for every quantile; infinities are ordinary sorted values and inter
 does (e.g. q between 1 and inf gives inf; q between two infinities, or a single inf value, gives NaN).
 -0.0 and 0.0 are equal values; which of the two a result carries may differ from numpy's.  An empty input
 (dataset, channel without pixels) gives NaN where ``np.quantile`` would raise.
+
+Wiring: one ``DatasetQuantiles`` per numeric feature; a pass maps ``partition_pass(request, values)`` over the
+partitions (values as ``numeric.column_values`` gives them) and tree-reduces with ``merge``; ``quantile_stats``
+shapes the results like output.py's stats.  ``segment_quantiles`` needs whole episodes in a partition.
 """
 
 from __future__ import annotations
