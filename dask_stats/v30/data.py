@@ -1,0 +1,109 @@
+"""Write one v3.0 data file from the episodes' v2.x Parquet files, streaming row group by row group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import DatasetError, Problem
+from ..storage import Store
+from .atomic import atomic_path
+
+
+@dataclass(frozen=True)
+class DataFileSummary:
+    """What :func:`write_data_file` wrote: rows per source episode, total rows, bytes on disk."""
+
+    path: str
+    rows: int
+    nbytes: int
+    episode_rows: tuple[int, ...]
+
+
+def _store(store: Store | str) -> Store:
+    return store if isinstance(store, Store) else Store(store)
+
+
+def write_data_file(
+    store: Store | str,
+    sources: Sequence[str],
+    dest: str,
+    first_index: int,
+    *,
+    compression: str = "snappy",
+) -> DataFileSummary:
+    """Concatenate ``sources`` (paths relative to ``store``, in episode order) into the local file ``dest``.
+
+    The ``index`` column becomes the global row position (``first_index`` + running count); every other
+    column is copied unchanged, with the first source's schema and its metadata (the Hugging Face
+    ``huggingface`` key included). One row group in memory at a time; ``dest`` appears only when complete.
+    """
+    store = _store(store)
+    if not sources:
+        raise ValueError("write_data_file needs at least one source file")
+    episode_rows: list[int] = []
+    position = first_index
+    with atomic_path(dest) as tmp:
+        writer: pq.ParquetWriter | None = None
+        schema: pa.Schema | None = None
+        try:
+            for relative in sources:
+                full = store.path(relative)
+                source = store.source(full)
+                try:
+                    reader = pq.ParquetFile(source)
+                except (OSError, pa.ArrowException) as err:
+                    _close(source)
+                    raise DatasetError(Problem(f"cannot read the Parquet file: {err}", path=store.display(full))) from err
+                with reader, contextlib.closing(source) if not isinstance(source, str) else contextlib.nullcontext():
+                    if schema is None:
+                        schema = reader.schema_arrow
+                        if "index" not in schema.names:
+                            raise DatasetError(Problem("no 'index' column", path=store.display(full)))
+                        writer = pq.ParquetWriter(tmp, schema, compression=compression)
+                    rows = 0
+                    for group in range(reader.num_row_groups):
+                        table = reader.read_row_group(group)
+                        table = _conform(table, schema, store.display(full))
+                        table = _reindex(table, schema, position)
+                        writer.write_table(table)
+                        position += table.num_rows
+                        rows += table.num_rows
+                    episode_rows.append(rows)
+        finally:
+            if writer is not None:
+                writer.close()
+    return DataFileSummary(dest, position - first_index, os.path.getsize(dest), tuple(episode_rows))
+
+
+def _close(source) -> None:
+    if not isinstance(source, str):
+        source.close()
+
+
+def _conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
+    """``table`` with ``schema``'s columns and types (a safe cast), or a DatasetError naming the file."""
+    if table.schema.equals(schema, check_metadata=False):
+        return table
+    if set(table.schema.names) != set(schema.names):
+        missing = sorted(set(schema.names) - set(table.schema.names))
+        extra = sorted(set(table.schema.names) - set(schema.names))
+        raise DatasetError(Problem(
+            f"columns differ from the first episode of the file (missing {missing}, extra {extra})", path=where))
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise DatasetError(Problem(f"column types differ from the first episode of the file: {err}", path=where)) from err
+
+
+def _reindex(table: pa.Table, schema: pa.Schema, start: int) -> pa.Table:
+    position = schema.get_field_index("index")
+    field = schema.field(position)
+    values = pa.array(np.arange(start, start + table.num_rows, dtype=np.int64)).cast(field.type)
+    return table.set_column(position, field, values)

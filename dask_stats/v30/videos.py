@@ -1,0 +1,175 @@
+"""Probe episode videos and concatenate one camera's episodes into one MP4 by stream copy (PyAV).
+
+Every episode's packets are shifted by an exact integer offset in the stream time base, chosen so that
+PTS and DTS stay strictly increasing across episodes (episodes that start with B-frames, i.e. negative
+DTS, included). ``from_timestamp`` is that offset times the time base, computed with fractions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import NamedTuple
+
+import av
+
+from ..errors import DatasetError, Problem
+from .atomic import atomic_path
+
+
+class Signature(NamedTuple):
+    """What must match for episodes to share a file (stream copy cannot mix them)."""
+
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    frame_rate: str  # a Fraction as text, e.g. "30" or "30000/1001"
+    time_base: str  # e.g. "1/15360"
+
+
+@dataclass(frozen=True)
+class PacketSpan:
+    """What the offset computation needs to know about one episode's packets (in its time base)."""
+
+    first_dts: int
+    last_dts: int
+    min_pts: int
+    end_pts: int  # max(pts + duration): where the next episode may start presenting
+    frame_duration: int  # the most common packet duration (0 when unknown)
+    packets: int
+
+
+def probe(path: str) -> Signature:
+    """The stream signature of a video file's first video stream."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DatasetError(Problem("no video stream", path=str(path)))
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            return Signature(
+                ctx.codec.canonical_name, int(ctx.width), int(ctx.height), ctx.format.name if ctx.format else "",
+                str(Fraction(rate)) if rate else "", str(stream.time_base),
+            )
+    except av.FFmpegError as err:
+        raise DatasetError(Problem(f"cannot open the video: {err}", path=str(path))) from err
+
+
+def packet_span(path: str) -> tuple[PacketSpan, Fraction, Fraction | None]:
+    """Scan a video's packets (no decoding): its span, time base and declared stream duration in seconds."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        first_dts = last_dts = min_pts = max_pts = max_end = None
+        durations: dict[int, int] = {}
+        count = 0
+        for packet in container.demux(stream):
+            if packet.dts is None and packet.pts is None:
+                continue  # flush packet
+            if packet.pts is None or packet.dts is None:
+                raise DatasetError(Problem("a packet without PTS or DTS: cannot shift it exactly", path=str(path)))
+            duration = int(packet.duration or 0)
+            durations[duration] = durations.get(duration, 0) + 1
+            if first_dts is None:
+                first_dts = last_dts = packet.dts
+                min_pts = max_pts = packet.pts
+                max_end = packet.pts + duration
+            else:
+                if packet.dts <= last_dts:
+                    raise DatasetError(Problem("DTS not strictly increasing inside the episode's video", path=str(path)))
+                last_dts = packet.dts
+                min_pts, max_pts = min(min_pts, packet.pts), max(max_pts, packet.pts)
+                max_end = max(max_end, packet.pts + duration)
+            count += 1
+        if count == 0:
+            raise DatasetError(Problem("the video has no packets", path=str(path)))
+        frame_duration = max(durations, key=durations.get)
+        end_pts = max(max_end, max_pts + (frame_duration or 1))  # strictly after the last frame
+        duration_s = Fraction(stream.duration) * stream.time_base if stream.duration is not None else None
+        return (PacketSpan(first_dts, last_dts, min_pts, end_pts, frame_duration, count),
+                Fraction(stream.time_base), duration_s)
+
+
+def episode_offsets(spans: Sequence[PacketSpan]) -> list[int]:
+    """Integer offsets (time-base units) that keep PTS and DTS strictly increasing across the episodes.
+
+    Episode e starts presenting at or after the previous one's end, its first DTS comes after the previous
+    one's last DTS, and offsets stay on the frame grid (multiples of the frame duration) when there is one.
+    """
+    offsets: list[int] = []
+    end = last_dts = None
+    for span in spans:
+        if end is None:
+            offset = 0
+        else:
+            offset = max(end, end - span.min_pts, last_dts + 1 - span.first_dts)
+            if span.frame_duration > 0:
+                offset = math.ceil(offset / span.frame_duration) * span.frame_duration
+        offsets.append(offset)
+        end = offset + span.end_pts
+        last_dts = offset + span.last_dts
+    return offsets
+
+
+def concat_videos(sources: Sequence[str], dest: str) -> list[tuple[float, float]]:
+    """Concatenate episode videos (one camera, same signature, in order) into ``dest`` by stream copy.
+
+    Returns per episode ``(from_timestamp, to_timestamp)`` in seconds: ``from`` = its exact offset x time base,
+    ``to`` = ``from`` + the episode video's duration (as lerobot writes it: stream duration x time base).
+    """
+    if not sources:
+        raise ValueError("concat_videos needs at least one source video")
+    signatures = [probe(path) for path in sources]
+    for path, signature in zip(sources, signatures):
+        if signature != signatures[0]:
+            raise DatasetError(Problem(
+                f"stream differs from the file's first episode ({signature} vs {signatures[0]}): "
+                "stream copy cannot mix them", path=str(path)))
+    scans = [packet_span(path) for path in sources]
+    time_base = scans[0][1]
+    offsets = episode_offsets([span for span, _, _ in scans])
+
+    with atomic_path(dest) as tmp:
+        with av.open(tmp, "w", format="mp4", options={"movflags": "faststart"}) as output:
+            out_stream = None
+            for path, offset in zip(sources, offsets):
+                with av.open(str(path)) as container:
+                    in_stream = container.streams.video[0]
+                    if out_stream is None:
+                        out_stream = output.add_stream_from_template(template=in_stream, opaque=True)
+                        out_stream.time_base = in_stream.time_base
+                    for packet in container.demux(in_stream):
+                        if packet.dts is None and packet.pts is None:
+                            continue
+                        packet.pts += offset
+                        packet.dts += offset
+                        packet.stream = out_stream
+                        output.mux(packet)
+            out_tb = Fraction(out_stream.time_base)
+        if (time_base / out_tb).denominator != 1:
+            raise DatasetError(Problem(
+                f"the muxer changed the time base {time_base} to {out_tb}: offsets are no longer exact",
+                path=str(dest)))
+
+    result = []
+    for offset, (span, _, duration_s) in zip(offsets, scans):
+        start = Fraction(offset) * time_base
+        if duration_s is None:
+            duration_s = Fraction(span.end_pts - span.min_pts) * time_base
+        result.append((float(start), float(start + duration_s)))
+    return result
+
+
+def output_packets(path: str) -> list[tuple[int, int]]:
+    """(pts, dts) of every packet of a video's first video stream, in file order (for checks and tests)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(p.pts, p.dts) for p in container.demux(stream) if p.dts is not None or p.pts is not None]
+
+
+def file_size(path: str) -> int:
+    return os.path.getsize(path)
