@@ -55,13 +55,7 @@ def write_data_file(
         try:
             for relative in sources:
                 full = store.path(relative)
-                source = store.source(full)
-                try:
-                    reader = pq.ParquetFile(source)
-                except (OSError, pa.ArrowException) as err:
-                    _close(source)
-                    raise DatasetError(Problem(f"cannot read the Parquet file: {err}", path=store.display(full))) from err
-                with reader, contextlib.closing(source) if not isinstance(source, str) else contextlib.nullcontext():
+                with store.source(full) as source, _parquet(source, store.display(full)) as reader:
                     if schema is None:
                         schema = reader.schema_arrow
                         if "index" not in schema.names:
@@ -82,9 +76,15 @@ def write_data_file(
     return DataFileSummary(dest, position - first_index, os.path.getsize(dest), tuple(episode_rows))
 
 
-def _close(source) -> None:
-    if not isinstance(source, str):
-        source.close()
+@contextlib.contextmanager
+def _parquet(source, where: str):
+    """``source`` opened as a ParquetFile (closed on exit), or a DatasetError naming the file."""
+    try:
+        reader = pq.ParquetFile(source)
+    except (OSError, pa.ArrowException) as err:
+        raise DatasetError(Problem(f"cannot read the Parquet file: {err}", path=where)) from err
+    with reader:
+        yield reader
 
 
 def _conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:

@@ -94,7 +94,8 @@ def read_tasks(store: Store | str) -> dict[int, str]:
     path = store.path(TASKS_PATH)
     where = store.display(path)
     try:
-        frame = pd.read_parquet(store.source(path))
+        with store.source(path) as source:
+            frame = pd.read_parquet(source)
     except FileNotFoundError as err:
         raise DatasetError(Problem("missing meta/tasks.parquet", path=where)) from err
     except (OSError, pa.ArrowException) as err:
@@ -140,12 +141,13 @@ def read_episodes(store: Store | str, info: dict | None = None) -> list[Episode]
         full = store.path(relative)
         where = store.display(full)
         try:
-            schema = pq.read_schema(store.source(full))
-            missing = [c for c in wanted if c not in schema.names]
-            if missing:
-                problems.append(Problem(f"missing columns {missing}", path=where))
-                continue
-            rows = pq.read_table(store.source(full), columns=wanted).to_pylist()
+            with store.source(full) as source:
+                schema = pq.read_schema(source)
+                missing = [c for c in wanted if c not in schema.names]
+                if missing:
+                    problems.append(Problem(f"missing columns {missing}", path=where))
+                    continue
+                rows = pq.read_table(source, columns=wanted).to_pylist()
         except (OSError, pa.ArrowException) as err:
             problems.append(Problem(f"cannot read: {err}", path=where))
             continue
@@ -206,9 +208,11 @@ def read_episode_stats(store: Store | str) -> dict[int, dict[str, dict[str, Any]
     out: dict[int, dict] = {}
     for relative in episodes_files(store):
         full = store.path(relative)
-        schema = pq.read_schema(store.source(full))
-        columns = ["episode_index"] + [c for c in schema.names if c.startswith("stats/")]
-        for row in pq.read_table(store.source(full), columns=columns).to_pylist():
+        with store.source(full) as source:
+            schema = pq.read_schema(source)
+            columns = ["episode_index"] + [c for c in schema.names if c.startswith("stats/")]
+            rows = pq.read_table(source, columns=columns).to_pylist()
+        for row in rows:
             stats: dict[str, dict] = {}
             for name, value in row.items():
                 if name.startswith("stats/"):
