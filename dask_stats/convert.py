@@ -20,7 +20,8 @@ from .options import Options
 from .output import episode_records, info_text, jsonl_text
 from .plan import Plan
 from .storage import Store
-from .tasks import build_tasks, collect
+from .tasks import Task, build_tasks, collect
+from .v30.build import V30Build
 from .verify import VerificationReport, verify
 from .video import get_backend
 
@@ -42,6 +43,7 @@ class ConversionResult:
     timings: dict[str, float] = field(default_factory=dict)
     tasks: int = 0
     resumed: int = 0  # tasks whose results came from an interrupted run's checkpoint
+    format: str = "v2.1"  # what was written
 
     @property
     def episodes_stats_path(self) -> Path | str:
@@ -56,8 +58,8 @@ class ConversionResult:
             + (f" ({self.resumed} of {self.tasks} tasks resumed from a checkpoint)" if self.resumed else "")
             + f"{skipped}\n"
             f"  verification: {self.verification.outcome}\n"
-            f"  v2.1 dataset: {self.output}\n"
-            f"  stats:        {self.episodes_stats_path}"
+            f"  {self.format} dataset: {self.output}"
+            + (f"\n  stats:        {self.episodes_stats_path}" if self.format == "v2.1" else "")
         )
 
 
@@ -81,11 +83,14 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         raise DatasetError(Problem("the output directory is not empty", path=target.url,
                                    fix="choose a new or empty --output directory"))
     plan, findings = preflight(source, opts, backend, in_place=output is None)
+    build = V30Build(plan, target, opts, in_place=output is None) if opts.stats.to == "v3.0" else None
+    if build and build.problems():
+        raise DatasetError(build.problems())
     timings = {"plan": time.perf_counter() - start}
 
-    tasks = build_tasks(plan, opts, backend)
+    tasks = build_tasks(plan, opts, backend) + (build.first_tasks() if build else [])
     checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
-    done = checkpoint.load([t.key for t in tasks]) if opts.run.resume else {}
+    done = _resumable(checkpoint, tasks) if opts.run.resume else {}
     quiet = opts.run.quiet
     if done and not quiet:
         print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
@@ -94,18 +99,32 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
         results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet)
+        if build:  # the stream copies need the probes and data files of the first phase
+            video_tasks, video_groups = build.video_tasks(results, tasks)
+            done = _resumable(checkpoint, video_tasks) if opts.run.resume else {}
+            results.update(scheduling.run(dask_client, video_tasks, done, checkpoint.save, retries=opts.run.retries,
+                                          quiet=quiet))
     tables = collect(plan, tasks, results)
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     report = verify_or_stop(plan, tables, opts)
     records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
                               plan.features)
-    commit(plan, target, records, opts)
+    if build:
+        build.commit(records, tables, results, video_tasks, video_groups)
+    else:
+        commit(plan, target, records, opts)
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
                             plan.stats_features, plan.skipped, report, findings, timings, tasks=len(tasks),
-                            resumed=len(done))
+                            resumed=len(done), format=opts.stats.to)
+
+
+def _resumable(checkpoint: Checkpoint, tasks: list[Task]) -> dict[str, object]:
+    """Checkpointed results of ``tasks`` whose output files (if they write one) are still there."""
+    done = checkpoint.load([t.key for t in tasks])
+    return {t.key: done[t.key] for t in tasks if t.key in done and (t.output is None or os.path.exists(t.output))}
 
 
 def nonfinite_warnings(plan: Plan, tables: dict[str, MomentsTable]) -> list[Problem]:

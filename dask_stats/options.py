@@ -59,11 +59,27 @@ parse_bool.__name__ = "boolean"
 
 
 def option(default, help: str, *, parse: Callable | None = None, choices=None, metavar: str | None = None,
-           many: bool = False, check: bool = False):
+           many: bool = False, check: bool = False, bare=None, negative=None):
     """A dataclass field that is also a CLI flag: ``help`` and ``parse`` (value check and conversion) serve
-    both; ``many`` takes several values; ``check``: the ``check`` command takes it too."""
-    meta = {"help": help, "parse": parse, "choices": choices, "metavar": metavar, "many": many, "check": check}
+    both; ``many`` takes several values; ``check``: the ``check`` command takes it too; ``bare``: the value of
+    the flag given without one; ``negative``: the value of ``--no-<flag>``."""
+    meta = {"help": help, "parse": parse, "choices": choices, "metavar": metavar, "many": many, "check": check,
+            "bare": bare, "negative": negative}
     return field(default=default, metadata=meta)
+
+
+def quantile_list(value) -> tuple[float, ...]:
+    """``True``/"default": lerobot's q01..q99; ``False``/"none": none; else whole percents ("0.02,0.98")."""
+    from .quantiles import DEFAULT_QUANTILES, parse_quantiles
+
+    if value is True or value == "default":
+        return DEFAULT_QUANTILES
+    if value is False or value == "none" or (isinstance(value, (tuple, list)) and not value):
+        return ()
+    return parse_quantiles(value)
+
+
+quantile_list.__name__ = "quantile list"
 
 
 @dataclass(frozen=True)
@@ -80,12 +96,32 @@ class StatsOptions:
                                choices=("timestamp", "index"), check=True)
     exclude_features: tuple[str, ...] = option((), "features that get no stats (e.g. declared but absent)",
                                                many=True, metavar="NAME", check=True)
+    quantiles: tuple[float, ...] | None = option(
+        None, "add quantile stats: bare, lerobot's q01,q10,q50,q90,q99; or a list of whole percents "
+              "(0.02,0.98); default: on for --to v3.0, off for v2.1; --no-quantiles: none",
+        parse=quantile_list, metavar="Q,...", bare="default", negative="none")
+    to: str = option("v2.1", "the format to write: v2.1 (episodes_stats.jsonl beside the v2.0 files) or v3.0 "
+                             "(a LeRobot v3.0 dataset: concatenated files, stats in meta/episodes)",
+                     choices=("v2.1", "v3.0"))
+    data_file_size_in_mb: float = option(100.0, "v3.0: start a new data file at this size (MB, default 100)",
+                                         parse=positive_float, metavar="MB")
+    video_file_size_in_mb: float = option(200.0, "v3.0: start a new video file at this size (MB, default 200)",
+                                          parse=positive_float, metavar="MB")
+
+    @property
+    def quantile_levels(self) -> tuple[float, ...]:
+        """The quantiles to compute: as asked, else the default of the target format."""
+        if self.quantiles is not None:
+            return self.quantiles
+        return quantile_list(self.to == "v3.0")
 
     def fingerprint(self) -> dict:
         """The options as they enter the checkpoint fingerprint (decoders differ slightly: the backend counts)."""
         return {"frame_lookup": self.frame_lookup, "tolerance_s": self.tolerance_s,
                 "exclude_features": sorted(self.exclude_features),
-                "video_backend": getattr(self.video_backend, "name", self.video_backend)}
+                "video_backend": getattr(self.video_backend, "name", self.video_backend),
+                "quantiles": list(self.quantile_levels), "to": self.to,
+                "sizes": [self.data_file_size_in_mb, self.video_file_size_in_mb]}
 
 
 @dataclass(frozen=True)
@@ -199,6 +235,12 @@ def _add(group, spec) -> None:
         group.add_argument(flag, nargs="?", const=True, type=parse_bool, metavar="BOOL", **common)
         if spec.default:
             group.add_argument("--no-" + flag[2:], dest=spec.name, action="store_false", help=argparse.SUPPRESS)
+    elif meta["bare"] is not None:
+        group.add_argument(flag, nargs="?", const=meta["parse"](meta["bare"]), type=meta["parse"],
+                           metavar=meta["metavar"], **common)
+        if meta["negative"] is not None:
+            group.add_argument("--no-" + flag[2:], dest=spec.name, action="store_const",
+                               const=meta["parse"](meta["negative"]), help=argparse.SUPPRESS)
     elif meta["many"]:
         group.add_argument(flag, nargs="+", metavar=meta["metavar"], **{**common, "default": ()})
     else:

@@ -29,20 +29,23 @@ from .video_stats import VideoEpisode, VideoJob, video_stats
 class Task:
     """One Dask task of the graph: its kind, the episodes it covers, where it works, and its Dask object."""
 
-    kind: str  # "parquet" or "video"
+    kind: str  # "parquet", "video", or a v3.0 file task ("v30-data", "v30-probe", "v30-video")
     episodes: list[int]
     where: Location
     delayed: Delayed
+    feature: str | None = None  # the one feature the task works on, if any
+    output: str | None = None  # the file the task writes, if any (a resumed task's file must still be there)
 
     @property
     def key(self) -> str:
         return self.delayed.key
 
 
-def task_key(kind: str, episodes: list[int]) -> str:
-    """The one naming rule: kind and the episodes covered (the dashboard groups tasks by the part before "-ep")."""
+def task_key(name: str, episodes: list[int]) -> str:
+    """The one naming rule: what the task does and the episodes it covers (the dashboard groups tasks by the
+    part before "-ep")."""
     first, last = episodes[0], episodes[-1]
-    return f"{kind}-stats-ep{first:06d}" + (f"-{last:06d}" if last != first else "")
+    return f"{name}-ep{first:06d}" + (f"-{last:06d}" if last != first else "")
 
 
 def build_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Task]:
@@ -64,7 +67,7 @@ def parquet_tasks(plan: Plan, options: Options) -> list[Task]:
         episodes = [ep for ep, _ in batch]
         where = Location(episodes[0], path=files[episodes[0]])
         timeout = options.run.task_timeout_s(sum(lengths[ep] for ep in episodes), base=300.0)
-        key = task_key("parquet", episodes)
+        key = task_key("parquet-stats", episodes)
         tasks.append(Task("parquet", episodes, where, dask.delayed(guarded)(reduce, part, timeout, where,
                                                                              dask_key_name=key)))
     return tasks
@@ -86,7 +89,7 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
         episodes = [ep.index for ep in batch]
         where = Location(episodes[0], path=plan.store.display(batch[0].data_path))
         with dask.annotate(priority=max(ep.length for ep in batch) - longest - 1):
-            delayed = dask.delayed(video_stats)(job, dask_key_name=task_key("video", episodes))
+            delayed = dask.delayed(video_stats)(job, dask_key_name=task_key("video-stats", episodes))
         tasks.append(Task("video", episodes, where, delayed))
     return tasks
 

@@ -24,6 +24,7 @@ class DataFileSummary:
     rows: int
     nbytes: int
     episode_rows: tuple[int, ...]
+    episode_times: tuple[tuple[float, float], ...] = ()  # first and last timestamp of each source episode
 
 
 def _store(store: Store | str) -> Store:
@@ -48,6 +49,7 @@ def write_data_file(
     if not sources:
         raise ValueError("write_data_file needs at least one source file")
     episode_rows: list[int] = []
+    episode_times: list[tuple[float, float]] = []
     position = first_index
     with atomic_path(dest) as tmp:
         writer: pq.ParquetWriter | None = None
@@ -61,7 +63,7 @@ def write_data_file(
                         if "index" not in schema.names:
                             raise DatasetError(Problem("no 'index' column", path=store.display(full)))
                         writer = pq.ParquetWriter(tmp, schema, compression=compression)
-                    rows = 0
+                    rows, times = 0, []
                     for group in range(reader.num_row_groups):
                         table = reader.read_row_group(group)
                         table = _conform(table, schema, store.display(full))
@@ -69,11 +71,16 @@ def write_data_file(
                         writer.write_table(table)
                         position += table.num_rows
                         rows += table.num_rows
+                        if "timestamp" in schema.names and table.num_rows:
+                            column = table.column("timestamp")
+                            times += [float(column[0].as_py()), float(column[-1].as_py())]
                     episode_rows.append(rows)
+                    episode_times.append((times[0], times[-1]) if times else (float("nan"), float("nan")))
         finally:
             if writer is not None:
                 writer.close()
-    return DataFileSummary(dest, position - first_index, os.path.getsize(dest), tuple(episode_rows))
+    return DataFileSummary(dest, position - first_index, os.path.getsize(dest), tuple(episode_rows),
+                           tuple(episode_times))
 
 
 @contextlib.contextmanager

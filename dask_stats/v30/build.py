@@ -1,0 +1,232 @@
+"""Build a LeRobot v3.0 dataset from a planned v2.x conversion, in the same Dask run as the stats.
+
+Phase 1 (beside the stats tasks): one task per output data file (streams its episodes' Parquet files), and
+probe tasks that read every video's stream signature (a change of codec, size, pixel format, rate or time
+base starts a new video file).  Phase 2: one task per camera and output video file: stream copy, then the
+first and last frame of every episode decoded from the new file must equal the source's.  Commit: ``meta/``
+is written into a staging tree beside the target, read back, and the tree is moved into place (in place, the
+old tree is kept beside it as ``<root>_old``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import ExitStack
+from pathlib import Path
+
+import dask
+import numpy as np
+
+from .. import layout as v2
+from ..errors import DatasetError, Location, Problem, TaskError
+from ..moments import MomentsTable
+from ..options import Options
+from ..output import finalize
+from ..plan import Plan, read_jsonl
+from ..storage import Store
+from ..tasks import Task, task_key
+from .data import write_data_file
+from .frames import verify_episode_frames
+from .grouping import Group, group_by_size
+from .layout import CHUNKS_SIZE, data_path, video_path
+from .meta import episode_row, info_v30, stats_by_episode, write_episodes, write_info, write_stats, write_tasks
+from .reader import read_dataset
+from .videos import concat_videos, probe
+
+PROBES_PER_TASK = 64  # videos whose headers one probe task reads
+V2_META = {v2.INFO, v2.EPISODES, v2.TASKS, v2.EPISODES_STATS, v2.STATS}
+
+
+class V30Build:
+    """The v3.0 tree of ``plan`` for ``target`` (local), built in ``staging`` and committed by :meth:`commit`."""
+
+    def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
+        self.plan, self.options, self.in_place = plan, options, in_place
+        self.remote = not target.local
+        self.final = Path(target.root)
+        self.staging = self.final.with_name(self.final.name + ".v3.0-partial")
+        self.old = self.final.with_name(self.final.name + "_old")
+        sizes = [plan.store.size(ep.data_path) for ep in plan.episodes]
+        self.data_groups = group_by_size(sizes, options.stats.data_file_size_in_mb)
+
+    def problems(self) -> list[Problem]:
+        """Why this build cannot start (before any work)."""
+        if self.remote or not self.plan.store.local:
+            return [Problem("--to v3.0 reads and writes local directories only", path=str(self.final),
+                            fix="download the dataset first (or mount the bucket)")]
+        if self.in_place and self.old.exists():
+            return [Problem(f"{self.old} exists: the old tree would be kept there", path=str(self.old),
+                            fix="move or remove it, or write a copy with --output")]
+        return []
+
+    # -- phase 1 ------------------------------------------------------------------------------------
+    def first_tasks(self) -> list[Task]:
+        """The data file tasks and the video probe tasks."""
+        plan, store = self.plan, self.plan.store
+        tasks = []
+        cut = len(store.root) + 1
+        for group in self.data_groups:
+            episodes = [plan.episodes[i] for i in group.episodes]
+            sources = [ep.data_path[cut:] for ep in episodes]
+            first_index = sum(ep.length for ep in plan.episodes[:group.first])
+            dest = str(self.staging / data_path(group.index))
+            where = Location(episodes[0].index, path=store.display(episodes[0].data_path))
+            key = task_key("v30-data", [ep.index for ep in episodes])
+            tasks.append(Task("v30-data", [ep.index for ep in episodes], where,
+                              dask.delayed(write_data_file)(store, sources, dest, first_index, dask_key_name=key),
+                              output=dest))
+        for feature in plan.videos:
+            for start in range(0, len(plan.episodes), PROBES_PER_TASK):
+                episodes = plan.episodes[start:start + PROBES_PER_TASK]
+                indices = [ep.index for ep in episodes]
+                where = Location(indices[0], feature, store.display(episodes[0].video_paths[feature]))
+                key = task_key(f"v30-probe-{feature}", indices)
+                paths = [ep.video_paths[feature] for ep in episodes]
+                tasks.append(Task("v30-probe", indices, where,
+                                  dask.delayed(_signatures)(store, paths, feature, indices, dask_key_name=key),
+                                  feature=feature))
+        return tasks
+
+
+    # -- phase 2 ------------------------------------------------------------------------------------
+    def video_tasks(self, results: dict[str, object], first: list[Task]) -> tuple[list[Task], dict]:
+        """The stream-copy tasks, from the probes and data files of phase 1; also the video groups by camera."""
+        plan, store = self.plan, self.plan.store
+        times = self._episode_times(results, first)
+        by_timestamp = self.options.stats.frame_lookup == "timestamp"
+        tasks, groups = [], {}
+        for feature in plan.videos:
+            signatures = [sig for t in first if t.kind == "v30-probe" and t.feature == feature for sig in results[t.key]]
+            sizes = [store.size(ep.video_paths[feature]) for ep in plan.episodes]
+            groups[feature] = group_by_size(sizes, self.options.stats.video_file_size_in_mb, signatures=signatures)
+            for group in groups[feature]:
+                episodes = [plan.episodes[i] for i in group.episodes]
+                indices = [ep.index for ep in episodes]
+                dest = str(self.staging / video_path(feature, group.index))
+                checks = [times[i] if by_timestamp else None for i in indices]
+                where = Location(indices[0], feature, store.display(episodes[0].video_paths[feature]))
+                key = task_key(f"v30-video-{feature}", indices)
+                delayed = dask.delayed(_concat_and_verify)(store, [ep.video_paths[feature] for ep in episodes], dest,
+                                                           checks, indices, feature, self.options.stats.tolerance_s,
+                                                           dask_key_name=key)
+                tasks.append(Task("v30-video", indices, where, delayed, feature=feature, output=dest))
+        return tasks, groups
+
+    def _episode_times(self, results: dict[str, object], first: list[Task]) -> dict[int, tuple[float, float]]:
+        times = {}
+        for task in first:
+            if task.kind == "v30-data":
+                times.update(zip(task.episodes, results[task.key].episode_times))
+        return times
+
+    # -- commit -------------------------------------------------------------------------------------
+    def commit(self, records: list[dict], tables: dict[str, MomentsTable], results: dict[str, object],
+               video_tasks: list[Task], video_groups: dict[str, list[Group]], quantiles: dict | None = None) -> Path:
+        """Write meta/ into the staging tree, read it back, then move the tree into place."""
+        plan, staging = self.plan, self.staging
+        episodes_meta = {r["episode_index"]: r for r in read_jsonl(plan.store, v2.EPISODES)}
+        task_names = {r["task_index"]: r["task"] for r in read_jsonl(plan.store, v2.TASKS)}
+        spans = {}
+        for task in video_tasks:
+            spans.update({(task.feature, ep): span for ep, span in zip(task.episodes, results[task.key])})
+        video_files = {(feature, plan.episodes[i].index): group.index
+                       for feature, groups in video_groups.items() for group in groups for i in group.episodes}
+        stats = stats_by_episode(records)
+        rows, start = [], 0
+        data_files = {plan.episodes[i].index: group.index for group in self.data_groups for i in group.episodes}
+        for ep in plan.episodes:
+            videos = {f: (video_files[f, ep.index], *spans[f, ep.index]) for f in plan.videos}
+            rows.append(episode_row(ep.index, episodes_meta[ep.index].get("tasks", []), ep.length,
+                                    data_files[ep.index], start, videos, stats[ep.index]))
+            start += ep.length
+        sizes = self.options.stats
+        write_episodes(str(staging), rows, limit_mb=sizes.data_file_size_in_mb)
+        write_tasks(str(staging / "meta/tasks.parquet"), task_names)
+        info = info_v30(plan.info, chunks_size=CHUNKS_SIZE, data_files_size_in_mb=sizes.data_file_size_in_mb,
+                        video_files_size_in_mb=sizes.video_file_size_in_mb, total_episodes=len(plan.episodes),
+                        total_frames=plan.total_frames, total_tasks=len(task_names))
+        write_info(str(staging / "meta/info.json"), info)
+        write_stats(str(staging / "meta/stats.json"), dataset_stats(plan, tables, quantiles))
+        self._copy_extras()
+        read_dataset(str(staging))  # the tree reads back as a v3.0 dataset
+        return self._swap()
+
+    def _copy_extras(self) -> None:
+        """Files that are not part of the v2.x layout (a README, extra metadata) come along, hard-linked."""
+        store = self.plan.store
+        for relative in store.files():
+            if relative.startswith(("data/", "videos/")) or relative in V2_META or "/." in "/" + relative:
+                continue
+            source, dest = Path(store.path(relative)), self.staging / relative
+            if dest.exists():
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, dest)
+            except OSError:
+                shutil.copy2(source, dest)
+
+    def _swap(self) -> Path:
+        if self.in_place:
+            os.rename(self.final, self.old)
+        elif self.final.exists():
+            self.final.rmdir()  # an empty --output directory
+        os.rename(self.staging, self.final)
+        return self.final
+
+
+def dataset_stats(plan: Plan, tables: dict[str, MomentsTable], quantiles: dict | None = None) -> dict:
+    """stats.json: every feature's episodes merged exactly (plus its dataset-wide quantiles, if computed)."""
+    out = {}
+    for feature in plan.stats_features:
+        out[feature] = {k: np.asarray(v).tolist() for k, v in finalize(tables[feature].total(),
+                                                                        plan.features[feature]).items()}
+        out[feature].update((quantiles or {}).get(feature, {}))
+    return out
+
+
+def _signatures(store: Store, paths: list[str], feature: str, episodes: list[int]) -> list:
+    """The stream signature of every video in ``paths``."""
+    out, problems = [], []
+    for episode, path in zip(episodes, paths):
+        try:
+            with store.local_file(path) as local:
+                out.append(probe(local))
+        except Exception as exc:  # noqa: BLE001 - any container error names the file
+            problems.append(Problem(f"the video cannot be probed: {exc}", episode=episode, feature=feature,
+                                    path=store.display(path)))
+    if problems:
+        raise TaskError(problems)
+    return out
+
+
+def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list, episodes: list[int], feature: str,
+                       tolerance_s: float) -> list[tuple[float, float]]:
+    """Stream-copy ``sources`` into ``dest``; the first and last frame of each episode must then decode from
+    ``dest`` at ``from_timestamp + t`` identical to the source frame at ``t``."""
+    with ExitStack() as stack:
+        local = [stack.enter_context(store.local_file(path)) for path in sources]
+        try:
+            spans = concat_videos(local, dest)
+        except DatasetError as exc:
+            raise TaskError([Problem(p.message, episode=episodes[0], feature=feature, path=p.path)
+                             for p in exc.problems]) from exc
+        problems = []
+        for source, (start, _), episode, first_last in zip(local, spans, episodes, times):
+            if first_last is None:
+                first_last = _first_last_frame_times(source)
+            problems += verify_episode_frames(source, first_last, dest, start, tolerance_s, episode=episode,
+                                              feature=feature)
+    if problems:
+        os.remove(dest)
+        raise TaskError(problems)
+    return spans
+
+
+def _first_last_frame_times(path: str) -> tuple[float, float]:
+    from ..video.pyav_backend import PyAVReader
+
+    with PyAVReader(path) as reader:
+        times = reader.frame_times()
+    return float(times[0]), float(times[-1])
