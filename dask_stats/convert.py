@@ -20,7 +20,7 @@ from .options import Options
 from .output import episode_records, info_text, jsonl_text
 from .plan import Plan
 from .storage import Store
-from .tasks import Task, build_tasks, collect
+from .tasks import Task, build_tasks, collect, dataset_quantiles
 from .v30.build import V30Build
 from .verify import VerificationReport, verify
 from .video import get_backend
@@ -104,14 +104,16 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
             done = _resumable(checkpoint, video_tasks) if opts.run.resume else {}
             results.update(scheduling.run(dask_client, video_tasks, done, checkpoint.save, retries=opts.run.retries,
                                           quiet=quiet))
-    tables = collect(plan, tasks, results)
+        tables = collect(plan, tasks, results)
+        qs = opts.stats.quantile_levels
+        quantiles = dataset_quantiles(dask_client, plan, tables, qs) if build and qs else None
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     report = verify_or_stop(plan, tables, opts)
     records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
-                              plan.features)
+                              plan.features, qs)
     if build:
-        build.commit(records, tables, results, video_tasks, video_groups)
+        build.commit(records, tables, results, video_tasks, video_groups, quantiles)
     else:
         commit(plan, target, records, opts)
     checkpoint.clear()

@@ -23,6 +23,8 @@ class Moments:
     max: np.ndarray
     samples: int  # rows (parquet) or sampled frames (video) behind these moments
     nonfinite: int = 0  # rows holding NaN or infinity (stats then follow numpy: NaN propagates)
+    quantiles: np.ndarray | None = None  # (Q, D): exact quantiles of these observations, when asked for
+    histogram: np.ndarray | None = None  # (C, 256): pixel counts behind pixel moments (they merge by adding)
 
     def merge(self, other: "Moments") -> "Moments":
         return merge_all([self, other])
@@ -50,11 +52,15 @@ class MomentsTable:
     max: np.ndarray
     samples: np.ndarray  # (n,)
     nonfinite: np.ndarray  # (n,)
+    quantiles: np.ndarray  # (n, Q, D); Q = 0 when no quantiles were asked for
+    histogram: np.ndarray  # (n, C, 256) pixel counts; C = 0 for non-pixel features
 
     @classmethod
-    def segments(cls, keys: np.ndarray, x: np.ndarray, starts: np.ndarray) -> "MomentsTable":
-        """Moments of each contiguous row segment ``x[starts[i]:starts[i+1]]`` (belonging to ``keys[i]``),
-        vectorized with ``reduceat``."""
+    def segments(cls, keys: np.ndarray, x: np.ndarray, starts: np.ndarray, qs: tuple[float, ...] = ()) -> "MomentsTable":
+        """Moments (and the quantiles ``qs``) of each contiguous row segment ``x[starts[i]:starts[i+1]]``
+        (belonging to ``keys[i]``), vectorized with ``reduceat``."""
+        from .quantiles import segment_quantiles
+
         if x.ndim == 1:
             x = x[:, None]
         lengths = np.diff(np.append(starts, x.shape[0]))
@@ -67,14 +73,21 @@ class MomentsTable:
         bad_rows = ~np.isfinite(xf).all(axis=1)
         nonfinite = np.add.reduceat(bad_rows, starts) if bad_rows.any() else np.zeros(len(starts), np.int64)
         count = np.repeat(lengths.astype(np.int64)[:, None], x.shape[1], axis=1)
-        return cls(np.asarray(keys), count, means, m2, mins, maxs, lengths.astype(np.int64), nonfinite)
+        quantiles = segment_quantiles(x, starts, qs) if qs else np.zeros((len(starts), 0, x.shape[1]))
+        return cls(np.asarray(keys), count, means, m2, mins, maxs, lengths.astype(np.int64), nonfinite, quantiles,
+                   np.zeros((len(starts), 0, 256), np.int64))
 
     @classmethod
     def of(cls, keys: np.ndarray, moments: list[Moments]) -> "MomentsTable":
         """The table of separately computed ``moments`` (one per key)."""
         stack = lambda name: np.stack([getattr(m, name) for m in moments])  # noqa: E731
+        width = len(moments[0].count)
+        quantiles = np.stack([m.quantiles if m.quantiles is not None else np.zeros((0, width)) for m in moments])
+        histogram = np.stack([m.histogram if m.histogram is not None else np.zeros((0, 256), np.int64)
+                              for m in moments])
         return cls(np.asarray(keys), stack("count"), stack("mean"), stack("m2"), stack("min"), stack("max"),
-                   np.array([m.samples for m in moments]), np.array([m.nonfinite for m in moments]))
+                   np.array([m.samples for m in moments]), np.array([m.nonfinite for m in moments]), quantiles,
+                   histogram)
 
     @classmethod
     def concat(cls, tables: list["MomentsTable"]) -> "MomentsTable":
@@ -113,6 +126,7 @@ class MomentsTable:
             max=self.max.max(axis=0),
             samples=int(self.samples.sum()),
             nonfinite=int(self.nonfinite.sum()),
+            histogram=self.histogram.sum(axis=0) if self.histogram.shape[1] else None,
         )
 
     @property
@@ -122,4 +136,6 @@ class MomentsTable:
     def rows(self) -> list[tuple[int, Moments]]:
         """(key, Moments) of every segment."""
         return [(int(k), Moments(self.count[i], self.mean[i], self.m2[i], self.min[i], self.max[i],
-                                 int(self.samples[i]), int(self.nonfinite[i]))) for i, k in enumerate(self.keys)]
+                                 int(self.samples[i]), int(self.nonfinite[i]), self.quantiles[i],
+                                 self.histogram[i] if self.histogram.shape[1] else None))
+                for i, k in enumerate(self.keys)]

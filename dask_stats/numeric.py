@@ -66,9 +66,10 @@ def batches(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION,
     return out
 
 
-def episode_frame(plan: Plan, parts: list[list[tuple[int, str]]]) -> dd.DataFrame:
-    """The Dask dataframe of all episodes (one partition per batch), restricted to the features with Parquet stats."""
-    columns = plan.numeric + plan.images
+def episode_frame(plan: Plan, parts: list[list[tuple[int, str]]], columns: list[str] | None = None) -> dd.DataFrame:
+    """The Dask dataframe of all episodes (one partition per batch), restricted to ``columns`` (default: the
+    features with Parquet stats)."""
+    columns = plan.numeric + plan.images if columns is None else columns
     meta = read_episodes(parts[0][:1], columns, plan.store).iloc[:0]
     return dd.from_map(read_episodes, parts, columns=columns, store=plan.store, meta=meta, enforce_metadata=False,
                        label="read-episodes")
@@ -102,7 +103,7 @@ def column_values(series: pd.Series, feature: str, shape: list[int]) -> np.ndarr
     return values.reshape(len(series), width)
 
 
-def image_moments(series: pd.Series, starts: np.ndarray, channels: int) -> list[Moments]:
+def image_moments(series: pd.Series, starts: np.ndarray, channels: int, qs: tuple[float, ...] = ()) -> list[Moments]:
     """Per-segment moments of encoded images (PNG/JPEG bytes in a ``{bytes, path}`` struct)."""
     from PIL import Image
 
@@ -114,13 +115,13 @@ def image_moments(series: pd.Series, starts: np.ndarray, channels: int) -> list[
         for blob in encoded[start:end]:
             with Image.open(io.BytesIO(blob)) as image:
                 histogram.add(np.asarray(image.convert("RGB") if channels == 3 else image))
-        out.append(histogram.moments())
+        out.append(histogram.moments(qs))
     return out
 
 
 def partition_moments(df: pd.DataFrame, plan_features: dict[str, dict], numeric: list[str],
-                      images: list[str], files: dict[int, str]) -> PartitionMoments:
-    """Partial moments of every episode segment in one partition, a table per feature."""
+                      images: list[str], files: dict[int, str], qs: tuple[float, ...] = ()) -> PartitionMoments:
+    """Partial moments (and the exact quantiles ``qs``) of every episode in one partition, a table per feature."""
     episodes = df[EPISODE].to_numpy()
     if len(episodes) == 0:
         return {}
@@ -130,11 +131,11 @@ def partition_moments(df: pd.DataFrame, plan_features: dict[str, dict], numeric:
     for feature in numeric + images:
         try:
             if feature in images:
-                result[feature] = MomentsTable.of(ids, image_moments(df[feature], starts,
-                                                                     plan_features[feature]["shape"][-1]))
+                channels = plan_features[feature]["shape"][-1]
+                result[feature] = MomentsTable.of(ids, image_moments(df[feature], starts, channels, qs))
             else:
                 values = column_values(df[feature], feature, plan_features[feature]["shape"])
-                result[feature] = MomentsTable.segments(ids, values, starts)
+                result[feature] = MomentsTable.segments(ids, values, starts, qs)
         except Exception as exc:  # noqa: BLE001 - name the feature and the episodes involved
             first = int(ids[0])
             raise TaskError(Problem(f"cannot compute stats: {exc}", episode=first, feature=feature,
@@ -148,3 +149,12 @@ def episode_tables(parts: list[PartitionMoments], keys: np.ndarray) -> dict[str,
     features = dict.fromkeys(feature for part in parts for feature in part)
     return {feature: MomentsTable.concat([part[feature] for part in parts if feature in part]).arrange(keys)
             for feature in features}
+
+
+def quantile_pass(df: pd.DataFrame, requests: dict, plan_features: dict[str, dict]) -> dict:
+    """One refinement pass of the dataset-wide quantiles (``quantiles.partition_pass``) over one partition,
+    for every feature in ``requests``."""
+    from .quantiles import partition_pass
+
+    return {feature: partition_pass(request, column_values(df[feature], feature, plan_features[feature]["shape"]))
+            for feature, request in requests.items()}

@@ -33,24 +33,30 @@ def finalize(moments: Moments, feature: dict) -> dict[str, np.ndarray]:
     }
 
 
-def episode_records(indices: list[int], tables: dict[str, MomentsTable], features: dict[str, dict]) -> list[dict]:
+def episode_records(indices: list[int], tables: dict[str, MomentsTable], features: dict[str, dict],
+                    qs: tuple[float, ...] = ()) -> list[dict]:
     """The lines of episodes_stats.jsonl: ``finalize`` of every episode (row of ``tables``), one feature at a
-    time, as lists (float32 values keep their exact float64 repr)."""
-    columns = {name: _finalize_rows(table, features[name]) for name, table in tables.items()}
+    time, as lists (float32 values keep their exact float64 repr); quantiles ``qs`` after ``count``."""
+    columns = {name: _finalize_rows(table, features[name], qs) for name, table in tables.items()}
     return [{"episode_index": index,
-             "stats": {name: {stat: column[stat][i] for stat in STATS} for name, column in columns.items()}}
+             "stats": {name: {stat: values[i] for stat, values in column.items()} for name, column in columns.items()}}
             for i, index in enumerate(indices)]
 
 
-def _finalize_rows(table: MomentsTable, feature: dict) -> dict[str, list]:
+def _finalize_rows(table: MomentsTable, feature: dict, qs: tuple[float, ...]) -> dict[str, list]:
+    from .quantiles import quantile_stats
+
     shape = (len(table.keys), *_shape(feature))
-    return {
+    rows = {
         "min": table.min.reshape(shape).tolist(),
         "max": table.max.reshape(shape).tolist(),
         "mean": table.mean.reshape(shape).tolist(),
         "std": table.std.reshape(shape).tolist(),
         "count": table.samples[:, None].tolist(),
     }
+    if qs:
+        rows.update((key, values.tolist()) for key, values in quantile_stats(table.quantiles, qs, feature).items())
+    return rows
 
 
 def jsonl_text(records: list[dict]) -> str:

@@ -54,8 +54,11 @@ def _rgbx_base(frame: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def histogram_moments(hist: np.ndarray, samples: int) -> Moments:
-    """Moments (values in [0, 1]) of a (C, 256) integer histogram, exact up to one final rounding."""
+def histogram_moments(hist: np.ndarray, samples: int, qs: tuple[float, ...] = ()) -> Moments:
+    """Moments (values in [0, 1]) of a (C, 256) integer histogram, exact up to one final rounding, with the
+    quantiles ``qs`` and the histogram itself (pixel histograms merge by adding)."""
+    from .quantiles import histogram_quantiles
+
     hist = np.asarray(hist, dtype=np.int64)
     values = np.arange(256, dtype=np.int64)
     count = hist.sum(axis=1)
@@ -69,7 +72,9 @@ def histogram_moments(hist: np.ndarray, samples: int) -> Moments:
     nonzero = hist > 0
     lo = np.argmax(nonzero, axis=1)
     hi = 255 - np.argmax(nonzero[:, ::-1], axis=1)
-    return Moments(count, np.array(means), np.array(m2s), _LEVELS[lo], _LEVELS[hi], samples=samples)
+    quantiles = histogram_quantiles(hist, qs) if qs else np.zeros((0, len(hist)))
+    return Moments(count, np.array(means), np.array(m2s), _LEVELS[lo], _LEVELS[hi], samples=samples,
+                   quantiles=quantiles, histogram=hist)
 
 
 class PixelHistogram:
@@ -90,5 +95,5 @@ class PixelHistogram:
         self.hist += counts * weight if weight != 1 else counts
         self.frames += weight
 
-    def moments(self) -> Moments:
-        return histogram_moments(self.hist, self.frames)
+    def moments(self, qs: tuple[float, ...] = ()) -> Moments:
+        return histogram_moments(self.hist, self.frames, qs)

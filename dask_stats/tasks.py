@@ -61,7 +61,7 @@ def parquet_tasks(plan: Plan, options: Options) -> list[Task]:
     lengths = {ep.index: ep.length for ep in plan.episodes}
     batches = numeric.batches(plan)
     reduce = partial(numeric.partition_moments, plan_features=plan.features, numeric=plan.numeric,
-                     images=plan.images, files=files)
+                     images=plan.images, files=files, qs=options.stats.quantile_levels)
     tasks = []
     for batch, part in zip(batches, numeric.episode_frame(plan, batches).to_delayed()):
         episodes = [ep for ep, _ in batch]
@@ -85,7 +85,7 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
         batch = [VideoEpisode(ep.index, ep.length, ep.data_path, dict(ep.video_paths))]
         timeouts = {ep.index: options.run.task_timeout_s(ep.length) for ep in batch}
         job = VideoJob(plan.store, backend, tuple(batch), channels, timeouts, options.stats.frame_lookup,
-                       options.stats.tolerance_s)
+                       options.stats.tolerance_s, options.stats.quantile_levels)
         episodes = [ep.index for ep in batch]
         where = Location(episodes[0], path=plan.store.display(batch[0].data_path))
         with dask.annotate(priority=max(ep.length for ep in batch) - longest - 1):
@@ -102,3 +102,25 @@ def collect(plan: Plan, tasks: list[Task], results: dict[str, object]) -> dict[s
     for feature in plan.videos:
         tables[feature] = MomentsTable.of(keys, [videos[int(i), feature] for i in keys])
     return tables
+
+
+def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], qs: tuple[float, ...]) -> dict:
+    """Exact quantiles of every stats feature over the whole dataset, ``{feature: {"q01": ..., ...}}``: pixels
+    from the summed histograms of the sampled frames; numeric features by the passes of
+    ``quantiles.DatasetQuantiles`` over the episode dataframe (each pass reads the partitions again and keeps
+    only a bounded number of values)."""
+    from .quantiles import DatasetQuantiles, histogram_quantiles, merge, quantile_stats
+
+    out = {feature: quantile_stats(histogram_quantiles(tables[feature].total().histogram, qs), qs,
+                                   plan.features[feature]) for feature in plan.images + plan.videos}
+    states = {feature: DatasetQuantiles(qs, tables[feature].count.shape[1]) for feature in plan.numeric}
+    if states:
+        parts = numeric.episode_frame(plan, numeric.batches(plan), columns=plan.numeric).to_delayed()
+        while not all(state.done for state in states.values()):
+            requests = {feature: state.request() for feature, state in states.items() if not state.done}
+            passes = [dask.delayed(numeric.quantile_pass)(part, requests, plan.features) for part in parts]
+            merged = dask.delayed(lambda results: {f: merge(r[f] for r in results) for f in requests})(passes)
+            for feature, result in client.compute(merged).result().items():
+                states[feature].absorb(result)
+    out.update({feature: quantile_stats(state.result(), qs, plan.features[feature]) for feature, state in states.items()})
+    return out

@@ -39,6 +39,7 @@ class VideoJob:
     timeouts: dict[int, float]  # seconds per video, by episode
     frame_lookup: str = "timestamp"
     tolerance_s: float = 1e-4
+    quantiles: tuple[float, ...] = ()
 
     @property
     def sampled_frames(self) -> int:
@@ -103,7 +104,7 @@ def camera_moments(job: VideoJob, path: str, positions: np.ndarray, timestamps: 
     if histogram.frames != len(positions):
         raise FrameLookupError(f"decoded only {histogram.frames} of {len(positions)} sampled frames (truncated video?)",
                                fix="re-encode or restore the file")
-    return histogram.moments()
+    return histogram.moments(job.quantiles)
 
 
 def _open(backend: VideoBackend, local: str, where: Location) -> VideoReader:

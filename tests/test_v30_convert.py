@@ -1,0 +1,117 @@
+"""``convert --to v3.0``: a v2.0 dataset becomes a complete v3.0 dataset whose frames and stats are exact."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import dask_stats
+from dask_stats.sample import decode_all
+from dask_stats.v30.reader import read_dataset, read_episode_stats
+from dask_stats.v30.videos import output_packets
+
+from conftest import tree_digest
+
+FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
+TINY = {"data_file_size_in_mb": 0.01, "video_file_size_in_mb": 0.01}
+
+
+@pytest.fixture(scope="module")
+def v21(messy_dataset, tmp_path_factory):
+    """The same dataset converted to v2.1: its per-episode stats are the reference for the v3.0 ones."""
+    out = tmp_path_factory.mktemp("v21") / "out"
+    dask_stats.convert(messy_dataset, out, **FAST)
+    return out
+
+
+@pytest.fixture(scope="module")
+def v30(messy_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("v30") / "out"
+    before = tree_digest(messy_dataset)
+    result = dask_stats.convert(messy_dataset, out, to="v3.0", **TINY, **FAST)
+    assert tree_digest(messy_dataset) == before, "the source is never modified"
+    assert result.format == "v3.0"
+    return out
+
+
+def test_layout_rolls_over_and_reads_back(messy_dataset, v30):
+    dataset = read_dataset(str(v30))
+    info = dataset.info
+    assert info["codebase_version"] == "v3.0" and info["total_episodes"] == 5 and info["total_frames"] == 228
+    assert len({ep.data_path for ep in dataset.episodes}) > 1, "tiny limits: several data files"
+    assert [ep.dataset_from_index for ep in dataset.episodes] == [0, 30, 170, 171, 216]
+    assert (v30 / "meta/tasks.parquet").exists() and not (v30 / "meta/episodes.jsonl").exists()
+    assert all(isinstance(task, str) for task in pd.read_parquet(v30 / "meta/tasks.parquet").index)
+
+
+def test_data_rows_keep_their_values_and_index_is_global(messy_dataset, v30):
+    new = pd.concat([pd.read_parquet(p) for p in sorted((v30 / "data").rglob("*.parquet"))], ignore_index=True)
+    old = pd.concat([pd.read_parquet(p) for p in sorted((messy_dataset / "data").rglob("*.parquet"))],
+                    ignore_index=True)
+    assert new["index"].tolist() == list(range(len(old)))
+    for column in ("timestamp", "frame_index", "episode_index", "task_index"):
+        assert new[column].tolist() == old[column].tolist()
+    schema = pq.read_schema(sorted((v30 / "data").rglob("*.parquet"))[0])
+    assert b"huggingface" in schema.metadata, "image columns keep their Hugging Face feature metadata"
+
+
+def test_every_frame_is_where_the_metadata_says(messy_dataset, v30):
+    dataset = read_dataset(str(v30))
+    fps = dataset.info["fps"]
+    for key in dataset.video_keys:
+        for ep in dataset.episodes:
+            ref = ep.videos[key]
+            frames = decode_all(v30 / ref.path if not str(ref.path).startswith("/") else ref.path)
+            source = decode_all(messy_dataset / f"videos/chunk-{ep.index // 2:03d}/{key}/episode_{ep.index:06d}.mp4")
+            first = round(ref.from_timestamp * fps)
+            assert np.array_equal(frames[first:first + ep.length], source[:ep.length]), (key, ep.index)
+        for path in {ep.videos[key].path for ep in dataset.episodes}:
+            packets = output_packets(v30 / path if not str(path).startswith("/") else path)
+            dts = [d for _, d in packets]
+            assert dts == sorted(set(dts)), "DTS strictly increasing"
+
+
+def test_episode_stats_equal_the_v21_conversion(v21, v30):
+    ours = read_episode_stats(str(v30))
+    reference = [json.loads(line) for line in (v21 / "meta/episodes_stats.jsonl").read_text().splitlines()]
+    for record in reference:
+        for feature, stats in record["stats"].items():
+            for stat, value in stats.items():
+                np.testing.assert_allclose(np.asarray(ours[record["episode_index"]][feature][stat], dtype=float),
+                                           np.asarray(value, dtype=float), rtol=0, atol=0, err_msg=f"{feature}.{stat}")
+    stats = json.loads((v30 / "meta/stats.json").read_text())
+    assert {"min", "max", "mean", "std", "count", "q01", "q99"} <= set(stats["action"])
+
+
+def test_in_place_keeps_the_old_tree_beside(messy_dataset, copy_of):
+    root = copy_of(messy_dataset)
+    before = tree_digest(root)
+    dask_stats.convert(root, to="v3.0", **FAST)
+    old = root.with_name(root.name + "_old")
+    assert tree_digest(old) == before
+    assert json.loads((root / "meta/info.json").read_text())["codebase_version"] == "v3.0"
+    assert not root.with_name(root.name + ".v3.0-partial").exists()
+
+
+def test_in_place_refuses_when_the_old_tree_has_no_room(messy_dataset, copy_of):
+    root = copy_of(messy_dataset)
+    root.with_name(root.name + "_old").mkdir()
+    before = tree_digest(root)
+    with pytest.raises(dask_stats.DatasetError, match="_old exists"):
+        dask_stats.convert(root, to="v3.0", **FAST)
+    assert tree_digest(root) == before
+
+
+def test_cli_to_v30(messy_dataset, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "dask_stats", "convert", "--root", str(messy_dataset), "--output",
+                          str(tmp_path / "out"), "--to", "v3.0", "--no-quantiles", "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    stats = json.loads((tmp_path / "out/meta/stats.json").read_text())
+    assert "q01" not in stats["action"]
