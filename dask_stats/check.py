@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from . import layout
 from .errors import DatasetError, Problem
 from .options import Options
-from .plan import Episode, Plan, plan_dataset, read_jsonl
+from .plan import Episode, Plan, plan_dataset, read_json, read_jsonl
 from .sampling import video_problems
 from .storage import Store
 from .video import VideoBackend, VideoHeader, get_backend
@@ -33,8 +33,20 @@ def check(root: str | os.PathLike, output: str | os.PathLike | None = None, *, s
     ``options`` are those of :func:`dask_stats.convert` (the ones that do not concern checking are ignored);
     with ``output``, the conversion would write a copy there (a read-only source is then fine)."""
     opts = Options.of(**options)
+    store = Store(root, storage_options)
+    if _version(store) == "v3.0":
+        from .v30.inspect import diagnose_v30
+
+        return diagnose_v30(store, opts.stats.tolerance_s)
     backend = get_backend(opts.stats.video_backend)
-    return diagnose(Store(root, storage_options), opts, backend, in_place=output is None)[1]
+    return diagnose(store, opts, backend, in_place=output is None)[1]
+
+
+def _version(store: Store) -> str | None:
+    try:
+        return read_json(store, layout.INFO).get("codebase_version")
+    except (DatasetError, AttributeError):
+        return None
 
 
 def preflight(store: Store, options: Options, backend: VideoBackend, in_place: bool) -> tuple[Plan, list[Problem]]:

@@ -115,3 +115,25 @@ def test_cli_to_v30(messy_dataset, tmp_path):
     assert run.returncode == 0, run.stderr
     stats = json.loads((tmp_path / "out/meta/stats.json").read_text())
     assert "q01" not in stats["action"]
+
+
+def test_check_understands_v30(v30, tmp_path):
+    import shutil
+
+    assert dask_stats.check(v30) == []
+    broken = tmp_path / "broken"
+    shutil.copytree(v30, broken)
+    episodes = sorted((broken / "meta/episodes").rglob("*.parquet"))[0]
+    table = pq.read_table(episodes)
+    start = [c for c in table.column_names if c.endswith("/from_timestamp")][0]
+    for column in (start, start.replace("from_timestamp", "to_timestamp")):  # a camera's frames 0.5 s off
+        table = table.set_column(table.column_names.index(column), column, pa_array_plus(table.column(column), 0.5))
+    pq.write_table(table, episodes)
+    problems = dask_stats.check(broken)
+    assert problems and all("no frame at" in p.message for p in problems)
+
+
+def pa_array_plus(column, value):
+    import pyarrow as pa
+
+    return pa.array([v + value for v in column.to_pylist()], type=column.type)
