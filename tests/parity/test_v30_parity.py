@@ -37,6 +37,9 @@ pytestmark = pytest.mark.parity
 REF061 = "lerobot-0.6.1"
 RELEASES = [REF04, REF061]
 EXPECTED_VERSION = {REF04: "0.4.", REF061: "0.6.1"}
+# None: lerobot's default decoder (torchcodec in both envs, as users get it); "pyav": its fallback when
+# torchcodec does not load.
+BACKENDS = [None, "pyav"]
 REPO_ID = "local/dataset"
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 QUANTILE_KEYS = tuple(f"q{int(round(q * 100)):02d}" for q in QUANTILES)  # lerobot's names: q01 q10 q50 q90 q99
@@ -105,9 +108,10 @@ class V30World(ParityWorld):
         return self._once(("ours_v30", name), make)
 
     # -- what a release sees ------------------------------------------------------------------------
-    def view(self, env_name: str, dataset_dir: Path, repo_id: str = REPO_ID) -> dict:
-        return self._once(("view", env_name, str(dataset_dir), repo_id),
-                          lambda: lerobot_view(env_name, dataset_dir, repo_id, work=self.base / "views", env=self.env))
+    def view(self, env_name: str, dataset_dir: Path, backend: str | None = None, repo_id: str = REPO_ID) -> dict:
+        return self._once(("view", env_name, str(dataset_dir), backend, repo_id),
+                          lambda: lerobot_view(env_name, dataset_dir, repo_id, work=self.base / "views", env=self.env,
+                                               backend=backend))
 
     def source_frames(self, name: str) -> dict:
         """{(camera, episode): (first, last)} uint8 HWC from the v2.0 source (PyAV / the PNG bytes)."""
@@ -115,8 +119,10 @@ class V30World(ParityWorld):
 
 
 def lerobot_view(env_name: str, dataset_dir: Path, repo_id: str = REPO_ID, *, work: Path,
-                 env: dict[str, str] | None = None) -> dict:
+                 env: dict[str, str] | None = None, backend: str | None = None) -> dict:
     """What lerobot release ``env_name`` sees in the v3.0 dataset at ``dataset_dir`` (offline).
+
+    ``backend``: None for lerobot's default video decoder (torchcodec when it loads), or "pyav".
 
     The report of reference/lerobot_v30_load.py with the decoded frames attached: ``report["pixels"]``
     maps "camera|position" to a uint8 HWC array.  Fails the test when the release cannot open the dataset;
@@ -124,11 +130,11 @@ def lerobot_view(env_name: str, dataset_dir: Path, repo_id: str = REPO_ID, *, wo
     """
     require_env(env_name)
     dataset_dir = Path(dataset_dir)
-    tag = f"{env_name}-{len(list(work.glob('*.json'))) if work.exists() else 0}-{dataset_dir.name}"
+    tag = f"{env_name}-{backend or 'default'}-{len(list(work.glob('*.json'))) if work.exists() else 0}"
     out = work / f"{tag}.json"
     before = _tree_digest(dataset_dir)
     proc = run_in_env(env_name, "reference/lerobot_v30_load.py", dataset_dir, out, "--repo-id", repo_id,
-                      env=env, check=False, timeout=900)
+                      *(["--backend", backend] if backend else []), env=env, check=False, timeout=900)
     if proc.returncode != 0:
         pytest.fail(f"{env_name} could not open the v3.0 dataset {dataset_dir}:\n--- stdout ---\n"
                     f"{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-8000:]}", pytrace=False)
@@ -239,6 +245,16 @@ def check_opens(view: dict, env_name: str, src_info: dict, lengths: list[int]) -
         for stat in BASIC_STATS:
             assert stat in stats[key], f"meta.stats[{key!r}] has no {stat!r}: {sorted(stats[key])}"
     assert len(view["episodes_stats"]) == len(lengths)
+    check_quiet(view)
+
+
+def check_quiet(view: dict) -> None:
+    """lerobot said nothing at WARNING or above (0.6.1 warns, e.g., about v2.x fields left in info.json:
+    "Unknown fields in DatasetInfo: ['total_chunks', ...]")."""
+    loud = [f"{r['level']} {r['logger']}: {r['message']}" for r in view["log"] if r["level"] in ("WARNING", "ERROR",
+                                                                                                "CRITICAL")]
+    loud += [w for w in view["warnings"] if not w.startswith(("DeprecationWarning", "FutureWarning"))]
+    assert not loud, f"{view['lerobot']} warned while opening the dataset:\n" + "\n".join(loud)
 
 
 def check_frames(view: dict, source: dict, src_info: dict) -> None:
@@ -298,10 +314,13 @@ def test_v30_official_opens(v30world, release):
     assert not any(q in view["stats"]["observation.state"] for q in QUANTILE_KEYS)
 
 
+@pytest.mark.parametrize("backend", BACKENDS, ids=["default", "pyav"])
 @pytest.mark.parametrize("release", RELEASES)
-def test_v30_official_frames_equal_source(v30world, release):
+def test_v30_official_frames_equal_source(v30world, release, backend):
     root = v30world.official_v30(V30_FIXTURE)
-    view = v30world.view(release, root)
+    view = v30world.view(release, root, backend)
+    if backend:
+        assert view["video_backend"] == backend
     check_frames(view, v30world.source_frames(V30_FIXTURE), v30world.info(V30_FIXTURE))
 
 
@@ -379,10 +398,13 @@ def test_v30_ours_stats_as_written(v30world, release):
                                     f"episode {got['episode_index']} stats/{feat}/{stat}")
 
 
+@pytest.mark.parametrize("backend", BACKENDS, ids=["default", "pyav"])
 @pytest.mark.parametrize("release", RELEASES)
-def test_v30_ours_frames_equal_source(v30world, release):
+def test_v30_ours_frames_equal_source(v30world, release, backend):
     root = v30world.ours_v30(V30_FIXTURE)
-    view = v30world.view(release, root)
+    view = v30world.view(release, root, backend)
+    if backend:
+        assert view["video_backend"] == backend
     check_frames(view, v30world.source_frames(V30_FIXTURE), v30world.info(V30_FIXTURE))
 
 
