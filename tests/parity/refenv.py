@@ -59,6 +59,9 @@ class EnvSpec:
     needs_ffmpeg: bool = True  # torchcodec loads the system FFmpeg libraries at run time
     pip_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
+    # "3.12": the env needs that Python (found by find_interpreter); None: the one running the tests.
+    # An env with a base must use the base's Python (the .pth trick shares compiled packages).
+    interpreter: str | None = None
 
 
 TORCH_STACK = ("torch==2.7.1", "torchvision==0.22.1", "torchcodec==0.5")
@@ -78,11 +81,22 @@ ENVS: dict[str, EnvSpec] = {
         import_check="import lerobot.datasets.v21.convert_stats, lerobot.datasets.lerobot_dataset",
         base="torch-2.7.1",
     ),
-    # The newest 0.4 release: reads v3.0 only and ships the v2.1 -> v3.0 converter.
+    # The newest 0.4 release (0.4.4; the 0.4 line is finished): reads v3.0 only and ships the
+    # v2.1 -> v3.0 converter.
     "lerobot-0.4.x": EnvSpec(
         requirements=("lerobot>=0.4,<0.5", *TORCH_STACK),
         import_check="import lerobot.datasets.v30.convert_dataset_v21_to_v30, lerobot.datasets.lerobot_dataset",
         base="torch-2.7.1",
+    ),
+    # The current release, as users have it: the v3.0 loader our v3.0 output must satisfy.  It needs
+    # Python >= 3.12, so the cp311 torch layer cannot be shared: it brings its own torch (lerobot pins
+    # torch<2.12, torchvision<0.27, torchcodec<0.12; PyPI's Linux torch wheels are CUDA builds and the
+    # CPU index is not reachable from these machines, so pip resolves torch 2.11 + nvidia-* wheels).
+    "lerobot-0.6.1": EnvSpec(
+        requirements=("lerobot[dataset]==0.6.1",),
+        import_check="import lerobot, lerobot.datasets.lerobot_dataset, torchvision, av; "
+        "assert lerobot.__version__ == '0.6.1', lerobot.__version__",
+        interpreter="3.12",
     ),
 }
 
@@ -132,7 +146,7 @@ def _wanted_marker(name: str) -> dict:
         "name": name,
         "requirements": list(spec.requirements),
         "pip_args": list(spec.pip_args),
-        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "python": spec.interpreter or f"{sys.version_info.major}.{sys.version_info.minor}",
         "base": _wanted_marker(spec.base) if spec.base else None,
     }
 
@@ -167,6 +181,73 @@ def _base_python() -> str:
     """The interpreter the venvs are made from: the real one behind the project venv, if any."""
     base = getattr(sys, "_base_executable", None) or sys.executable
     return base if Path(base).exists() else sys.executable
+
+
+def _python_version(python: str | Path) -> str | None:
+    """"3.12" for the interpreter at ``python``, or None when it does not run."""
+    try:
+        out = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=30, env=_clean_env(), stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _pyenv_roots() -> list[Path]:
+    roots = []
+    if os.environ.get("PYENV_ROOT"):
+        roots.append(Path(os.environ["PYENV_ROOT"]))
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30)
+            if out.returncode == 0 and out.stdout.strip():
+                roots.append(Path(out.stdout.strip()))
+    roots.append(Path.home() / ".pyenv")
+    return list(dict.fromkeys(roots))
+
+
+def _version_key(path: Path) -> tuple:
+    return tuple(int(p) if p.isdigit() else -1 for p in path.name.split("."))
+
+
+def find_interpreter(version: str | None) -> str:
+    """A Python executable of ``version`` ("3.12"); None means the one the tests run under.
+
+    Looked for in order: ``DASK_STATS_PY312`` (for "3.12"; the digits follow the version), the running
+    interpreter when it is that version, ``python3.12`` on PATH, then pyenv's versions
+    (``$PYENV_ROOT``, ``pyenv root``, ``~/.pyenv``; the newest patch release first).
+    Raises ``RefEnvError`` naming what was tried when none is found.
+    """
+    if version is None:
+        return _base_python()
+    var = "DASK_STATS_PY" + version.replace(".", "")
+    tried: list[str] = []
+    if os.environ.get(var):
+        cand = os.environ[var]
+        if _python_version(cand) == version:
+            return cand
+        raise RefEnvError(f"{var}={cand} is not a working Python {version} (it reports {_python_version(cand)})")
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return _base_python()
+    candidates: list[Path] = []
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        candidates.append(Path(on_path))
+    for root in _pyenv_roots():
+        versions = root / "versions"
+        if versions.is_dir():
+            found = [d for d in versions.iterdir() if d.name.startswith(version + ".") and d.name[len(version) + 1:].isdigit()]
+            candidates += [d / "bin" / "python" for d in sorted(found, key=_version_key, reverse=True)]
+        tried.append(str(versions))
+    for cand in candidates:
+        if cand.exists() and _python_version(cand) == version:
+            return str(cand)
+    raise RefEnvError(
+        f"no Python {version} found (needed by this reference environment): set {var}=/path/to/python{version}, "
+        f"put python{version} on PATH, or install it with pyenv (`pyenv install {version}`). "
+        f"Looked at: {', '.join(tried + [str(c) for c in candidates]) or 'nothing'}"
+    )
 
 
 def _clean_env() -> dict[str, str]:
@@ -247,8 +328,9 @@ def _install(name: str, spec: EnvSpec, verbose: bool) -> Path:
         if verbose:
             print(f"[refenv] creating {target} ({' '.join(spec.requirements)}); log: {log}", file=sys.stderr, flush=True)
         env = _clean_env()
+        interpreter = find_interpreter(spec.interpreter)
         try:
-            _run_logged([_base_python(), "-m", "venv", str(target)], log)
+            _run_logged([interpreter, "-m", "venv", str(target)], log)
             py = str(env_python(name))
             if spec.base:  # see the base's packages after our own (a .pth line is appended to sys.path)
                 (_purelib(py) / BASE_PTH).write_text(f"{_purelib(env_python(spec.base))}\n")
