@@ -1,7 +1,7 @@
 """Session fixtures of the parity tier: fixture datasets, reference runs and our conversions, each made once.
 
 The tier is selected with ``pytest -m parity`` (or DASK_STATS_PARITY=1).  Outside CI a plain ``pytest``
-run skips it, because its first run installs two lerobot releases (~7 GB with torch) into
+run skips it, because its first run installs three lerobot releases (~12 GB with torch) into
 ``~/.cache/dask_stats/refenv``.  In CI (``CI=true``) it always runs, and an environment that cannot be
 installed fails the tier loudly instead of skipping it.
 """
@@ -23,6 +23,7 @@ from .refenv import RefEnvError, in_ci, prefetch, require_env, run_in_env
 
 REF033 = "lerobot-0.3.3"
 REF04 = "lerobot-0.4.x"
+REF061 = "lerobot-0.6.1"  # the current release (Python 3.12): test_v30_parity.py
 
 
 def _fixture_specs() -> dict:
@@ -279,7 +280,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(
         reason="parity tier: run it with `pytest -m parity` (or DASK_STATS_PARITY=1); its first run installs "
-        "lerobot 0.3.3 and 0.4.x into ~/.cache/dask_stats/refenv (a few minutes, ~7 GB)")
+        "lerobot 0.3.3, 0.4.x and 0.6.1 into ~/.cache/dask_stats/refenv (a few minutes, ~12 GB)")
     for it in mine:
         it.add_marker(skip)
 
@@ -291,5 +292,7 @@ def world(request, tmp_path_factory) -> ParityWorld:
     wanted = [REF033]
     if any("lerobot04" in item.name for item in request.session.items):
         wanted.append(REF04)
-    prefetch(*wanted)
+    if any(Path(str(item.fspath)).name == "test_v30_parity.py" for item in request.session.items):
+        wanted += [REF04, REF061]  # installed while this module's tests run, ready for the v3.0 module
+    prefetch(*dict.fromkeys(wanted))
     return ParityWorld(tmp_path_factory.mktemp("parity"))

@@ -187,7 +187,8 @@ def _python_version(python: str | Path) -> str | None:
     """"3.12" for the interpreter at ``python``, or None when it does not run."""
     try:
         out = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=30, env=_clean_env(), stdin=subprocess.DEVNULL)
+                             capture_output=True, text=True, timeout=30, env=_clean_env(),
+                             stdin=subprocess.DEVNULL, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -200,7 +201,7 @@ def _pyenv_roots() -> list[Path]:
     pyenv = shutil.which("pyenv")
     if pyenv:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30)
+            out = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30, check=False)
             if out.returncode == 0 and out.stdout.strip():
                 roots.append(Path(out.stdout.strip()))
     roots.append(Path.home() / ".pyenv")
@@ -237,7 +238,8 @@ def find_interpreter(version: str | None) -> str:
     for root in _pyenv_roots():
         versions = root / "versions"
         if versions.is_dir():
-            found = [d for d in versions.iterdir() if d.name.startswith(version + ".") and d.name[len(version) + 1:].isdigit()]
+            found = [d for d in versions.iterdir()
+                     if d.name.startswith(version + ".") and d.name[len(version) + 1:].isdigit()]
             candidates += [d / "bin" / "python" for d in sorted(found, key=_version_key, reverse=True)]
         tried.append(str(versions))
     for cand in candidates:

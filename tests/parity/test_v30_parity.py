@@ -15,7 +15,8 @@ step, then both releases open it: length, per-episode stats and ``meta.stats`` (
 what we wrote, exact frames, and our ``meta/episodes`` equal to the official path's (indices exactly,
 from/to timestamps within 1e-4 s).
 
-Run: ``pytest -m parity tests/parity/test_v30_parity.py`` (first run installs ~8 GB, see README.md).
+Run: ``pytest -m parity tests/parity/test_v30_parity.py`` (the first run installs ~12 GB: the torch layer,
+0.4.x and 0.6.1; see README.md).
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import REF04, ParityWorld, _tree_digest, our_convert
+from .conftest import REF04, REF061, ParityWorld, _tree_digest, our_convert
 from .refenv import prefetch, require_env, run_in_env
 
 pytestmark = pytest.mark.parity
 
-REF061 = "lerobot-0.6.1"
 RELEASES = [REF04, REF061]
 EXPECTED_VERSION = {REF04: "0.4.", REF061: "0.6.1"}
 # None: lerobot's default decoder (torchcodec in both envs, as users get it); "pyav": its fallback when
@@ -42,7 +42,7 @@ EXPECTED_VERSION = {REF04: "0.4.", REF061: "0.6.1"}
 BACKENDS = [None, "pyav"]
 REPO_ID = "local/dataset"
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
-QUANTILE_KEYS = tuple(f"q{int(round(q * 100)):02d}" for q in QUANTILES)  # lerobot's names: q01 q10 q50 q90 q99
+QUANTILE_KEYS = tuple(f"q{round(q * 100):02d}" for q in QUANTILES)  # lerobot's names: q01 q10 q50 q90 q99
 BASIC_STATS = ("min", "max", "mean", "std", "count")
 TIMESTAMP_ATOL = 1e-4  # lerobot's default tolerance_s: how far a query may be from a decoded frame
 # Exact frames: lerobot's decoded pixels (round(x*255) of its float tensor) equal PyAV's decode of the
@@ -205,7 +205,7 @@ def require_v30_convert(convert) -> None:
                     convert(src, output=Path(tmp) / "out", to="v3.0", quantiles=QUANTILES, quiet=True)
                 except (TypeError, NotImplementedError) as exc:
                     reason = f"{type(exc).__name__}: {exc}"
-                except Exception as exc:  # noqa: BLE001 - e.g. DatasetError("unknown target version")
+                except Exception as exc:  # e.g. DatasetError("unknown target version")
                     if "v3.0" in str(exc) or "to=" in str(exc) or "quantile" in str(exc):
                         reason = f"{type(exc).__name__}: {exc}"
                     else:

@@ -34,7 +34,7 @@ import time
 import warnings
 from pathlib import Path
 
-from _common import LogCollector, jsonable, run, write_report  # noqa: E402 - next to this script
+from _common import LogCollector, jsonable, run, write_report  # next to this script
 
 ROW_KEYS = ("index", "episode_index", "frame_index", "timestamp", "task_index")
 
