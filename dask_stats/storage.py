@@ -58,10 +58,23 @@ class Store:
         return int(self.fs.size(path))
 
     def identities(self) -> dict[str, str]:
-        """Size and modification time (or ETag) of every file under the root, from one listing.
+        """What identifies the current content of every file under the root, from one listing.
 
-        An identity changes when its file does; remote stores answer with a few list requests, not one per file.
+        Locally, as git's index does: size, ``mtime_ns``, ``ctime_ns`` and inode of the file a path leads to
+        (``cp -p``, ``rsync -a`` and ``touch -r`` can restore an mtime, never a ctime). Remotely: the size and
+        the ETag / version id / content hash the listing gives (a few list requests, not one per file).
         """
+        if self.local:
+            found = {}
+            for directory, _, names in os.walk(self.root, followlinks=True):
+                for name in names:
+                    path = os.path.join(directory, name)
+                    try:
+                        st = os.stat(path)
+                    except OSError:
+                        continue
+                    found[path] = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_dev}:{st.st_ino}"
+            return found
         listing = self.fs.find(self.root, detail=True)
         return {path: f"{info.get('size')}:{_stamp(info)}" for path, info in listing.items()}
 
@@ -154,4 +167,8 @@ class Store:
 
 
 def _stamp(info: dict) -> str:
-    return str(info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("last_commit") or "")
+    """The listing's content identity of a remote file: every version/content field it has (S3 ETag and
+    VersionId, GCS generation and md5, Hugging Face blob id and LFS sha256...), then its modification time."""
+    keys = ("ETag", "etag", "VersionId", "version_id", "generation", "md5Hash", "blob_id", "sha256", "lfs",
+            "last_commit", "mtime", "LastModified", "last_modified", "updated", "created")
+    return "|".join(f"{key}={info[key]}" for key in keys if info.get(key) not in (None, ""))

@@ -1,0 +1,77 @@
+"""Reliability faults from the adversarial review: stale checkpoints, cache hygiene, corrupt videos, file modes,
+listening sockets, hangs, resume and locks, exit codes, bad metadata, blame, NaN."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from fake_backends import HangingBackend
+
+import dask_stats
+from dask_stats.errors import TaskError, VerificationError
+from dask_stats.sample import Camera, SampleSpec, make_dataset
+
+FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
+CAM = "observation.images.top"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    spec = SampleSpec(lengths=[20, 35, 12], cameras={CAM: Camera(32, 32)}, chunks_size=2)
+    return make_dataset(tmp_path_factory.mktemp("rel") / "ds", spec)
+
+
+@pytest.fixture
+def ds(small, copy_of) -> Path:
+    return copy_of(small)
+
+
+def data(root: Path, episode: int) -> Path:
+    return root / f"data/chunk-{episode // 2:03d}/episode_{episode:06d}.parquet"
+
+
+def video(root: Path, episode: int) -> Path:
+    return root / f"videos/chunk-{episode // 2:03d}/{CAM}/episode_{episode:06d}.mp4"
+
+
+def interrupted_run(root: Path) -> None:
+    """A run that checkpoints every task but episode 1's video task (it hangs and times out)."""
+    with pytest.raises(TaskError):
+        dask_stats.convert(root, video_backend=HangingBackend, task_timeout=2, retries=0, **FAST)
+
+
+# -- 1. stale checkpoints ----------------------------------------------------------------------------------------
+def test_checkpoint_is_not_reused_when_a_file_is_rewritten_with_its_old_mtime(ds):
+    interrupted_run(ds)
+    time.sleep(0.05)
+    path = data(ds, 2)
+    st = path.stat()
+    path.write_bytes(path.read_bytes())  # edited (here: the same bytes), then `touch -r`'d back
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_mtime_ns == st.st_mtime_ns and path.stat().st_size == st.st_size
+    assert dask_stats.convert(ds, **FAST).resumed == 0
+
+
+def test_checkpoint_is_not_reused_after_cp_p(ds, tmp_path):
+    interrupted_run(ds)
+    time.sleep(0.05)
+    path = video(ds, 0)
+    shutil.copy2(path, tmp_path / "saved.mp4")
+    path.unlink()
+    shutil.copy2(tmp_path / "saved.mp4", path)  # `cp -p`: same size and mtime, another inode and ctime
+    assert dask_stats.convert(ds, **FAST).resumed == 0
+
+
+def test_results_that_failed_verification_are_not_resumed(ds):
+    stats = json.loads((ds / "meta/stats.json").read_text())
+    stats["action"]["mean"][0] += 0.5
+    (ds / "meta/stats.json").write_text(json.dumps(stats))
+    with pytest.raises(VerificationError):
+        dask_stats.convert(ds, **FAST)
+    result = dask_stats.convert(ds, skip_verify=True, **FAST)
+    assert result.resumed == 0
