@@ -75,3 +75,42 @@ def test_results_that_failed_verification_are_not_resumed(ds):
         dask_stats.convert(ds, **FAST)
     result = dask_stats.convert(ds, skip_verify=True, **FAST)
     assert result.resumed == 0
+
+
+# -- 2. the checkpoint store ---------------------------------------------------------------------------------------
+def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
+    from dask_stats.checkpoint import cache_dir
+
+    monkeypatch.delenv("DASK_STATS_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "dask_stats"
+    monkeypatch.setenv("DASK_STATS_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+
+
+def test_one_checkpoint_file_per_run_listed_expired_and_cleared(ds, monkeypatch, tmp_path):
+    from dask_stats import checkpoint
+
+    monkeypatch.setenv("DASK_STATS_CACHE", str(tmp_path / "cache"))
+    interrupted_run(ds)
+    [saved] = checkpoint.list_checkpoints()
+    assert saved.target == str(ds) and saved.tasks >= 2
+    assert {p.suffix for p in saved.path.parent.iterdir()} <= {".sqlite", ".sqlite-wal", ".sqlite-shm"}
+    old = time.time() - 15 * 86400
+    for part in saved.path.parent.iterdir():
+        os.utime(part, (old, old))
+    assert dask_stats.convert(ds, **FAST).resumed == 0  # expired at start
+    with pytest.raises(TaskError):
+        dask_stats.convert(ds, video_backend=HangingBackend, task_timeout=2, retries=0, force=True, **FAST)
+    assert checkpoint.clear_checkpoints(ds) == 1
+    assert checkpoint.list_checkpoints() == []
+
+
+def test_unwritable_cache_warns_once_and_runs_without_resume(ds, monkeypatch, tmp_path, caplog):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("DASK_STATS_CACHE", str(blocker / "cache"))
+    result = dask_stats.convert(ds, **FAST)
+    assert result.episodes == 3
+    warnings = [r for r in caplog.records if "checkpoints cannot be saved" in r.getMessage()]
+    assert len(warnings) == 1 and str(ds) not in warnings[0].getMessage()
