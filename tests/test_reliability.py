@@ -114,3 +114,39 @@ def test_unwritable_cache_warns_once_and_runs_without_resume(ds, monkeypatch, tm
     assert result.episodes == 3
     warnings = [r for r in caplog.records if "checkpoints cannot be saved" in r.getMessage()]
     assert len(warnings) == 1 and str(ds) not in warnings[0].getMessage()
+
+
+# -- 3. damaged videos -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def video_dataset(tmp_path_factory) -> Path:
+    spec = SampleSpec(lengths=[90, 40], cameras={CAM: Camera(96, 128)}, chunks_size=2)
+    return make_dataset(tmp_path_factory.mktemp("vid") / "ds", spec)
+
+
+def damage(path: Path, seed: int = 0, size: int = 300) -> None:
+    """Overwrite ``size`` random bytes in the middle of ``path`` (FFmpeg conceals such damage)."""
+    import numpy as np
+
+    blob = bytearray(path.read_bytes())
+    middle = len(blob) // 2
+    blob[middle:middle + size] = np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_damaged_mp4_fails_naming_episode_feature_file_and_frame(video_dataset, copy_of, tmp_path, seed):
+    from conftest import tree_digest
+
+    root = copy_of(video_dataset)
+    damage(video(root, 0), seed)
+    before = tree_digest(root)
+    with pytest.raises(TaskError) as info:
+        dask_stats.convert(root, tmp_path / "out", skip_verify=True, **FAST)
+    [problem] = info.value.problems
+    assert problem.episode == 0 and problem.feature == CAM and problem.path.endswith("episode_000000.mp4")
+    assert "damaged at frame " in problem.message, problem
+    assert tree_digest(root) == before and not (tmp_path / "out").exists()
+
+
+def test_clean_videos_still_convert(video_dataset, tmp_path):
+    assert dask_stats.convert(video_dataset, tmp_path / "out", **FAST).verification.failures == []
