@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,23 @@ from pathlib import Path
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+
+TEMP_SUFFIX = ".tmp"  # of write_text's temporary files (".<name>.<random>.tmp" beside the file)
+
+
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc says it; set-and-restore elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class Store:
@@ -106,16 +124,23 @@ class Store:
     def write_text(self, path: str, text: str) -> None:
         """Replace ``path`` atomically: readers see the old or the new file, never half of one.
 
-        Locally: temp file in the same directory, fsync, rename. Remotely: a single PUT (object stores
-        replace objects atomically).
+        Locally: temp file in the same directory, fsync, rename. The new file keeps the mode of the file it
+        replaces (a new file gets ``0o666 & ~umask``, as ``open`` would give it). A symlink at ``path`` is
+        replaced by a regular file: the file it pointed at (maybe outside the dataset) is never written.
+        Remotely: a single PUT (object stores replace objects atomically).
         """
         if not self.local:
             self.fs.pipe_file(path, text.encode("utf-8"))
             return
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
         try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            mode = 0o666 & ~_umask()
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=directory)
+        try:
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()

@@ -150,3 +150,32 @@ def test_damaged_mp4_fails_naming_episode_feature_file_and_frame(video_dataset, 
 
 def test_clean_videos_still_convert(video_dataset, tmp_path):
     assert dask_stats.convert(video_dataset, tmp_path / "out", **FAST).verification.failures == []
+
+
+# -- 4. file modes -----------------------------------------------------------------------------------------------
+def test_modes_are_kept_and_new_files_follow_the_umask(ds, tmp_path):
+    os.chmod(ds / "meta/info.json", 0o604)
+    old = os.umask(0o027)
+    try:
+        dask_stats.convert(ds, **FAST)
+        dask_stats.convert(ds, tmp_path / "out", force=True, **FAST)
+    finally:
+        os.umask(old)
+    assert (ds / "meta/info.json").stat().st_mode & 0o777 == 0o604
+    assert (ds / "meta/episodes_stats.jsonl").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "out/meta/info.json").stat().st_mode & 0o777 == 0o604
+    assert (tmp_path / "out/meta/episodes_stats.jsonl").stat().st_mode & 0o777 == 0o640
+
+
+def test_write_text_replaces_a_link_instead_of_writing_through_it(tmp_path):
+    from dask_stats.storage import Store
+
+    outside = tmp_path / "outside.json"
+    outside.write_text("keep")
+    os.chmod(outside, 0o644)
+    (tmp_path / "ds/meta").mkdir(parents=True)
+    link = tmp_path / "ds/meta/info.json"
+    link.symlink_to(outside)
+    Store(tmp_path / "ds").write_text(str(link), "new")
+    assert outside.read_text() == "keep" and not link.is_symlink() and link.read_text() == "new"
+    assert link.stat().st_mode & 0o777 == 0o644
