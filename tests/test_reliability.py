@@ -179,3 +179,43 @@ def test_write_text_replaces_a_link_instead_of_writing_through_it(tmp_path):
     Store(tmp_path / "ds").write_text(str(link), "new")
     assert outside.read_text() == "keep" and not link.is_symlink() and link.read_text() == "new"
     assert link.stat().st_mode & 0o777 == 0o644
+
+
+# -- 5. listening sockets ----------------------------------------------------------------------------------------
+LISTENER = """
+import sys
+sys.path.insert(0, {tests!r})
+from fake_backends import SlowBackend
+import dask_stats
+dask_stats.convert({root!r}, {out!r}, video_backend=SlowBackend, scheduler={scheduler!r}, num_workers=2, quiet=True)
+"""
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_a_local_run_listens_on_loopback_only(small, tmp_path, scheduler):
+    import subprocess
+    import sys
+
+    psutil = pytest.importorskip("psutil")
+    script = LISTENER.format(tests=str(Path(__file__).parent), root=str(small), out=str(tmp_path / "out"),
+                             scheduler=scheduler)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "DASK_STATS_TEST_DELAY": "0.7"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = set()
+    try:
+        while proc.poll() is None:
+            try:
+                family = psutil.Process(proc.pid)
+                for process in [family, *family.children(recursive=True)]:
+                    seen |= {(c.laddr.ip, c.laddr.port) for c in process.net_connections("inet")
+                             if c.status == psutil.CONN_LISTEN}
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert seen, "the run should have been watched while its cluster was up"
+    assert all(ip in ("127.0.0.1", "::1") for ip, _ in seen), seen
+    assert 8787 not in {port for _, port in seen}
