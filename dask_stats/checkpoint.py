@@ -1,18 +1,31 @@
 """Resume: every finished task's result is saved as it completes; a re-run with the same inputs and
 options loads them instead of recomputing. Anything else (other inputs, options or version) starts afresh.
 
-Layout: ``$DASK_STATS_CACHE`` (default ``~/.cache/dask_stats``) ``/checkpoints/<hash of the target path>/
-checkpoint-<fingerprint>/<task key>.pkl``, each written atomically by the client process (so cluster workers
-need no shared disk, and the dataset itself is never touched). Removed once the new metadata is committed.
+Layout: one SQLite file per conversion target, ``<cache>/checkpoints/<hash of the target>.sqlite``, where
+``<cache>`` is ``$DASK_STATS_CACHE`` or the platform's cache directory (``$XDG_CACHE_HOME/dask_stats``,
+default ``~/.cache/dask_stats`` on Linux). Each result is committed on its own (WAL journal), so a run
+killed at any point (even ``kill -9``) keeps every result saved before, and a million tasks make one file,
+not a million. Written by the client process only (cluster workers need no shared disk; the dataset itself
+is never touched). Removed once the new metadata is committed, when verification fails, and after
+:data:`EXPIRY_DAYS` days without use.
+
+A cache that cannot be written (read-only, full, not a directory) never stops a conversion: it is said once,
+as a warning, and the run goes on without resume. :func:`list_checkpoints` and :func:`clear_checkpoints` are
+the API to see and remove them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import shutil
-import tempfile
+import sqlite3
+import sys
+import time
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -20,15 +33,38 @@ from .options import StatsOptions
 from .plan import Plan
 from .storage import Store
 
-FORMAT = 2  # of the saved task results (2: Parquet partitions as MomentsTable); older checkpoints are not reused
+log = logging.getLogger(__name__)
+
+FORMAT = 3  # of the saved task results (3: one SQLite file per target); older checkpoints are not reused
+EXPIRY_DAYS = 14.0  # checkpoints unused for longer are removed when a conversion starts
+SUFFIX = ".sqlite"
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("DASK_STATS_CACHE", Path.home() / ".cache" / "dask_stats"))
+    """``$DASK_STATS_CACHE``, else the platform's user cache directory for dask_stats (honours ``XDG_CACHE_HOME``)."""
+    explicit = os.environ.get("DASK_STATS_CACHE")
+    if explicit:
+        return Path(explicit)
+    try:
+        import platformdirs
+    except ImportError:
+        platformdirs = None
+    if platformdirs is not None:
+        return Path(platformdirs.user_cache_dir("dask_stats", appauthor=False))
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "dask_stats"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "dask_stats" / "Cache"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "dask_stats"
+
+
+def checkpoints_dir() -> Path:
+    return cache_dir() / "checkpoints"
 
 
 def fingerprint(plan: Plan, options: StatsOptions) -> str:
-    """Identifies the inputs (metadata, every data/video file's size and mtime) and number-changing options."""
+    """Identifies the inputs (metadata, every data/video file's identity) and number-changing options."""
     digest = hashlib.sha256(f"{__version__}:{FORMAT}:{plan.fingerprint(options)}".encode())
     identities = plan.store.identities()
     for ep in plan.episodes:
@@ -37,36 +73,181 @@ def fingerprint(plan: Plan, options: StatsOptions) -> str:
     return digest.hexdigest()[:20]
 
 
+def _target_name(target: Store | str | os.PathLike) -> str:
+    store = target if isinstance(target, Store) else Store(target)
+    return store.display(store.root)
+
+
+def checkpoint_path(target: Store | str | os.PathLike) -> Path:
+    """The checkpoint file of conversions into ``target`` (a Store, path or URL)."""
+    return checkpoints_dir() / (hashlib.sha256(_target_name(target).encode()).hexdigest()[:16] + SUFFIX)
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One saved checkpoint: the target it converts into, how many task results it holds, and its size."""
+
+    path: Path
+    target: str | None
+    fingerprint: str | None
+    tasks: int
+    bytes: int
+    modified: float  # Unix time of the last saved result
+
+
+def _files(path: Path) -> list[Path]:
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+def _modified(path: Path) -> float:
+    return max((p.stat().st_mtime for p in _files(path) if p.exists()), default=0.0)
+
+
+def _remove(path: Path) -> None:
+    for part in _files(path):
+        part.unlink(missing_ok=True)
+
+
+def list_checkpoints() -> list[CheckpointInfo]:
+    """Every checkpoint in the cache, most recently used first."""
+    found = []
+    directory = checkpoints_dir()
+    for path in sorted(directory.glob("*" + SUFFIX)) if directory.is_dir() else ():
+        target = print_ = None
+        tasks = 0
+        try:
+            with closing(_connect(path, create=False)) as db:
+                meta = dict(db.execute("SELECT name, value FROM meta"))
+                tasks = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            target, print_ = meta.get("target"), meta.get("fingerprint")
+        except (sqlite3.Error, OSError):
+            pass  # damaged: listed (and removable), not readable
+        size = sum(p.stat().st_size for p in _files(path) if p.exists())
+        found.append(CheckpointInfo(path, target, print_, tasks, size, _modified(path)))
+    return sorted(found, key=lambda c: -c.modified)
+
+
+def clear_checkpoints(target: Store | str | os.PathLike | None = None, older_than_days: float | None = None) -> int:
+    """Remove the checkpoints of ``target`` (every target when None), or only those unused for more than
+    ``older_than_days`` days; returns how many were removed."""
+    directory = checkpoints_dir()
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    if target is not None:
+        candidates = [checkpoint_path(target)]
+    else:
+        candidates = list(directory.glob("*" + SUFFIX))
+        # checkpoints of older versions (a directory of pickles per target) are never reused
+        for legacy in directory.iterdir():
+            if legacy.is_dir() and (older_than_days is None or _age_days(legacy.stat().st_mtime) > older_than_days):
+                shutil.rmtree(legacy, ignore_errors=True)
+                removed += 1
+    for path in candidates:
+        if path.exists() and (older_than_days is None or _age_days(_modified(path)) > older_than_days):
+            _remove(path)
+            removed += 1
+    return removed
+
+
+def _age_days(mtime: float) -> float:
+    return (time.time() - mtime) / 86400
+
+
+def _connect(path: Path, create: bool = True) -> sqlite3.Connection:
+    if not create and not path.exists():
+        raise FileNotFoundError(path)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")  # each commit is one append: atomic, and survives kill -9
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+    db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value BLOB)")
+    return db
+
+
 class Checkpoint:
-    """Saved task results of the conversion into ``target`` with this ``fingerprint``."""
+    """Saved task results of the conversion into ``target`` with this ``fingerprint``.  Never raises for the
+    cache's sake: an unusable cache turns resume off with one warning."""
 
     def __init__(self, target: Store, fingerprint: str):
-        where = hashlib.sha256(target.display(target.root).encode()).hexdigest()[:16]
-        self.base = cache_dir() / "checkpoints" / where
-        self.directory = self.base / f"checkpoint-{fingerprint}"
+        self.target = _target_name(target)
+        self.fingerprint = fingerprint
+        self.path = checkpoint_path(target)
+        self._db: sqlite3.Connection | None = None
+        self.disabled: str | None = None  # why checkpoints are off
+
+    def _open(self) -> sqlite3.Connection | None:
+        if self._db is not None or self.disabled:
+            return self._db
+        try:
+            clear_checkpoints(older_than_days=EXPIRY_DAYS)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = _connect(self.path)
+            meta = dict(db.execute("SELECT name, value FROM meta"))
+            if meta.get("fingerprint") != self.fingerprint or meta.get("format") != str(FORMAT):
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("DELETE FROM results")
+                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               [("target", self.target), ("fingerprint", self.fingerprint), ("format", str(FORMAT))])
+                db.execute("COMMIT")
+            self._db = db
+        except (sqlite3.Error, OSError) as exc:
+            self._disable(f"{type(exc).__name__}: {exc}")
+        return self._db
+
+    def _disable(self, why: str) -> None:
+        self.disabled = why
+        log.warning("checkpoints cannot be saved in %s (%s); the run goes on without resume "
+                    "(set DASK_STATS_CACHE to a writable directory to resume interrupted runs)", self.path.parent, why)
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
 
     def load(self, keys: list[str]) -> dict[str, object]:
-        """Results saved by an earlier run for any of ``keys``; stale checkpoints are removed."""
-        if self.base.is_dir():
-            for other in self.base.glob("checkpoint-*"):
-                if other != self.directory:
-                    shutil.rmtree(other, ignore_errors=True)
+        """Results saved by an earlier run with the same fingerprint for any of ``keys``."""
+        db = self._open()
+        if db is None:
+            return {}
         found = {}
-        for key in keys:
-            path = self.directory / f"{key}.pkl"
-            if path.is_file():
+        try:
+            rows = db.execute("SELECT key, value FROM results").fetchall()
+        except sqlite3.Error as exc:
+            self._disable(f"{type(exc).__name__}: {exc}")
+            return {}
+        wanted = set(keys)
+        for key, blob in rows:
+            if key in wanted:
                 try:
-                    found[key] = pickle.loads(path.read_bytes())
+                    found[key] = pickle.loads(blob)
                 except Exception:  # noqa: BLE001 - a damaged entry is simply recomputed
-                    path.unlink(missing_ok=True)
+                    pass
         return found
 
     def save(self, key: str, result: object) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(result, handle)
-        os.replace(tmp, self.directory / f"{key}.pkl")
+        """Commit one result (atomically: after a kill it is there whole or not at all)."""
+        db = self._open()
+        if db is None:
+            return
+        try:
+            db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)",
+                       (key, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
+        except (sqlite3.Error, OSError) as exc:  # e.g. the disk holding the cache is full
+            self._disable(f"{type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
 
     def clear(self) -> None:
-        shutil.rmtree(self.base, ignore_errors=True)
+        self.close()
+        try:
+            _remove(self.path)
+        except OSError:
+            pass

@@ -109,7 +109,11 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         quantiles = dataset_quantiles(dask_client, plan, tables, qs) if build and qs else None
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
-    report = verify_or_stop(plan, tables, opts)
+    try:
+        report = verify_or_stop(plan, tables, opts)
+    except VerificationError:
+        checkpoint.clear()  # numbers that failed verification are never resumed (e.g. after restoring a file)
+        raise
     records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
                               plan.features, qs)
     if build:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import dask
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster, Worker, as_completed
 from tqdm.auto import tqdm
 
 from .errors import DatasetError, Location, TaskError
@@ -78,19 +78,36 @@ def open_client(options: RunOptions, client: Client | None = None) -> Iterator[C
             yield remote
         return
     workers = options.num_workers or os.cpu_count() or 1
+    dashboard = options.dashboard()
+    # The scheduler and the workers always run an HTTP server (distributed starts one even without a dashboard,
+    # on port 8787 of every interface by default): bind it to a free loopback port, like everything else here.
+    http = {"dashboard_address": dashboard,
+            "scheduler_kwargs": {"dashboard_address": dashboard or LOOPBACK_ANY_PORT, "dashboard": dashboard is not None}}
     if options.scheduler == "processes":
         # one single-threaded worker process per core (isolates decoders: a crash or a GIL-holding hang
-        # costs one worker, which distributed replaces)
+        # costs one worker, which distributed replaces); TCP on loopback between them
         layout = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
                   "env": {"OMP_NUM_THREADS": "1"}}
     else:
         # one in-process worker with a thread per core: PyAV, Pillow and numpy release the GIL, and this was
-        # fastest on every benchmark set (benchmarks/RESULTS.md), with a single process's memory
-        layout = {"n_workers": 1, "threads_per_worker": workers, "processes": False}
+        # fastest on every benchmark set (benchmarks/RESULTS.md), with a single process's memory; the scheduler
+        # and worker talk in memory (inproc), no socket
+        layout = {"n_workers": 1, "threads_per_worker": workers, "processes": False, "protocol": "inproc://",
+                  "worker_class": _LoopbackWorker}
     with dask.config.set(LOCAL_CLUSTER_CONFIG), \
-            LocalCluster(**layout, dashboard_address=options.dashboard(), silence_logs=logging.CRITICAL) as cluster, \
+            LocalCluster(**layout, **http, silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as local:
         yield local
+
+
+LOOPBACK_ANY_PORT = "127.0.0.1:0"
+
+
+class _LoopbackWorker(Worker):
+    """An in-process worker whose (always started) HTTP server listens on a free loopback port only."""
+
+    def __init__(self, *args, dashboard_address=None, **kwargs):
+        super().__init__(*args, dashboard_address=dashboard_address or LOOPBACK_ANY_PORT, **kwargs)
 
 
 def dashboard_url(client: Client, options: RunOptions) -> str | None:

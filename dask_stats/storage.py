@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,23 @@ from pathlib import Path
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+
+TEMP_SUFFIX = ".tmp"  # of write_text's temporary files (".<name>.<random>.tmp" beside the file)
+
+
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc says it; set-and-restore elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class Store:
@@ -58,10 +76,23 @@ class Store:
         return int(self.fs.size(path))
 
     def identities(self) -> dict[str, str]:
-        """Size and modification time (or ETag) of every file under the root, from one listing.
+        """What identifies the current content of every file under the root, from one listing.
 
-        An identity changes when its file does; remote stores answer with a few list requests, not one per file.
+        Locally, as git's index does: size, ``mtime_ns``, ``ctime_ns`` and inode of the file a path leads to
+        (``cp -p``, ``rsync -a`` and ``touch -r`` can restore an mtime, never a ctime). Remotely: the size and
+        the ETag / version id / content hash the listing gives (a few list requests, not one per file).
         """
+        if self.local:
+            found = {}
+            for directory, _, names in os.walk(self.root, followlinks=True):
+                for name in names:
+                    path = os.path.join(directory, name)
+                    try:
+                        st = os.stat(path)
+                    except OSError:
+                        continue
+                    found[path] = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_dev}:{st.st_ino}"
+            return found
         listing = self.fs.find(self.root, detail=True)
         return {path: f"{info.get('size')}:{_stamp(info)}" for path, info in listing.items()}
 
@@ -93,16 +124,23 @@ class Store:
     def write_text(self, path: str, text: str) -> None:
         """Replace ``path`` atomically: readers see the old or the new file, never half of one.
 
-        Locally: temp file in the same directory, fsync, rename. Remotely: a single PUT (object stores
-        replace objects atomically).
+        Locally: temp file in the same directory, fsync, rename. The new file keeps the mode of the file it
+        replaces (a new file gets ``0o666 & ~umask``, as ``open`` would give it). A symlink at ``path`` is
+        replaced by a regular file: the file it pointed at (maybe outside the dataset) is never written.
+        Remotely: a single PUT (object stores replace objects atomically).
         """
         if not self.local:
             self.fs.pipe_file(path, text.encode("utf-8"))
             return
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
         try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            mode = 0o666 & ~_umask()
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=directory)
+        try:
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
@@ -154,4 +192,8 @@ class Store:
 
 
 def _stamp(info: dict) -> str:
-    return str(info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("last_commit") or "")
+    """The listing's content identity of a remote file: every version/content field it has (S3 ETag and
+    VersionId, GCS generation and md5, Hugging Face blob id and LFS sha256...), then its modification time."""
+    keys = ("ETag", "etag", "VersionId", "version_id", "generation", "md5Hash", "blob_id", "sha256", "lfs",
+            "last_commit", "mtime", "LastModified", "last_modified", "updated", "created")
+    return "|".join(f"{key}={info[key]}" for key in keys if info.get(key) not in (None, ""))

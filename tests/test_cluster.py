@@ -19,7 +19,7 @@ import pytest
 from fake_backends import HangingBackend, RecordingBackend, SlowBackend
 
 import dask_stats
-from dask_stats.checkpoint import Checkpoint
+from dask_stats.checkpoint import checkpoint_path, list_checkpoints
 from dask_stats.errors import TaskError
 from dask_stats.options import RunOptions
 from dask_stats.sample import Camera, SampleSpec, make_dataset
@@ -133,7 +133,7 @@ def test_longest_episodes_are_decoded_first(dataset, tmp_path):
 def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_output, tmp_path, copy_of):
     root = copy_of(dataset)
     info_before = (root / "meta/info.json").read_bytes()
-    checkpoints = Checkpoint(Store(root), "").base  # this dataset's (other tests leave theirs)
+    checkpoint = checkpoint_path(Store(root))  # this dataset's (other tests leave theirs)
     script = RUNNER.format(tests=str(TESTS), root=str(root))
     env = {**os.environ, "DASK_STATS_TEST_DELAY": "1.0"}  # 6 tasks of 2 videos on 2 threads: >= 6 s per run
     for delay in (1.5, 2.5, 4.5):  # kill at several points of the run (startup, first tasks, mid-way)
@@ -144,11 +144,10 @@ def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_o
         proc.wait()
         assert (root / "meta/info.json").read_bytes() == info_before
         assert not (root / "meta/episodes_stats.jsonl").exists()
-    saved = list(checkpoints.glob("checkpoint-*/*.pkl"))
-    assert saved, "finished tasks should have been checkpointed before the kill"
-    mtimes = {p.name: p.stat().st_mtime_ns for p in saved}
+    saved = [c.tasks for c in list_checkpoints() if c.path == checkpoint]
+    assert saved and saved[0], "finished tasks should have been checkpointed before the kill"
     result = dask_stats.convert(root, **LOCAL)
-    assert result.resumed >= len(mtimes)
+    assert result.resumed >= saved[0]
     assert (root / "meta/episodes_stats.jsonl").read_bytes() == reference_output
     assert json.loads((root / "meta/info.json").read_text())["codebase_version"] == "v2.1"
 

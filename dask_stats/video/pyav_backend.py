@@ -14,6 +14,9 @@ Decoded frames are mapped back to frame numbers by their pts, never by counting,
 anywhere.  Only wanted frames are converted to RGB (swscale's ``rgba`` output viewed as RGB: the pixels of
 ``to_ndarray(format="rgb24")``, with one swscale thread, as Dask already uses every core).  Streams whose packets lack a pts, or
 have duplicate pts, fall back to one sequential decode numbered by position.
+
+Damage is never concealed into the numbers: a packet the decoder rejects, or a frame it flags as corrupt
+(FFmpeg's error concealment filled in part of it), raises :class:`DamagedVideoError` naming the frame.
 """
 
 from __future__ import annotations
@@ -27,6 +30,34 @@ import numpy as np
 from .base import VideoBackend, VideoHeader, VideoReader
 
 KEEP_PACKETS_BYTES = 32 * 2**20  # compressed packets held from the index pass (per open file) at most
+
+
+class DamagedVideoError(ValueError):
+    """The decoder met damaged data: the frame it concerns (presentation number) and what FFmpeg said."""
+
+    def __init__(self, frame: int | None, detail: str):
+        where = f"frame {frame}" if frame is not None else "a frame"
+        super().__init__(f"the video is damaged at {where} ({detail}); its pixels would be guessed by error "
+                         "concealment, so no stats are computed from it. Re-encode or restore the file")
+        self.frame = frame
+
+
+def _checked(frames, number):
+    """``frames`` from the decoder, refusing any it flags as corrupt (``number(frame)``: its frame number)."""
+    for frame in frames:
+        if frame.is_corrupt:
+            raise DamagedVideoError(number(frame), "the decoder flagged the frame as corrupt")
+        yield frame
+
+
+def _decode(codec, packet, frame: int | None):
+    """``codec.decode(packet)``, a decoder error named by the frame the packet carries."""
+    import av
+
+    try:
+        return codec.decode(packet)
+    except av.error.FFmpegError as exc:
+        raise DamagedVideoError(frame, f"decoding failed: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -154,14 +185,25 @@ class PyAVReader(VideoReader):
             yield from _in_order(self._read_runs(plan_decode(self._pts, self._key, indices), rgb), indices)
 
     def _read_sequential(self, indices: np.ndarray, rgb) -> Iterator[tuple[int, np.ndarray]]:
+        import av
+
         wanted = iter(int(i) for i in indices)
         target = next(wanted, None)
-        for position, frame in enumerate(self._container.decode(video=0)):
-            if target is None:
+        position = 0
+        frames = self._container.decode(video=0)
+        while target is not None:
+            try:
+                frame = next(frames, None)
+            except av.error.FFmpegError as exc:
+                raise DamagedVideoError(position, f"decoding failed: {exc}") from exc
+            if frame is None:
                 break
+            if frame.is_corrupt:
+                raise DamagedVideoError(position, "the decoder flagged the frame as corrupt")
             if position == target:
                 yield position, rgb(frame)
                 target = next(wanted, None)
+            position += 1
 
     def _read_runs(self, plan: DecodePlan, rgb) -> Iterator[tuple[int, np.ndarray]]:
         """Feed the packets of each run (identified by pts) to the decoder; yield wanted frames as they come."""
@@ -174,7 +216,7 @@ class PyAVReader(VideoReader):
         codec = stream.codec_context
 
         def take(frames, run):
-            for frame in frames:
+            for frame in _checked(frames, lambda f: by_pts.get(f.pts)):
                 index = by_pts.get(frame.pts)
                 if index in wanted[run]:
                     wanted[run].discard(index)
@@ -190,10 +232,10 @@ class PyAVReader(VideoReader):
             run = run_of.get(packet.pts, -1) if packet.size else -1
             if run < 0:
                 continue
-            yield from take(codec.decode(packet), run)
+            yield from take(_decode(codec, packet, by_pts.get(packet.pts)), run)
             if packet.pts in last_of:
                 if wanted[run]:  # still inside the decoder (reordering, frame threads): drain it
-                    yield from take(codec.decode(None), run)
+                    yield from take(_decode(codec, None, None), run)
                     codec.flush_buffers()
                 if wanted[run]:
                     raise ValueError(f"the decoder returned no frame for frames {sorted(wanted[run])[:5]}; "

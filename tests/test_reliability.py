@@ -1,0 +1,221 @@
+"""Reliability faults from the adversarial review: stale checkpoints, cache hygiene, corrupt videos, file modes,
+listening sockets, hangs, resume and locks, exit codes, bad metadata, blame, NaN."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from fake_backends import HangingBackend
+
+import dask_stats
+from dask_stats.errors import TaskError, VerificationError
+from dask_stats.sample import Camera, SampleSpec, make_dataset
+
+FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
+CAM = "observation.images.top"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    spec = SampleSpec(lengths=[20, 35, 12], cameras={CAM: Camera(32, 32)}, chunks_size=2)
+    return make_dataset(tmp_path_factory.mktemp("rel") / "ds", spec)
+
+
+@pytest.fixture
+def ds(small, copy_of) -> Path:
+    return copy_of(small)
+
+
+def data(root: Path, episode: int) -> Path:
+    return root / f"data/chunk-{episode // 2:03d}/episode_{episode:06d}.parquet"
+
+
+def video(root: Path, episode: int) -> Path:
+    return root / f"videos/chunk-{episode // 2:03d}/{CAM}/episode_{episode:06d}.mp4"
+
+
+def interrupted_run(root: Path) -> None:
+    """A run that checkpoints every task but episode 1's video task (it hangs and times out)."""
+    with pytest.raises(TaskError):
+        dask_stats.convert(root, video_backend=HangingBackend, task_timeout=2, retries=0, **FAST)
+
+
+# -- 1. stale checkpoints ----------------------------------------------------------------------------------------
+def test_checkpoint_is_not_reused_when_a_file_is_rewritten_with_its_old_mtime(ds):
+    interrupted_run(ds)
+    time.sleep(0.05)
+    path = data(ds, 2)
+    st = path.stat()
+    path.write_bytes(path.read_bytes())  # edited (here: the same bytes), then `touch -r`'d back
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_mtime_ns == st.st_mtime_ns and path.stat().st_size == st.st_size
+    assert dask_stats.convert(ds, **FAST).resumed == 0
+
+
+def test_checkpoint_is_not_reused_after_cp_p(ds, tmp_path):
+    interrupted_run(ds)
+    time.sleep(0.05)
+    path = video(ds, 0)
+    shutil.copy2(path, tmp_path / "saved.mp4")
+    path.unlink()
+    shutil.copy2(tmp_path / "saved.mp4", path)  # `cp -p`: same size and mtime, another inode and ctime
+    assert dask_stats.convert(ds, **FAST).resumed == 0
+
+
+def test_results_that_failed_verification_are_not_resumed(ds):
+    stats = json.loads((ds / "meta/stats.json").read_text())
+    stats["action"]["mean"][0] += 0.5
+    (ds / "meta/stats.json").write_text(json.dumps(stats))
+    with pytest.raises(VerificationError):
+        dask_stats.convert(ds, **FAST)
+    result = dask_stats.convert(ds, skip_verify=True, **FAST)
+    assert result.resumed == 0
+
+
+# -- 2. the checkpoint store ---------------------------------------------------------------------------------------
+def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
+    from dask_stats.checkpoint import cache_dir
+
+    monkeypatch.delenv("DASK_STATS_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "dask_stats"
+    monkeypatch.setenv("DASK_STATS_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+
+
+def test_one_checkpoint_file_per_run_listed_expired_and_cleared(ds, monkeypatch, tmp_path):
+    from dask_stats import checkpoint
+
+    monkeypatch.setenv("DASK_STATS_CACHE", str(tmp_path / "cache"))
+    interrupted_run(ds)
+    [saved] = checkpoint.list_checkpoints()
+    assert saved.target == str(ds) and saved.tasks >= 2
+    assert {p.suffix for p in saved.path.parent.iterdir()} <= {".sqlite", ".sqlite-wal", ".sqlite-shm"}
+    old = time.time() - 15 * 86400
+    for part in saved.path.parent.iterdir():
+        os.utime(part, (old, old))
+    assert dask_stats.convert(ds, **FAST).resumed == 0  # expired at start
+    with pytest.raises(TaskError):
+        dask_stats.convert(ds, video_backend=HangingBackend, task_timeout=2, retries=0, force=True, **FAST)
+    assert checkpoint.clear_checkpoints(ds) == 1
+    assert checkpoint.list_checkpoints() == []
+
+
+def test_unwritable_cache_warns_once_and_runs_without_resume(ds, monkeypatch, tmp_path, caplog):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("DASK_STATS_CACHE", str(blocker / "cache"))
+    result = dask_stats.convert(ds, **FAST)
+    assert result.episodes == 3
+    warnings = [r for r in caplog.records if "checkpoints cannot be saved" in r.getMessage()]
+    assert len(warnings) == 1 and str(ds) not in warnings[0].getMessage()
+
+
+# -- 3. damaged videos -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def video_dataset(tmp_path_factory) -> Path:
+    spec = SampleSpec(lengths=[90, 40], cameras={CAM: Camera(96, 128)}, chunks_size=2)
+    return make_dataset(tmp_path_factory.mktemp("vid") / "ds", spec)
+
+
+def damage(path: Path, seed: int = 0, size: int = 300) -> None:
+    """Overwrite ``size`` random bytes in the middle of ``path`` (FFmpeg conceals such damage)."""
+    import numpy as np
+
+    blob = bytearray(path.read_bytes())
+    middle = len(blob) // 2
+    blob[middle:middle + size] = np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_damaged_mp4_fails_naming_episode_feature_file_and_frame(video_dataset, copy_of, tmp_path, seed):
+    from conftest import tree_digest
+
+    root = copy_of(video_dataset)
+    damage(video(root, 0), seed)
+    before = tree_digest(root)
+    with pytest.raises(TaskError) as info:
+        dask_stats.convert(root, tmp_path / "out", skip_verify=True, **FAST)
+    [problem] = info.value.problems
+    assert problem.episode == 0 and problem.feature == CAM and problem.path.endswith("episode_000000.mp4")
+    assert "damaged at frame " in problem.message, problem
+    assert tree_digest(root) == before and not (tmp_path / "out").exists()
+
+
+def test_clean_videos_still_convert(video_dataset, tmp_path):
+    assert dask_stats.convert(video_dataset, tmp_path / "out", **FAST).verification.failures == []
+
+
+# -- 4. file modes -----------------------------------------------------------------------------------------------
+def test_modes_are_kept_and_new_files_follow_the_umask(ds, tmp_path):
+    os.chmod(ds / "meta/info.json", 0o604)
+    old = os.umask(0o027)
+    try:
+        dask_stats.convert(ds, **FAST)
+        dask_stats.convert(ds, tmp_path / "out", force=True, **FAST)
+    finally:
+        os.umask(old)
+    assert (ds / "meta/info.json").stat().st_mode & 0o777 == 0o604
+    assert (ds / "meta/episodes_stats.jsonl").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "out/meta/info.json").stat().st_mode & 0o777 == 0o604
+    assert (tmp_path / "out/meta/episodes_stats.jsonl").stat().st_mode & 0o777 == 0o640
+
+
+def test_write_text_replaces_a_link_instead_of_writing_through_it(tmp_path):
+    from dask_stats.storage import Store
+
+    outside = tmp_path / "outside.json"
+    outside.write_text("keep")
+    os.chmod(outside, 0o644)
+    (tmp_path / "ds/meta").mkdir(parents=True)
+    link = tmp_path / "ds/meta/info.json"
+    link.symlink_to(outside)
+    Store(tmp_path / "ds").write_text(str(link), "new")
+    assert outside.read_text() == "keep" and not link.is_symlink() and link.read_text() == "new"
+    assert link.stat().st_mode & 0o777 == 0o644
+
+
+# -- 5. listening sockets ----------------------------------------------------------------------------------------
+LISTENER = """
+import sys
+sys.path.insert(0, {tests!r})
+from fake_backends import SlowBackend
+import dask_stats
+dask_stats.convert({root!r}, {out!r}, video_backend=SlowBackend, scheduler={scheduler!r}, num_workers=2, quiet=True)
+"""
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_a_local_run_listens_on_loopback_only(small, tmp_path, scheduler):
+    import subprocess
+    import sys
+
+    psutil = pytest.importorskip("psutil")
+    script = LISTENER.format(tests=str(Path(__file__).parent), root=str(small), out=str(tmp_path / "out"),
+                             scheduler=scheduler)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "DASK_STATS_TEST_DELAY": "0.7"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = set()
+    try:
+        while proc.poll() is None:
+            try:
+                family = psutil.Process(proc.pid)
+                for process in [family, *family.children(recursive=True)]:
+                    seen |= {(c.laddr.ip, c.laddr.port) for c in process.net_connections("inet")
+                             if c.status == psutil.CONN_LISTEN}
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert seen, "the run should have been watched while its cluster was up"
+    assert all(ip in ("127.0.0.1", "::1") for ip, _ in seen), seen
+    assert 8787 not in {port for _, port in seen}
