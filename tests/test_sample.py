@@ -69,11 +69,12 @@ def test_memory_stays_bounded_for_a_long_episode(tmp_path):
     cam = Camera(96, 128)
     frames, frame_bytes = 400, 96 * 128 * 3
     spec = SampleSpec(lengths=[frames], cameras={CAM: cam}, write_stats_json=True)
+    make_dataset(tmp_path / "warm-up", SampleSpec(lengths=[2], cameras={CAM: cam}))  # imports are not the point
     tracemalloc.start()
     try:
         make_dataset(tmp_path / "ds", spec)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < frames * frame_bytes / 8, f"peak {peak / 1e6:.1f} MB"
+    assert peak < frames * frame_bytes / 8, f"peak {peak / 1e6:.1f} MB"  # before: 250 MB
     assert sum(1 for _ in decode_iter(tmp_path / f"ds/videos/chunk-000/{CAM}/episode_000000.mp4")) == frames
