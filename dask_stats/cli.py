@@ -69,7 +69,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                            "error, 4 incomplete (the same command resumes it).")
     parser.add_argument("--version", action="version", version=f"dask_stats {__version__}",
                         help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", required=True, title="commands")
+    commands = parser.add_subparsers(dest="command", required=True, title="commands", help="what to do")
 
     conv = commands.add_parser("convert", help="compute meta/episodes_stats.jsonl and set codebase_version v2.1",
                                description="Compute meta/episodes_stats.jsonl and set codebase_version v2.1.")

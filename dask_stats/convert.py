@@ -19,6 +19,7 @@ from .moments import MomentsTable
 from .options import Options
 from .output import episode_records, info_text, jsonl_text
 from .plan import Plan
+from .progress import Phases
 from .storage import Store
 from .tasks import build_tasks, collect
 from .verify import VerificationReport, verify
@@ -80,7 +81,9 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     if output is not None and not target.is_empty_or_missing():
         raise DatasetError(Problem("the output directory is not empty", path=target.url,
                                    fix="choose a new or empty --output directory"))
-    plan, findings = preflight(source, opts, backend, in_place=output is None)
+    phase = Phases(quiet=opts.run.quiet)
+    with phase("planning and checking"):
+        plan, findings = preflight(source, opts, backend, in_place=output is None)
     timings = {"plan": time.perf_counter() - start}
 
     tasks = build_tasks(plan, opts, backend)
@@ -97,10 +100,12 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     tables = collect(plan, tasks, results)
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
-    report = verify_or_stop(plan, tables, opts)
-    records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
-                              plan.features)
-    commit(plan, target, records, opts)
+    with phase("verifying"):
+        report = verify_or_stop(plan, tables, opts)
+    with phase("writing"):
+        records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
+                                  plan.features)
+        commit(plan, target, records, opts)
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
