@@ -124,7 +124,9 @@ def test_help_is_fast_and_imports_no_heavy_library():
     heavy = {"dask", "distributed", "pandas", "pyarrow", "av", "tqdm", "huggingface_hub", "fsspec"}
     assert not heavy & imported, heavy & imported
     best = min(_seconds([sys.executable, "-m", "dask_stats", "--help"]) for _ in range(3))
-    assert best < 0.8, f"--help took {best:.2f} s"
+    if best > 0.5:  # a loaded machine: compare with importing the conversion's stack on the same machine
+        stack = _seconds([sys.executable, "-c", "import dask_stats.convert"])
+        assert best < stack / 2, f"--help took {best:.2f} s, importing the stack {stack:.2f} s"
 
 
 def _seconds(command) -> float:
