@@ -1,16 +1,10 @@
-import gc
+"""``python -m dask_stats``: see :mod:`dask_stats.cli`."""
+
 import logging
 import os
 import sys
 
-# Importing dask, distributed, pandas and pyarrow creates millions of objects and no garbage: the cyclic
-# collector only costs time there (0.1-0.2 s). Collect nothing while importing, then set the imported
-# objects aside (gc.freeze) so that later collections do not scan them again.
-gc.disable()
-from .cli import main  # noqa: E402
-
-gc.freeze()
-gc.enable()
+from .cli import main
 
 if __name__ == "__main__":  # spawned worker processes import this module too
     code = main()

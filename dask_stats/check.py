@@ -57,7 +57,7 @@ def preflight(store: Store, options: Options, backend: VideoBackend, in_place: b
         problems += _version_problems(plan, options)
     else:
         plan, problems = diagnose(store, options, backend, in_place, videos=False)
-    errors = [p for p in problems if p.severity == "error"]
+    errors = [p for p in problems if p.severity == "error" or p.message == ALREADY_CONVERTED]
     if errors:
         raise DatasetError(errors)
     return plan, problems
@@ -71,15 +71,20 @@ def diagnose(store: Store, options: Options, backend: VideoBackend, in_place: bo
     if plan is None:
         return None, problems
     problems += _version_problems(plan, options)
+    if any(p.message == ALREADY_CONVERTED for p in problems):
+        return plan, problems  # nothing to do (not an error): the files are not judged
     if any(p.severity == "error" and p.path == store.display(store.path(layout.INFO)) for p in problems):
         return plan, problems  # info.json itself is wrong: the files cannot be judged against it
     return plan, problems + check_plan(plan, options, backend, in_place, videos)
 
 
+ALREADY_CONVERTED = "the dataset is already at v2.1"  # "info" for check; convert stops on it (the CLI exits 0)
+
+
 def _version_problems(plan: Plan | None, options: Options) -> list[Problem]:
     if plan is None or plan.version != "v2.1" or options.safety.force:
         return []
-    return [Problem("the dataset is already at v2.1", path=plan.store.display(plan.store.path(layout.INFO)),
+    return [Problem(ALREADY_CONVERTED, severity="info", path=plan.store.display(plan.store.path(layout.INFO)),
                     fix="nothing to do; pass --force to recompute its episodes_stats.jsonl")]
 
 

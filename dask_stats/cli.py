@@ -1,51 +1,142 @@
-"""``python -m dask_stats``: a thin argparse layer over :func:`dask_stats.convert`."""
+"""``python -m dask_stats`` / ``dask-stats``: a thin argparse layer over :func:`dask_stats.convert`.
+
+Only the standard library and the option declarations are imported here: ``--help`` and bad flags are
+answered at once; dask, pandas and PyAV are imported when the work starts.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import gc
+import importlib
 import logging
 import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import DatasetError, HubError, TaskError
 from . import options
+from .errors import DatasetError, HubError, TaskError
+
+DEMO_MARKER = ".dask_stats_demo"  # written into the directories the demo creates: the only ones it empties
+ALREADY_CONVERTED = "the dataset is already at v2.1"  # = check.ALREADY_CONVERTED (not imported: pyarrow)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dask_stats",
-                                     description="Convert LeRobot v2.0 datasets to v2.1 (per-episode stats).")
-    parser.add_argument("--version", action="version", version=f"dask_stats {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations, where an unknown flag gets the closest known one as a suggestion."""
 
-    conv = commands.add_parser("convert", help="compute meta/episodes_stats.jsonl and set codebase_version v2.1")
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and self._subparsers is not None:  # the top-level parser: judge against the command's flags
+            commands = self._subparsers._group_actions[0].choices
+            parser = commands.get(getattr(namespace, "command", None), self)
+            parser.error(parser.unknown(extras))
+        return namespace, extras
+
+    def unknown(self, extras: list[str]) -> str:
+        """The message for unknown arguments, with the closest known flag for each unknown one."""
+        known = [flag for action in self._actions for flag in action.option_strings]
+        hints = []
+        for arg in extras:
+            flag = arg.split("=", 1)[0]
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6) if flag.startswith("-") else []
+            if close:
+                hints.append(f"{flag}: did you mean {close[0]}?")
+        return f"unrecognized arguments: {' '.join(extras)}" + "".join(f"\n  {hint}" for hint in hints)
+
+
+def prog_name() -> str:
+    """The command as invoked: the ``dask-stats`` console script or ``python -m dask_stats``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "dask-stats" if name.startswith("dask-stats") else "python -m dask_stats"
+
+
+def _flag(parser, name: str, help: str, default=False) -> None:
+    """A boolean flag that also takes lerobot's ``--name=true/false`` spelling."""
+    parser.add_argument(name, nargs="?", const=True, default=default, type=options.parse_bool, metavar="BOOL",
+                        help=help)
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = Parser(prog=prog or prog_name(),
+                    description="Convert LeRobot v2.0 datasets to v2.1 (per-episode stats) with Dask.",
+                    epilog="Boolean flags take --flag, --flag=true or --flag=false. Exit codes: 0 done or nothing "
+                           "to do, 1 check found errors, 2 bad input or options (nothing written), 3 unexpected "
+                           "error, 4 incomplete (the same command resumes it).")
+    parser.add_argument("--version", action="version", version=f"dask_stats {__version__}",
+                        help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, title="commands", help="what to do")
+
+    conv = commands.add_parser("convert", help="compute meta/episodes_stats.jsonl and set codebase_version v2.1",
+                               description="Compute meta/episodes_stats.jsonl and set codebase_version v2.1.")
     conv.add_argument("--root", help="the v2.0 dataset: a directory or an fsspec URL (s3://..., hf://datasets/...), "
                                      "converted in place; with --repo-id, where to download it (default: "
                                      "$HF_LEROBOT_HOME/<repo_id>)")
     conv.add_argument("--repo-id", help="a LeRobot dataset on the Hugging Face Hub, e.g. lerobot/pusht")
     conv.add_argument("--revision", help="Hub revision to convert (default: the v2.0 tag)")
-    conv.add_argument("--push-to-hub", action="store_true", help="upload meta/ back and tag v2.1")
+    _flag(conv, "--push-to-hub", "upload meta/ back and tag v2.1")
     conv.add_argument("--branch", help="push to this branch (created from --revision when missing)")
-    conv.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
-    conv.add_argument("--dry-run", action="store_true", help="print what would be downloaded, written, pushed")
+    _flag(conv, "--private", "create the Hub repo private (--private=false: public)", default=None)
+    _flag(conv, "--dry-run", "print what would be downloaded, written, pushed")
     conv.add_argument("--output", help="write a converted copy here instead; the source is left untouched")
     options.add_arguments(conv, "convert")
-    conv.add_argument("--debug", action="store_true", help="show tracebacks")
+    _flag(conv, "--debug", "show tracebacks")
 
-    chk = commands.add_parser("check", help="find every problem a conversion would meet (no decoding)")
+    chk = commands.add_parser("check", help="find every problem a conversion would meet (no decoding)",
+                              description="Find every problem a conversion would meet, without decoding videos. "
+                                          "Exit code 0: the conversion can proceed, or there is nothing to do; "
+                                          "1: it cannot; 2: bad options.")
     chk.add_argument("--root", required=True, help="the dataset to check: a directory or an fsspec URL")
     chk.add_argument("--output", help="the conversion will write a copy here (a read-only source is then fine)")
     options.add_arguments(chk, "check")
-    chk.add_argument("--debug", action="store_true", help="show tracebacks")
+    _flag(chk, "--debug", "show tracebacks")
 
-    demo = commands.add_parser("demo", help="generate a small sample v2.0 dataset and convert it")
-    demo.add_argument("--dir", default="dask_stats_demo", help="where to put the sample (default ./dask_stats_demo)")
-    demo.add_argument("--num-workers", type=int, default=None)
+    demo = commands.add_parser("demo", help="generate a small sample v2.0 dataset and convert it",
+                               description="Generate a small LeRobot v2.0 dataset in DIR/v2.0 and convert it to "
+                                           "DIR/v2.1. DIR must be new, empty, or made by an earlier demo.")
+    demo.add_argument("--dir", default="dask_stats_demo",
+                      help="where to put the sample (default ./dask_stats_demo); a non-empty directory the demo "
+                           "did not create is refused")
+    demo.add_argument("--num-workers", type=options.positive_int, default=None,
+                      help="parallel workers (default: all cores)")
+    _flag(demo, "--quiet", "no progress, only where the result is")
+    _flag(demo, "--debug", "show tracebacks")
     return parser
 
 
+def _work(module: str):
+    """Import a module of the conversion (dask, distributed, pandas, PyAV...) when the work starts.
+
+    Importing that stack creates millions of objects and no garbage: the cyclic collector only costs time there
+    (0.1-0.2 s). Collect nothing while importing, then set the imported objects aside (gc.freeze) so that later
+    collections do not scan them again."""
+    if f"{__package__}.{module}" in sys.modules:
+        return sys.modules[f"{__package__}.{module}"]
+    gc.disable()
+    try:
+        return importlib.import_module(f".{module}", __package__)
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+def _nothing_to_do(exc: DatasetError) -> bool:
+    """Whether the conversion was refused only because the dataset is already converted."""
+    return bool(exc.problems) and all(p.message == ALREADY_CONVERTED for p in exc.problems)
+
+
+def _already_converted_line(root, output) -> str:
+    return (f"{root} is already at v2.1; nothing to do"
+            + (f" (no copy written to {output})" if output else "")
+            + ". --force recomputes its meta/episodes_stats.jsonl.")
+
+
 def _convert(args) -> int:
-    from .convert import convert
+    convert = _work("convert").convert
 
     if args.repo_id is None and args.root is None:
         raise DatasetError("give --root DIR (a local dataset) or --repo-id OWNER/NAME (a Hub dataset)")
@@ -66,7 +157,13 @@ def _convert(args) -> int:
                   f"@{args.branch or 'main'}" + (", delete meta/stats.json there" if args.delete_old_stats else "")
                   + ", and tag it v2.1")
         return 0
-    result = convert(root, args.output, **options.keywords(args, "convert"))
+    try:
+        result = convert(root, args.output, **options.keywords(args, "convert"))
+    except DatasetError as exc:
+        if not _nothing_to_do(exc):
+            raise
+        print(_already_converted_line(root, args.output))
+        return 0
     if not args.quiet:
         if result.verification.warnings:
             print(result.verification.table(only_problems=True))
@@ -111,30 +208,60 @@ def _push_plan(args, root, pending: bool = False):
 
 
 def _check(args) -> int:
-    from .check import check
+    check = _work("check").check
 
     problems = check(args.root, args.output, **options.keywords(args, "check"))
-    errors = [p for p in problems if p.severity == "error"]
+    counts = {severity: sum(p.severity == severity for p in problems) for severity in ("error", "warning", "info")}
     for problem in problems:
         print(problem)
-    print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s): "
-          + ("conversion cannot proceed" if errors else "conversion can proceed"))
-    return 1 if errors else 0
+    if counts["error"]:
+        outcome = "conversion cannot proceed"
+    elif any(p.message == ALREADY_CONVERTED for p in problems):
+        outcome = "nothing to convert (--force recomputes the stats)"
+    else:
+        outcome = "conversion can proceed"
+    print(f"{counts['error']} error(s), {counts['warning']} warning(s)"
+          + (f", {counts['info']} info" if counts["info"] else "") + f": {outcome}")
+    return 1 if counts["error"] else 0
 
 
 def _demo(args) -> int:
-    import shutil
-
-    from .convert import convert
-    from .sample import SampleSpec, make_dataset
-
     base = Path(args.dir)
-    shutil.rmtree(base, ignore_errors=True)
+    if not _claim_demo_dir(base):
+        print(f"dask_stats: {base} is not empty and was not created by the demo; nothing was removed. Choose a new "
+              "or empty directory with --dir.", file=sys.stderr)
+        return 2
+    make_dataset = _work("sample").make_dataset
+    SampleSpec = _work("sample").SampleSpec
+    convert = _work("convert").convert
     source = make_dataset(base / "v2.0", SampleSpec(string_column=True))
-    print(f"Sample v2.0 dataset: {source}")
-    result = convert(source, base / "v2.1", num_workers=args.num_workers)
-    print(result.summary())
+    if not args.quiet:
+        print(f"Sample v2.0 dataset: {source}")
+    result = convert(source, base / "v2.1", num_workers=args.num_workers, quiet=args.quiet)
+    print(result.summary() if not args.quiet else f"v2.1 dataset: {result.output}")
     return 0
+
+
+def _claim_demo_dir(base: Path) -> bool:
+    """Make ``base`` ready for the demo: create it (marked as the demo's), or empty the v2.0/v2.1 that an earlier
+    demo made there. False, touching nothing, when ``base`` holds anything and is not marked."""
+    marker = base / DEMO_MARKER
+    if base.is_symlink() or base.exists() and not base.is_dir():
+        return False
+    if base.is_dir() and not marker.is_file():
+        if any(base.iterdir()):
+            return False
+    base.mkdir(parents=True, exist_ok=True)
+    marker.write_text("created by `dask_stats demo`; the demo may replace v2.0/ and v2.1/ in this directory\n")
+    for name in ("v2.0", "v2.1"):  # only what the demo itself writes
+        old = base / name
+        if old.is_symlink() or old.is_file():
+            old.unlink()
+        elif old.is_dir():
+            import shutil
+
+            shutil.rmtree(old)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,13 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"convert": _convert, "check": _check, "demo": _demo}[args.command](args)
     except TaskError as exc:
-        if getattr(args, "debug", False):
+        if args.debug:
             raise
         print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
               f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
         return 4
     except (DatasetError, HubError) as exc:
-        if getattr(args, "debug", False):
+        if args.debug:
             raise
         print(f"dask_stats: cannot convert:\n{exc}", file=sys.stderr)
         return 2
@@ -157,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a plain sentence, not a traceback, unless --debug
-        if getattr(args, "debug", False):
+        if args.debug:
             raise
         print(f"dask_stats: unexpected error: {type(exc).__name__}: {exc}\n(run again with --debug for the "
               "traceback, and please report it)", file=sys.stderr)

@@ -19,6 +19,7 @@ from .moments import MomentsTable
 from .options import Options
 from .output import episode_records, info_text, jsonl_text
 from .plan import Plan
+from .progress import Phases
 from .storage import Store
 from .tasks import Task, build_tasks, collect, dataset_quantiles
 from .v30.build import V30Build
@@ -82,10 +83,12 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     if output is not None and not target.is_empty_or_missing():
         raise DatasetError(Problem("the output directory is not empty", path=target.url,
                                    fix="choose a new or empty --output directory"))
-    plan, findings = preflight(source, opts, backend, in_place=output is None)
-    build = V30Build(plan, target, opts, in_place=output is None) if opts.stats.to == "v3.0" else None
-    if build and build.problems():
-        raise DatasetError(build.problems())
+    phase = Phases(quiet=opts.run.quiet)
+    with phase("planning and checking"):
+        plan, findings = preflight(source, opts, backend, in_place=output is None)
+        build = V30Build(plan, target, opts, in_place=output is None) if opts.stats.to == "v3.0" else None
+        if build and build.problems():
+            raise DatasetError(build.problems())
     timings = {"plan": time.perf_counter() - start}
 
     tasks = build_tasks(plan, opts, backend) + (build.first_tasks() if build else [])
@@ -109,17 +112,19 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         quantiles = dataset_quantiles(dask_client, plan, tables, qs) if build and qs else None
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
-    try:
-        report = verify_or_stop(plan, tables, opts)
-    except VerificationError:
-        checkpoint.clear()  # numbers that failed verification are never resumed (e.g. after restoring a file)
-        raise
-    records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
-                              plan.features, qs)
-    if build:
-        build.commit(records, tables, results, video_tasks, video_groups, quantiles)
-    else:
-        commit(plan, target, records, opts)
+    with phase("verifying"):
+        try:
+            report = verify_or_stop(plan, tables, opts)
+        except VerificationError:
+            checkpoint.clear()  # numbers that failed verification are never resumed (e.g. after restoring a file)
+            raise
+    with phase("writing"):
+        records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
+                                  plan.features, qs)
+        if build:
+            build.commit(records, tables, results, video_tasks, video_groups, quantiles)
+        else:
+            commit(plan, target, records, opts)
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,

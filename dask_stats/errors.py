@@ -9,7 +9,8 @@ MAX_SHOWN = 10  # problems listed in an error message; all stay in ``DatasetErro
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding about a dataset. ``severity`` is "error" (blocks conversion) or "warning"."""
+    """One finding about a dataset. ``severity`` is "error" (blocks conversion), "warning" or "info"
+    (nothing wrong, e.g. nothing to do)."""
 
     message: str
     severity: str = "error"

@@ -1,15 +1,18 @@
 """Generate small, deterministic LeRobot v2.0 datasets (demo, tests, benchmarks).
 
-The layout follows reference.md §1: ``meta/{info,episodes,tasks,stats}.json[l]``, one Parquet file per
+The layout is LeRobot v2.0's (``docs/formats.md``): ``meta/{info,episodes,tasks,stats}.json[l]``, one Parquet file per
 episode (with the Hugging Face ``datasets`` schema metadata, so lerobot can load it) and one MP4 per
-episode and camera.  ``stats.json`` is computed over *all* frames, as v2.0 did.
+episode and camera.  ``stats.json`` is computed over *all* frames, as v2.0 did (pixels: over every decoded
+frame, through exact per-channel histograms, so that memory does not grow with the episodes' length).
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -53,43 +56,90 @@ class SampleSpec:
 
 
 def _frames(rng_seed: int, length: int, height: int, width: int) -> np.ndarray:
-    """Smooth, moving colour patterns (compress well, vary between frames), uint8 (L, H, W, 3)."""
+    """Every frame of :func:`_frame_iter` at once, uint8 (L, H, W, 3) (small image columns)."""
+    return np.stack(list(_frame_iter(rng_seed, length, height, width))) if length else \
+        np.zeros((0, height, width, 3), np.uint8)
+
+
+def _frame_iter(rng_seed: int, length: int, height: int, width: int) -> Iterator[np.ndarray]:
+    """Smooth, moving colour patterns (compress well, vary between frames), one uint8 (H, W, 3) frame at a time:
+    the memory of one frame, whatever the episode's length."""
     rng = np.random.default_rng(rng_seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     phase = rng.uniform(0, 2 * np.pi, size=3).astype(np.float32)
-    t = np.arange(length, dtype=np.float32)[:, None, None]
-    channels = [
-        127.5 + 120 * np.sin(xx / (5 + 3 * c) + yy / (7 + 2 * c) + phase[c] + t * (0.11 + 0.05 * c))
-        for c in range(3)
-    ]
-    return np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
+    still = [xx / (5 + 3 * c) + yy / (7 + 2 * c) + phase[c] for c in range(3)]
+    for i in range(length):
+        t = np.full((1, 1), i, dtype=np.float32)  # an array, so that numpy 1.x also multiplies in float32
+        channels = [127.5 + 120 * np.sin(still[c] + t * (0.11 + 0.05 * c)) for c in range(3)]
+        yield np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
 
 
-def encode_video(path: Path, frames: np.ndarray, fps: int, codec: str = "libx264", gop: int = 2) -> None:
-    """Encode uint8 RGB frames to an MP4 with pts = frame_index / fps (LeRobot's layout)."""
+def encode_video(path: Path, frames: Iterable[np.ndarray], fps: int, codec: str = "libx264", gop: int = 2) -> None:
+    """Encode uint8 RGB frames (an array or any iterable of (H, W, 3) frames, encoded as they come) to an MP4
+    with pts = frame_index / fps (LeRobot's layout)."""
     import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = gop
-        stream.options = {"crf": "18"} if codec == "libx264" else {"crf": "30", "preset": "12"}
+        stream = None
         for i, rgb in enumerate(frames):
+            if stream is None:  # sized by the first frame
+                stream = container.add_stream(codec, rate=fps)
+                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
+                stream.pix_fmt = "yuv420p"
+                stream.codec_context.gop_size = gop
+                stream.options = {"crf": "18"} if codec == "libx264" else {"crf": "30", "preset": "12"}
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = i
             container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+        if stream is not None:
+            container.mux(stream.encode())
 
 
 def decode_all(path: Path) -> np.ndarray:
     """Every frame of a video as uint8 RGB (L, H, W, 3): the straightforward way."""
+    return np.stack(list(decode_iter(path)))
+
+
+def decode_iter(path: Path) -> Iterator[np.ndarray]:
+    """The frames of a video as uint8 RGB (H, W, 3), one at a time."""
     import av
 
     with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
+class PixelHistogram:
+    """Per-channel counts of the 256 values of uint8 RGB frames: their exact stats in bounded memory."""
+
+    def __init__(self):
+        self.counts = np.zeros((3, 256), np.int64)
+
+    def add(self, rgb: np.ndarray) -> None:
+        flat = rgb.reshape(-1, 3)
+        for c in range(3):
+            self.counts[c] += np.bincount(flat[:, c], minlength=256)
+
+    def stats(self) -> dict:
+        """v2.0-style stats of the pixels / 255 ((3, 1, 1) lists, float64): exact, up to the last rounding."""
+        values = np.arange(256)
+        n = self.counts.sum(axis=1)
+        total = self.counts @ values  # exact integers
+        mean = total / (255.0 * n)
+        squares = self.counts @ (values * values)
+        # sum((v - mean)^2) = sum(v^2) - total^2 / n, in exact rational arithmetic before the one rounding
+        var = [float(Fraction(int(s) * int(k) - int(t) ** 2, int(k) ** 2 * 255 ** 2))
+               for s, t, k in zip(squares, total, n)]
+        present = self.counts > 0
+        stats = {
+            "mean": mean.tolist(),
+            "std": np.sqrt(var).tolist(),
+            "max": [values[p].max() / 255.0 for p in present],
+            "min": [values[p].min() / 255.0 for p in present],
+        }
+        return {k: [[[float(v)]] for v in vals] for k, vals in stats.items()}
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -133,11 +183,6 @@ def _all_frame_stats(x: np.ndarray, axis) -> dict:
     }
 
 
-def _pixel_stats(frames_u8: list[np.ndarray]) -> dict:
-    x = np.concatenate([f.reshape(-1, 3) for f in frames_u8]).astype(np.float64) / 255.0
-    return {k: [[[v]] for v in vals] for k, vals in _all_frame_stats(x, 0).items()}
-
-
 def make_dataset(root: str | Path, spec: SampleSpec | None = None) -> Path:
     """Write a v2.0 dataset described by ``spec`` under ``root`` and return ``root``."""
     spec = spec or SampleSpec()
@@ -178,7 +223,8 @@ def make_dataset(root: str | Path, spec: SampleSpec | None = None) -> Path:
         features[name] = {"dtype": dtype, "shape": [1], "names": None}
     columns = {k: v for k, v in features.items() if v["dtype"] != "video"}
 
-    arrays_by_feature: dict[str, list[np.ndarray]] = {k: [] for k in features}
+    arrays_by_feature: dict[str, list[np.ndarray]] = {k: [] for k in features}  # numeric columns (small)
+    pixels = {k: PixelHistogram() for k, ft in features.items() if ft["dtype"] in ("video", "image")}
     tasks = ["pick the cube", "place the cube"]
     episodes, offset = [], 0
     for ep, length in enumerate(spec.lengths):
@@ -201,7 +247,8 @@ def make_dataset(root: str | Path, spec: SampleSpec | None = None) -> Path:
             if ft["dtype"] == "image":
                 h, w = spec.image_shape
                 imgs = _frames(spec.seed * 7919 + ep, length, h, w)
-                arrays_by_feature[name].extend(imgs)
+                for im in imgs:
+                    pixels[name].add(im)
                 table_cols[name] = pa.array(
                     [{"bytes": _png(im), "path": None} for im in imgs],
                     pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
@@ -229,9 +276,11 @@ def make_dataset(root: str | Path, spec: SampleSpec | None = None) -> Path:
 
         for key, cam in spec.cameras.items():
             vpath = root / VIDEO_PATH.format(episode_chunk=chunk, video_key=key, episode_index=ep)
-            encode_video(vpath, _frames(spec.seed * 104729 + ep * 31 + len(key), length, cam.height, cam.width),
+            # frame by frame: an episode's frames are never all in memory (80 x 650 frames of 480x640 were 24 GB)
+            encode_video(vpath, _frame_iter(spec.seed * 104729 + ep * 31 + len(key), length, cam.height, cam.width),
                          spec.fps, cam.codec, cam.gop)
-            arrays_by_feature[key].extend(decode_all(vpath))
+            for rgb in decode_iter(vpath):  # stats.json holds the stats of the decoded frames
+                pixels[key].add(rgb)
         episodes.append({"episode_index": ep, "tasks": [tasks[task_index]], "length": length})
         offset += length
 
@@ -263,7 +312,7 @@ def make_dataset(root: str | Path, spec: SampleSpec | None = None) -> Path:
             if ft["dtype"] == "string":
                 continue
             if ft["dtype"] in ("video", "image"):
-                stats[name] = _pixel_stats(arrays_by_feature[name])
+                stats[name] = pixels[name].stats()
             else:
                 stats[name] = _all_frame_stats(np.concatenate(arrays_by_feature[name]).astype(np.float64), 0)
         (meta / "stats.json").write_text(json.dumps(stats, indent=4))

@@ -62,8 +62,9 @@ def guarded(function: Callable, argument, timeout_s: float, where: Location):
 
 
 def scheduler_address(options: RunOptions) -> str | None:
-    """The existing scheduler to run on, if any (option, else ``DASK_SCHEDULER_ADDRESS``)."""
-    return options.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    """The existing scheduler to run on, if any: the option, else dask's ``scheduler-address`` setting (the
+    ``DASK_SCHEDULER_ADDRESS`` variable or dask's YAML configuration)."""
+    return options.scheduler_address or dask.config.get("scheduler-address", None)
 
 
 @contextmanager
@@ -120,8 +121,9 @@ def dashboard_url(client: Client, options: RunOptions) -> str | None:
     host = options.dashboard().rpartition(":")[0]
     if not link or not host or host == "0.0.0.0":
         return link
-    port = client.scheduler_info().get("services", {}).get("dashboard")
-    return f"http://{host}:{port}/status" if port else link
+    # distributed's own link template, with the host we bound instead of the machine's
+    with dask.config.set({"distributed.dashboard.link": "{scheme}://" + host + ":{port}/status"}):
+        return client.dashboard_link
 
 
 def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: Callable[[str, object], None],

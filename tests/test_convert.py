@@ -150,7 +150,7 @@ def test_cli_help_version_and_convert(messy_dataset, tmp_path):
     assert "Converted 5 episodes, 228 frames" in done.stdout and str(tmp_path / "out") in done.stdout
     assert "passed against meta/stats.json" in done.stdout
     again = run("convert", "--root", str(tmp_path / "out"))
-    assert again.returncode == 2 and "already at v2.1" in again.stderr and "Traceback" not in again.stderr
+    assert again.returncode == 0 and "already at v2.1; nothing to do" in again.stdout and not again.stderr
 
 
 def test_demo_command_converts_a_generated_dataset(tmp_path):
