@@ -130,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
               f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
         return 4
-    except (DatasetError, HubError) as exc:
+    except HubError as exc:  # one line: what happened on the Hub and what to do
+        if getattr(args, "debug", False):
+            raise
+        print(f"dask_stats: {exc}", file=sys.stderr)
+        return 2
+    except DatasetError as exc:
         if getattr(args, "debug", False):
             raise
         print(f"dask_stats: cannot convert:\n{exc}", file=sys.stderr)

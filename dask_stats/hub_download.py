@@ -252,8 +252,9 @@ def _cache_miss_message(repo_id: str, revision: str, why: str) -> str:
         hint = f"pass `--revision {other}` to convert the cached copy" if other else "connect to the Hub"
         return (f"Dataset {repo_id} has no `{revision}` tag in the local Hugging Face cache "
                 f"(cached: {', '.join(cached)}), and {why}. Go online to fetch `{revision}`, or {hint}.")
+    online = "unset HF_HUB_OFFLINE" if "HF_HUB_OFFLINE" in why else "check your connection and HF_ENDPOINT"
     return (f"Dataset {repo_id} is not in the local Hugging Face cache and {why}. "
-            "Go online (unset HF_HUB_OFFLINE), or convert a local copy with `--root DIR`.")
+            f"Go online ({online}), or convert a local copy with `--root DIR`.")
 
 
 def _hub_ref_names(repo_id: str, api: HfApi | None = None) -> list[str] | None:
