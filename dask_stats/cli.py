@@ -142,20 +142,12 @@ def _convert(args) -> int:
         raise DatasetError("give --root DIR (a local dataset) or --repo-id OWNER/NAME (a Hub dataset)")
     if args.push_to_hub and args.repo_id is None:
         raise DatasetError("--push-to-hub needs --repo-id")
-    root = args.root
     if args.repo_id:
-        root = _hub_download(args)
-        if root is None:
-            return 0
+        return _convert_hub(args)
+    root = args.root
     if args.dry_run:
         print(f"would convert {root} -> {args.output or root} (meta/episodes_stats.jsonl, meta/info.json at v2.1)"
               + (", then remove meta/stats.json" if args.delete_old_stats else ""))
-        if args.push_to_hub and (Path(root) / "meta/info.json").is_file():
-            print(_push_plan(args, root, pending=True))
-        elif args.push_to_hub:
-            print(f"would upload meta/ (info.json, episodes_stats.jsonl) to {args.repo_id}"
-                  f"@{args.branch or 'main'}" + (", delete meta/stats.json there" if args.delete_old_stats else "")
-                  + ", and tag it v2.1")
         return 0
     try:
         result = convert(root, args.output, **options.keywords(args, "convert"))
@@ -168,43 +160,22 @@ def _convert(args) -> int:
         if result.verification.warnings:
             print(result.verification.table(only_problems=True))
         print(result.summary())
-    if args.push_to_hub:
-        from . import hub
-
-        plan = _push_plan(args, result.output)
-        print(plan)
-        print(hub.push(plan))
     return 0
 
 
-def _hub_download(args):
-    """Download a Hub dataset (or say it is already converted); returns its local root or None."""
-    from . import hub
+def _convert_hub(args) -> int:
+    """``convert --repo-id``: :func:`dask_stats.roundtrip.convert_hub` with the same option names."""
+    from huggingface_hub.utils import disable_progress_bars, logging as hf_logging
 
-    if not args.force:
-        try:
-            converted = hub.hub_dataset_version(args.repo_id, hub.TARGET_TAG) == "v2.1"
-        except hub.HubError:
-            converted = False  # offline or no such tag: go on with the download
-        if converted:
-            print(f"{args.repo_id} is already at v2.1 on the Hub (tag {hub.TARGET_TAG}); nothing to do. "
-                  "--force recomputes its stats and pushes them.")
-            return None
-    if args.dry_run:
-        target = args.root or hub.default_root(args.repo_id)
-        print(f"would download {args.repo_id}@{args.revision or hub.SOURCE_REVISION} (meta/, data/, videos/) "
-              f"into {target}")
-        return target
-    return hub.download_dataset(args.repo_id, revision=args.revision, root=args.root, refresh=args.force)
+    from .roundtrip import convert_hub
 
-
-def _push_plan(args, root, pending: bool = False):
-    from . import hub
-
-    return hub.plan_push(args.repo_id, root, branch=args.branch,
-                         source_revision=args.revision or hub.SOURCE_REVISION,
-                         delete_old_stats=args.delete_old_stats, private=args.private, move_tag=args.force,
-                         pending=pending)
+    if args.quiet:  # huggingface_hub's own warnings and progress bars too
+        hf_logging.set_verbosity_error()
+        disable_progress_bars()
+    convert_hub(args.repo_id, root=args.root, revision=args.revision, output=args.output,
+                push_to_hub=args.push_to_hub, branch=args.branch, private=args.private, dry_run=args.dry_run,
+                echo=print, **options.keywords(args, "convert"))
+    return 0
 
 
 def _check(args) -> int:
@@ -264,9 +235,20 @@ def _claim_demo_dir(base: Path) -> bool:
     return True
 
 
+def _log_to_stderr(quiet: bool) -> None:
+    """dask_stats' own warnings on stderr (errors only with ``--quiet``); other libraries keep their own handlers
+    (a root handler would print huggingface_hub's messages a second time)."""
+    log = logging.getLogger("dask_stats")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.ERROR if quiet else logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _log_to_stderr(quiet=getattr(args, "quiet", False))
     try:
         return {"convert": _convert, "check": _check, "demo": _demo}[args.command](args)
     except TaskError as exc:
@@ -275,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
               f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
         return 4
-    except (DatasetError, HubError) as exc:
+    except HubError as exc:  # one line: what happened on the Hub and what to do
+        if args.debug:
+            raise
+        print(f"dask_stats: {exc}", file=sys.stderr)
+        return 2
+    except DatasetError as exc:
         if args.debug:
             raise
         print(f"dask_stats: cannot convert:\n{exc}", file=sys.stderr)

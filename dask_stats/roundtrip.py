@@ -1,0 +1,140 @@
+"""``convert_hub``: the Hub round trip as one call (download, convert, plan the push, push), and its dry run.
+
+``python -m dask_stats convert --repo-id ...`` is a thin layer over :func:`convert_hub`; the keywords are the
+command line's flags with underscores.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from huggingface_hub import HfApi
+
+from .errors import HubError
+from .hub_download import SOURCE_REVISION, Download, default_root, fetch_dataset, hub_dataset_version, \
+    hub_unreachable, local_version, why_unreachable
+from .hub_push import PushPlan, PushResult, layout_for, plan_push, push
+
+
+@dataclass
+class HubConversion:
+    """What :func:`convert_hub` did, or would do with ``dry_run``. ``str()`` is the report the command line prints.
+
+    ``status``: ``converted``; ``already-converted`` (on the Hub, or in ``root`` and nothing to push: nothing
+    done); ``pushed-only`` (``root`` was already converted, its files were pushed); ``dry-run``.
+    """
+
+    repo_id: str
+    revision: str
+    root: Path  # the local dataset (the download's target)
+    output: Path  # where the converted dataset is (``root`` unless ``output`` was given)
+    status: str = "converted"
+    download: Download | None = None  # None: the Hub was not asked for files
+    conversion: object | None = None  # the ConversionResult of the conversion, when it ran
+    plan: PushPlan | None = None
+    pushed: PushResult | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+
+def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision: str | None = None,
+                output: str | os.PathLike | None = None, push_to_hub: bool = False, branch: str | None = None,
+                private: bool | None = None, dry_run: bool = False, api: HfApi | None = None, client=None,
+                echo: Callable[[str], None] | None = None, **convert_options) -> HubConversion:
+    """Convert the Hub dataset ``repo_id``: download it into ``root``, convert it, and with ``push_to_hub`` push the
+    result back to ``branch`` (default ``main``) and tag it.
+
+    ``root`` (default ``HF_LEROBOT_HOME/<repo_id>``) is where the dataset is downloaded and converted in place
+    (``output``: a converted copy goes there instead). ``revision`` is what is downloaded (default the ``v2.0``
+    tag); a missing ``branch`` is created from it. ``private`` applies when the repo has to be created.
+    ``convert_options`` are :func:`dask_stats.convert`'s (``force``, ``delete_old_stats``, ``num_workers``, ...);
+    ``to`` picks the target version when the conversion offers it. ``api`` supplies the endpoint and token, ``client``
+    a Dask client. ``echo`` receives each report line as it is made (the command line passes ``print``).
+
+    The Hub is asked nothing when ``root`` already holds the dataset and nothing is pushed. Otherwise it is asked
+    once with a short timeout: when it cannot be reached, the dataset comes from the Hugging Face cache or ``root``,
+    and a push fails at once with :class:`HubError`, before any conversion. A dataset already converted (on the Hub,
+    or in ``root`` when nothing is pushed) is not an error: ``status == "already-converted"`` and nothing is done
+    (``force=True`` recomputes, re-pushes and moves the tag). ``dry_run`` changes nothing and reports what would be
+    downloaded (the real file list, from ``snapshot_download(dry_run=True)``), converted and pushed.
+    """
+    api = api or HfApi()
+    revision = revision or SOURCE_REVISION
+    force = bool(convert_options.get("force"))
+    quiet = bool(convert_options.get("quiet"))
+    layout = layout_for(convert_options.get("to") or "v2.1")
+    target = Path(root).expanduser() if root is not None else default_root(repo_id)
+    result = HubConversion(repo_id, revision, target, Path(output).expanduser() if output is not None else target)
+
+    def say(line: str) -> None:
+        result.lines.append(line)
+        if echo is not None:
+            echo(line)
+
+    def already(where: str) -> HubConversion:
+        result.status = "already-converted"
+        say(f"{repo_id} is already at {layout.version} {where}; nothing to do. --force recomputes its stats"
+            + (" and pushes them (moving the tag)." if push_to_hub else "."))
+        return result
+
+    version = local_version(target)
+    if root is not None and version is not None and not push_to_hub:  # the dataset is here: the Hub is not asked
+        if version == layout.version and not force:
+            return already(f"in {target}")
+        result.download = Download(repo_id, revision, target, "local", dry_run, reason="--root holds the dataset")
+    else:
+        unreachable = hub_unreachable(repo_id, api)
+        if unreachable is not None and push_to_hub:
+            raise HubError(f"Cannot push to {repo_id}: {why_unreachable(unreachable)}. Nothing was downloaded, "
+                           "converted or pushed; re-run when the Hub can be reached.")
+        if unreachable is None and not force and hub_dataset_version(repo_id, layout.tag, api=api) == layout.version:
+            return already(f"on the Hub (tag {layout.tag})")
+        result.download = fetch_dataset(repo_id, revision, target, refresh=force, dry_run=dry_run, api=api,
+                                        unreachable=unreachable)
+        if result.download.source != "converted" or dry_run:
+            say(str(result.download))
+        version = local_version(target)
+
+    converted = version == layout.version and not force
+    if converted and not push_to_hub:
+        return already(f"in {target}")
+
+    push_options = dict(to=layout, branch=branch, source_revision=revision, private=private, move_tag=force,
+                        delete_old_stats=bool(convert_options.get("delete_old_stats")), api=api)
+    if dry_run:
+        result.status = "dry-run"
+        if converted:
+            say(f"{target} is already at {layout.version}: not converted again")
+        else:
+            say(f"would convert {target} -> {result.output} ({layout.version})"
+                + (", then remove meta/stats.json" if convert_options.get("delete_old_stats") else ""))
+        if push_to_hub and (target / "meta" / "info.json").is_file():
+            result.plan = plan_push(repo_id, target, pending=not converted, **push_options)
+            say(str(result.plan))
+        elif push_to_hub:
+            say(f"would upload the converted files to {repo_id}@{branch or 'main'} and tag it {layout.tag}")
+        return result
+
+    if converted:  # converted by an earlier run whose push did not finish
+        result.status = "pushed-only"
+        say(f"{target} is already at {layout.version}: pushing it without converting again")
+    else:
+        from .convert import convert
+
+        result.conversion = conversion = convert(target, output, client=client, **convert_options)
+        result.output = Path(conversion.output) if isinstance(conversion.output, (str, Path)) else result.output
+        if not quiet:
+            if conversion.verification.warnings:
+                say(conversion.verification.table(only_problems=True))
+            say(conversion.summary())
+    if push_to_hub:
+        result.plan = plan_push(repo_id, result.output, **push_options)
+        say(str(result.plan))
+        result.pushed = push(result.plan, api=api)
+        say(str(result.pushed))
+    return result
