@@ -110,6 +110,7 @@ def test_unwritable_cache_warns_once_and_runs_without_resume(ds, monkeypatch, tm
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     monkeypatch.setenv("DASK_STATS_CACHE", str(blocker / "cache"))
+    caplog.set_level("WARNING", logger="dask_stats")  # an earlier in-process CLI run with --quiet may have raised it
     result = dask_stats.convert(ds, **FAST)
     assert result.episodes == 3
     warnings = [r for r in caplog.records if "checkpoints cannot be saved" in r.getMessage()]
