@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from . import layout
 from .errors import DatasetError, Problem
 from .options import Options
-from .plan import Episode, Plan, plan_dataset, read_json, read_jsonl
+from .plan import Episode, Plan, plan_dataset, read_jsonl
 from .sampling import video_problems
 from .storage import Store
 from .video import VideoBackend, VideoHeader, get_backend
@@ -33,20 +33,8 @@ def check(root: str | os.PathLike, output: str | os.PathLike | None = None, *, s
     ``options`` are those of :func:`dask_stats.convert` (the ones that do not concern checking are ignored);
     with ``output``, the conversion would write a copy there (a read-only source is then fine)."""
     opts = Options.of(**options)
-    store = Store(root, storage_options)
-    if _version(store) == "v3.0":
-        from .v30.inspect import diagnose_v30
-
-        return diagnose_v30(store, opts.stats.tolerance_s)
     backend = get_backend(opts.stats.video_backend)
-    return diagnose(store, opts, backend, in_place=output is None)[1]
-
-
-def _version(store: Store) -> str | None:
-    try:
-        return read_json(store, layout.INFO).get("codebase_version")
-    except (DatasetError, AttributeError):
-        return None
+    return diagnose(Store(root, storage_options), opts, backend, in_place=output is None)[1]
 
 
 def preflight(store: Store, options: Options, backend: VideoBackend, in_place: bool) -> tuple[Plan, list[Problem]]:
@@ -57,7 +45,7 @@ def preflight(store: Store, options: Options, backend: VideoBackend, in_place: b
         problems += _version_problems(plan, options)
     else:
         plan, problems = diagnose(store, options, backend, in_place, videos=False)
-    errors = [p for p in problems if p.severity == "error" or p.message == ALREADY_CONVERTED]
+    errors = [p for p in problems if p.severity == "error" or p.message.startswith(ALREADY_CONVERTED)]
     if errors:
         raise DatasetError(errors)
     return plan, problems
@@ -71,21 +59,32 @@ def diagnose(store: Store, options: Options, backend: VideoBackend, in_place: bo
     if plan is None:
         return None, problems
     problems += _version_problems(plan, options)
-    if any(p.message == ALREADY_CONVERTED for p in problems):
+    if plan.version == "v3.0":  # a v3.0 dataset is judged the same way whether or not it will be recomputed
+        from .v30.inspect import diagnose_v30
+
+        return plan, problems + diagnose_v30(store, options.stats.tolerance_s)
+    if any(p.message.startswith(ALREADY_CONVERTED) for p in problems):
         return plan, problems  # nothing to do (not an error): the files are not judged
     if any(p.severity == "error" and p.path == store.display(store.path(layout.INFO)) for p in problems):
         return plan, problems  # info.json itself is wrong: the files cannot be judged against it
     return plan, problems + check_plan(plan, options, backend, in_place, videos)
 
 
-ALREADY_CONVERTED = "the dataset is already at v2.1"  # "info" for check; convert stops on it (the CLI exits 0)
+ALREADY_CONVERTED = "the dataset is already at "  # + version: "info" for check; convert stops (the CLI exits 0)
 
 
 def _version_problems(plan: Plan | None, options: Options) -> list[Problem]:
-    if plan is None or plan.version != "v2.1" or options.safety.force:
+    """Nothing to do: the dataset is already in the format asked for (and --force was not given)."""
+    if plan is None or options.safety.force:
         return []
-    return [Problem(ALREADY_CONVERTED, severity="info", path=plan.store.display(plan.store.path(layout.INFO)),
-                    fix="nothing to do; pass --force to recompute its episodes_stats.jsonl")]
+    if plan.version == "v2.1" and options.stats.to == "v2.1":
+        fix = "nothing to do; pass --force to recompute its episodes_stats.jsonl"
+    elif plan.version == "v3.0":
+        fix = "nothing to do; pass --force to recompute its stats (meta/episodes and meta/stats.json)"
+    else:
+        return []
+    return [Problem(ALREADY_CONVERTED + plan.version, severity="info",
+                    path=plan.store.display(plan.store.path(layout.INFO)), fix=fix)]
 
 
 def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bool = True,

@@ -19,7 +19,7 @@ from . import options
 from .errors import DatasetError, HubError, TaskError
 
 DEMO_MARKER = ".dask_stats_demo"  # written into the directories the demo creates: the only ones it empties
-ALREADY_CONVERTED = "the dataset is already at v2.1"  # = check.ALREADY_CONVERTED (not imported: pyarrow)
+ALREADY_CONVERTED = "the dataset is already at "  # = check.ALREADY_CONVERTED (not imported: pyarrow)
 
 
 class Parser(argparse.ArgumentParser):
@@ -126,13 +126,14 @@ def _work(module: str):
 
 def _nothing_to_do(exc: DatasetError) -> bool:
     """Whether the conversion was refused only because the dataset is already converted."""
-    return bool(exc.problems) and all(p.message == ALREADY_CONVERTED for p in exc.problems)
+    return bool(exc.problems) and all(p.message.startswith(ALREADY_CONVERTED) for p in exc.problems)
 
 
-def _already_converted_line(root, output) -> str:
-    return (f"{root} is already at v2.1; nothing to do"
-            + (f" (no copy written to {output})" if output else "")
-            + ". --force recomputes its meta/episodes_stats.jsonl.")
+def _already_converted_line(root, output, problem) -> str:
+    version = problem.message[len(ALREADY_CONVERTED):]
+    what = "its meta/episodes_stats.jsonl" if version == "v2.1" else "its stats (meta/episodes, meta/stats.json)"
+    return (f"{root} is already at {version}; nothing to do"
+            + (f" (no copy written to {output})" if output else "") + f". --force recomputes {what}.")
 
 
 def _convert(args) -> int:
@@ -154,7 +155,7 @@ def _convert(args) -> int:
     except DatasetError as exc:
         if not _nothing_to_do(exc):
             raise
-        print(_already_converted_line(root, args.output))
+        print(_already_converted_line(root, args.output, exc.problems[0]))
         return 0
     if not args.quiet:
         if result.verification.warnings:
@@ -187,7 +188,7 @@ def _check(args) -> int:
         print(problem)
     if counts["error"]:
         outcome = "conversion cannot proceed"
-    elif any(p.message == ALREADY_CONVERTED for p in problems):
+    elif any(p.message.startswith(ALREADY_CONVERTED) for p in problems):
         outcome = "nothing to convert (--force recomputes the stats)"
     else:
         outcome = "conversion can proceed"

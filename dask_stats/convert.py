@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from .progress import Phases
 from .storage import Store
 from .tasks import Task, build_tasks, collect, dataset_quantiles
 from .v30.build import V30Build
+from .v30.restat import commit_restat
 from .verify import VerificationReport, verify
 from .video import get_backend
 
@@ -86,7 +87,11 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     phase = Phases(quiet=opts.run.quiet)
     with phase("planning and checking"):
         plan, findings = preflight(source, opts, backend, in_place=output is None)
-        build = V30Build(plan, target, opts, in_place=output is None) if opts.stats.to == "v3.0" else None
+        restat = plan.version == "v3.0"  # an existing v3.0 dataset gets new stats, and stays v3.0
+        if restat:
+            opts = replace(opts, stats=replace(opts.stats, to="v3.0"))
+        build = V30Build(plan, target, opts, in_place=output is None) if opts.stats.to == "v3.0" and not restat \
+            else None
         if build and build.problems():
             raise DatasetError(build.problems())
     timings = {"plan": time.perf_counter() - start}
@@ -109,7 +114,7 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
                                           quiet=quiet))
         tables = collect(plan, tasks, results)
         qs = opts.stats.quantile_levels
-        quantiles = dataset_quantiles(dask_client, plan, tables, qs) if build and qs else None
+        quantiles = dataset_quantiles(dask_client, plan, tables, qs) if (build or restat) and qs else None
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):
@@ -123,6 +128,8 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
                                   plan.features, qs)
         if build:
             build.commit(records, tables, results, video_tasks, video_groups, quantiles)
+        elif restat:
+            commit_restat(plan, target, records, tables, quantiles)
         else:
             commit(plan, target, records, opts)
     checkpoint.clear()

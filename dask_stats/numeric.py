@@ -32,34 +32,41 @@ FILES_PER_PARTITION = 64
 PartitionMoments = dict[str, MomentsTable]  # feature -> moments of the partition's episodes
 
 
-def read_episodes(batch: list[tuple[int, str]], columns: list[str], store: Store) -> pd.DataFrame:
-    """Read a batch of episode files (only ``columns``) into one pyarrow-backed pandas frame."""
-    tables = []
-    for episode, path in batch:
-        try:
-            # ParquetFile.read: half the cost of read_table's dataset machinery on small files; Dask owns the threads
-            with store.source(path) as source:
-                table = pq.ParquetFile(source).read(columns=columns, use_threads=False)
-        except Exception as exc:  # noqa: BLE001 - any read error names the file
-            raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {exc}", episode=episode,
-                                    path=store.display(path), fix="restore the file")) from exc
-        tables.append(table)
+def read_episodes(batch: list[tuple[int, str, tuple[int, int] | None]], columns: list[str], store: Store) -> pd.DataFrame:
+    """Read a batch of episodes (only ``columns``) into one pyarrow-backed pandas frame.  An episode is a whole
+    file (v2.x) or a row range of a file that several episodes share (v3.0, read once per batch)."""
+    tables, files = [], {}
+    for episode, path, rows in batch:
+        if path not in files:
+            try:
+                # ParquetFile.read: half the cost of read_table's dataset machinery on small files; Dask owns threads
+                with store.source(path) as source:
+                    files[path] = pq.ParquetFile(source).read(columns=columns, use_threads=False)
+            except Exception as exc:  # noqa: BLE001 - any read error names the file
+                raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {exc}", episode=episode,
+                                        path=store.display(path), fix="restore the file")) from exc
+        table = files[path]
+        tables.append(table if rows is None else table.slice(rows[0], rows[1] - rows[0]))
     # one contiguous chunk per column (reductions then see plain arrays), plus the episode of every row
     table = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
-    rows = np.repeat(np.array([episode for episode, _ in batch], dtype=np.int64), [t.num_rows for t in tables])
-    return table.append_column(EPISODE, pa.array(rows)).to_pandas(types_mapper=pd.ArrowDtype)
+    ids = np.repeat(np.array([episode for episode, _, _ in batch], dtype=np.int64), [t.num_rows for t in tables])
+    return table.append_column(EPISODE, pa.array(ids)).to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def batches(plan: Plan, rows_per_partition: int = ROWS_PER_PARTITION,
-            files_per_partition: int = FILES_PER_PARTITION) -> list[list[tuple[int, str]]]:
+            files_per_partition: int = FILES_PER_PARTITION) -> list[list[tuple[int, str, tuple[int, int] | None]]]:
     """Consecutive episodes grouped into partitions of at most about ``rows_per_partition`` rows and
-    ``files_per_partition`` files."""
+    ``files_per_partition`` files; the episodes of a shared (v3.0) data file form one partition."""
     out, current, rows = [], [], 0
     for ep in plan.episodes:
-        if current and (rows + ep.length > rows_per_partition or len(current) == files_per_partition):
+        if ep.rows is not None:
+            full = current and current[-1][1] != ep.data_path
+        else:
+            full = current and (rows + ep.length > rows_per_partition or len(current) == files_per_partition)
+        if full:
             out.append(current)
             current, rows = [], 0
-        current.append((ep.index, ep.data_path))
+        current.append((ep.index, ep.data_path, ep.rows))
         rows += ep.length
     if current:
         out.append(current)

@@ -18,7 +18,7 @@ from .storage import Store
 NUMERIC_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64",
                   "uint8", "uint16", "uint32", "uint64", "bool"}
 NO_STATS_DTYPES = {"string"}  # like lerobot at recording time: no stats, no crash
-VERSIONS = ("v2.0", "v2.1")  # layouts this planner reads
+VERSIONS = ("v2.0", "v2.1", "v3.0")  # layouts this planner reads (v3.0 through ``v30.plan``)
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class Episode:
     length: int
     data_path: str  # full paths on the plan's store
     video_paths: dict[str, str] = field(default_factory=dict)
+    rows: tuple[int, int] | None = None  # v3.0: the episode's rows in its (shared) data file, half-open
+    video_offsets: dict[str, float] = field(default_factory=dict)  # v3.0: where each video's episode starts (s)
 
 
 @dataclass
@@ -104,40 +106,60 @@ def plan_dataset(store: Store, options: StatsOptions) -> tuple[Plan | None, list
     info_path = store.display(store.path(layout.INFO))
     version = info.get("codebase_version")
     if version not in VERSIONS:
-        return None, [Problem(f"codebase_version is {version!r}; only v2.0 datasets are converted", path=info_path)]
+        return None, [Problem(f"codebase_version is {version!r}; dask_stats reads v2.0, v2.1 and v3.0 datasets",
+                              path=info_path)]
     features = info.get("features")
     if not isinstance(features, dict) or not features:
         return None, [Problem("info.json has no 'features'", path=info_path)]
+    kinds, problems = classify(features, options)
+    if version == "v3.0":
+        from .v30.plan import plan_v30
 
-    problems = [Problem(f"--exclude-features names an unknown feature; known: {', '.join(features)}", feature=name)
-                for name in options.exclude_features if name not in features]
-    numeric, images, videos, skipped = [], [], [], {}
-    for name, ft in features.items():
-        dtype = ft.get("dtype")
-        if "/" in name:
-            problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name))
-        elif name in options.exclude_features:
-            skipped[name] = "excluded by --exclude-features"
-        elif dtype == "video":
-            videos.append(name)
-        elif dtype == "image":
-            images.append(name)
-        elif dtype in NUMERIC_DTYPES:
-            numeric.append(name)
-        elif dtype in NO_STATS_DTYPES:
-            skipped[name] = f"{dtype} features have no stats"
-        else:
-            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, fix=f"--exclude-features {name}"))
+        return plan_v30(store, info, kinds, problems)
 
     try:
         records = read_jsonl(store, layout.EPISODES)
     except DatasetError as exc:
         return None, problems + exc.problems
-    episodes = _plan_episodes(store, info, records, videos, problems)
-    problems += _missing_videos(store, episodes, videos)
-    plan = Plan(store, info, numeric, images, videos, skipped, episodes,
+    episodes = _plan_episodes(store, info, records, kinds.videos, problems)
+    problems += _missing_videos(store, episodes, kinds.videos)
+    plan = Plan(store, info, kinds.numeric, kinds.images, kinds.videos, kinds.skipped, episodes,
                 has_stats_json=store.is_file(store.path(layout.STATS)))
     return plan, problems
+
+
+@dataclass
+class Kinds:
+    """The features by how their stats are computed."""
+
+    numeric: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # feature -> why it gets no stats
+
+
+def classify(features: dict, options: StatsOptions) -> tuple[Kinds, list[Problem]]:
+    """Sort ``features`` (info.json's) by kind, with the problems of their declarations."""
+    problems = [Problem(f"--exclude-features names an unknown feature; known: {', '.join(features)}", feature=name)
+                for name in options.exclude_features if name not in features]
+    kinds = Kinds()
+    for name, ft in features.items():
+        dtype = ft.get("dtype") if isinstance(ft, dict) else None
+        if "/" in name:
+            problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name))
+        elif name in options.exclude_features:
+            kinds.skipped[name] = "excluded by --exclude-features"
+        elif dtype == "video":
+            kinds.videos.append(name)
+        elif dtype == "image":
+            kinds.images.append(name)
+        elif dtype in NUMERIC_DTYPES:
+            kinds.numeric.append(name)
+        elif dtype in NO_STATS_DTYPES:
+            kinds.skipped[name] = f"{dtype} features have no stats"
+        else:
+            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, fix=f"--exclude-features {name}"))
+    return kinds, problems
 
 
 def _plan_episodes(store, info, records, videos, problems) -> list[Episode]:

@@ -64,7 +64,7 @@ def parquet_tasks(plan: Plan, options: Options) -> list[Task]:
                      images=plan.images, files=files, qs=options.stats.quantile_levels)
     tasks = []
     for batch, part in zip(batches, numeric.episode_frame(plan, batches).to_delayed()):
-        episodes = [ep for ep, _ in batch]
+        episodes = [ep for ep, _, _ in batch]
         where = Location(episodes[0], path=files[episodes[0]])
         timeout = options.run.task_timeout_s(sum(lengths[ep] for ep in episodes), base=300.0)
         key = task_key("parquet-stats", episodes)
@@ -81,17 +81,38 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
     channels = {key: plan.features[key]["shape"][-1] for key in plan.videos}
     longest = max(ep.length for ep in plan.episodes)
     tasks = []
-    for ep in plan.episodes:
-        batch = [VideoEpisode(ep.index, ep.length, ep.data_path, dict(ep.video_paths))]
+    for feature, batch in _video_batches(plan):
         timeouts = {ep.index: options.run.task_timeout_s(ep.length) for ep in batch}
         job = VideoJob(plan.store, backend, tuple(batch), channels, timeouts, options.stats.frame_lookup,
                        options.stats.tolerance_s, options.stats.quantile_levels)
         episodes = [ep.index for ep in batch]
-        where = Location(episodes[0], path=plan.store.display(batch[0].data_path))
+        where = Location(episodes[0], feature, plan.store.display(batch[0].videos[feature] if feature
+                                                                  else batch[0].data_path))
+        name = f"video-stats-{feature}" if feature else "video-stats"
         with dask.annotate(priority=max(ep.length for ep in batch) - longest - 1):
-            delayed = dask.delayed(video_stats)(job, dask_key_name=task_key("video-stats", episodes))
-        tasks.append(Task("video", episodes, where, delayed))
+            delayed = dask.delayed(video_stats)(job, dask_key_name=task_key(name, episodes))
+        tasks.append(Task("video", episodes, where, delayed, feature=feature))
     return tasks
+
+
+def _video_batches(plan: Plan) -> list[tuple[str | None, list[VideoEpisode]]]:
+    """The episodes of each video task: every camera of one episode (v2.x: timestamps read once), or the
+    episodes that share one concatenated video file of one camera (v3.0: the file is opened once)."""
+    if all(ep.rows is None for ep in plan.episodes):
+        return [(None, [VideoEpisode(ep.index, ep.length, ep.data_path, dict(ep.video_paths))]) for ep in plan.episodes]
+    batches = []
+    for feature in plan.videos:
+        current: list[VideoEpisode] = []
+        for ep in plan.episodes:
+            path = ep.video_paths[feature]
+            if current and current[-1].videos[feature] != path:
+                batches.append((feature, current))
+                current = []
+            current.append(VideoEpisode(ep.index, ep.length, ep.data_path, {feature: path}, ep.rows,
+                                        {feature: ep.video_offsets[feature]}))
+        if current:
+            batches.append((feature, current))
+    return batches
 
 
 def collect(plan: Plan, tasks: list[Task], results: dict[str, object]) -> dict[str, MomentsTable]:

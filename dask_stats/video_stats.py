@@ -3,7 +3,8 @@ pick the sampled frames, decode them and reduce their pixels exactly."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -26,6 +27,8 @@ class VideoEpisode:
     length: int
     data_path: str
     videos: dict[str, str]
+    rows: tuple[int, int] | None = None  # v3.0: the episode's rows in its shared data file
+    offsets: dict[str, float] = field(default_factory=dict)  # v3.0: where the episode starts in each video (s)
 
 
 @dataclass(frozen=True)
@@ -47,60 +50,92 @@ class VideoJob:
 
 
 def read_timestamps(store: Store, data_path: str) -> np.ndarray:
-    """The ``timestamp`` column of one episode, as float64."""
+    """The ``timestamp`` column of a data file, as float64."""
     with store.source(data_path) as source:
         column = pq.ParquetFile(source).read(columns=["timestamp"], use_threads=False).column("timestamp")
     return column.to_numpy().astype(np.float64)
+
+
+class _Inputs:
+    """The files a video task reads, each opened once: timestamp columns, and videos with their readers (a v3.0
+    video file serves many episodes of the task).  Closes everything on exit."""
+
+    def __init__(self, job: VideoJob):
+        self.job, self.stack = job, ExitStack()
+        self.timestamps: dict[str, np.ndarray] = {}
+        self.readers: dict[str, VideoReader] = {}
+
+    def episode_timestamps(self, ep: VideoEpisode) -> np.ndarray:
+        if ep.data_path not in self.timestamps:
+            self.timestamps[ep.data_path] = read_timestamps(self.job.store, ep.data_path)
+        column = self.timestamps[ep.data_path]
+        return column if ep.rows is None else column[ep.rows[0]:ep.rows[1]]
+
+    def reader(self, path: str, where: Location) -> VideoReader:
+        if path not in self.readers:
+            local = self.stack.enter_context(self.job.store.local_file(path))
+            self.readers[path] = self.stack.enter_context(_open(self.job.backend, local, where))
+        return self.readers[path]
+
+    def __enter__(self) -> "_Inputs":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stack.close()
 
 
 def video_stats(job: VideoJob) -> dict[tuple[int, str], Moments]:
     """Moments of the sampled frames of every (episode, camera) of ``job``.  Every unit is tried; if any fails,
     TaskError lists the failures, each naming episode, feature and file."""
     results, problems = {}, []
-    for ep in job.episodes:
-        positions = sample_positions(ep.length)
-        timestamps = None
-        for feature, path in ep.videos.items():
-            where = Location(ep.index, feature, job.store.display(path))
-            try:
-                if timestamps is None and job.frame_lookup == "timestamp":
-                    timestamps = read_timestamps(job.store, ep.data_path)
-                work = partial(camera_moments, job, path, positions, timestamps, job.channels[feature])
-                results[ep.index, feature] = guarded(work, where, job.timeouts[ep.index], where)
-            except DatasetError as exc:
-                problems += exc.problems
-            except FrameLookupError as exc:
-                problems.append(where.problem(str(exc), fix=exc.fix))
-            except Exception as exc:  # noqa: BLE001 - name the episode/feature/file
-                problems.append(where.problem(f"video stats failed: {type(exc).__name__}: {exc}"))
+    with _Inputs(job) as inputs:
+        for ep in job.episodes:
+            positions = sample_positions(ep.length)
+            for feature, path in ep.videos.items():
+                where = Location(ep.index, feature, job.store.display(path))
+                try:
+                    timestamps = inputs.episode_timestamps(ep) if job.frame_lookup == "timestamp" else None
+                    work = partial(camera_moments, job, inputs, path, positions, timestamps, ep.offsets.get(feature, 0.0),
+                                   job.channels[feature])
+                    results[ep.index, feature] = guarded(work, where, job.timeouts[ep.index], where)
+                except DatasetError as exc:
+                    problems += exc.problems
+                except FrameLookupError as exc:
+                    problems.append(where.problem(str(exc), fix=exc.fix))
+                except Exception as exc:  # noqa: BLE001 - name the episode/feature/file
+                    problems.append(where.problem(f"video stats failed: {type(exc).__name__}: {exc}"))
     if problems:
         raise TaskError(problems)
     return results
 
 
-def camera_moments(job: VideoJob, path: str, positions: np.ndarray, timestamps: np.ndarray | None, channels: int,
-                   where: Location) -> Moments:
-    """Moments of the frames of one video at the sampled rows ``positions``."""
-    with job.store.local_file(path) as local, _open(job.backend, local, where) as reader:
-        times = reader.frame_times()
-        try:
-            frames = locate_frames(times, positions, None if timestamps is None else timestamps[positions],
-                                   job.tolerance_s)
-        except FrameLookupError:  # say why, as the preflight check would (convert leaves videos to the tasks)
-            first = timestamps[0] if timestamps is not None and len(timestamps) else None
-            length = int(positions[-1]) + 1  # the last row is always sampled
-            problems = video_problems(len(times), times[0] if len(times) else 0.0, first, length,
-                                      by_timestamp=timestamps is not None, tolerance_s=job.tolerance_s,
-                                      **vars(where))
-            if problems:
-                raise DatasetError(problems) from None
-            raise
-        unique, weights = np.unique(frames, return_counts=True)
-        histogram = PixelHistogram(channels)
-        for (index, frame), expected, weight in zip(reader.read(unique), unique, weights):
-            if index != expected:
-                raise RuntimeError(f"the decoder returned frame {index} where {expected} was expected")
-            histogram.add(frame, int(weight))
+def camera_moments(job: VideoJob, inputs: _Inputs, path: str, positions: np.ndarray, timestamps: np.ndarray | None,
+                   offset: float, channels: int, where: Location) -> Moments:
+    """Moments of the frames of one video at the sampled rows ``positions`` (the episode starts ``offset``
+    seconds into the video: 0, except in a v3.0 file)."""
+    reader = inputs.reader(path, where)
+    times = reader.frame_times()
+    first = int(np.searchsorted(times, offset - job.tolerance_s)) if offset else 0
+    try:
+        if timestamps is None:
+            frames = locate_frames(times[first:], positions, None, job.tolerance_s) + first
+        else:
+            frames = locate_frames(times, positions, timestamps[positions] + offset, job.tolerance_s)
+    except FrameLookupError:  # say why, as the preflight check would (convert leaves videos to the tasks)
+        start = timestamps[0] if timestamps is not None and len(timestamps) else None
+        length = int(positions[-1]) + 1  # the last row is always sampled
+        problems = video_problems(len(times) - first, times[first] - offset if len(times) > first else 0.0, start,
+                                  length, by_timestamp=timestamps is not None, tolerance_s=job.tolerance_s,
+                                  **vars(where))
+        if problems:
+            raise DatasetError(problems) from None
+        raise
+    unique, weights = np.unique(frames, return_counts=True)
+    histogram = PixelHistogram(channels)
+    for (index, frame), expected, weight in zip(reader.read(unique), unique, weights):
+        if index != expected:
+            raise RuntimeError(f"the decoder returned frame {index} where {expected} was expected")
+        histogram.add(frame, int(weight))
     if histogram.frames != len(positions):
         raise FrameLookupError(f"decoded only {histogram.frames} of {len(positions)} sampled frames (truncated video?)",
                                fix="re-encode or restore the file")

@@ -1,0 +1,45 @@
+"""New stats for an existing v3.0 dataset: only the ``stats/*`` columns of ``meta/episodes`` and ``meta/stats.json``
+change (data and videos are untouched); each file is replaced atomically."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import layout
+from ..moments import MomentsTable
+from ..plan import Plan
+from ..storage import Store
+from .atomic import atomic_path
+from .build import dataset_stats
+from .meta import episodes_table, flatten_stats, stats_by_episode, write_stats
+from .reader import episodes_files
+
+STATS_PREFIX = "stats/"
+
+
+def written_files(plan: Plan) -> list[str]:
+    """The files a recomputation replaces (relative): every meta/episodes file and meta/stats.json."""
+    return [*episodes_files(plan.store), layout.STATS]
+
+
+def commit_restat(plan: Plan, target: Store, records: list[dict], tables: dict[str, MomentsTable],
+                  quantiles: dict | None) -> None:
+    """Write the new per-episode stats into the meta/episodes files and the dataset stats into stats.json, in
+    ``target`` (the dataset itself, or a copy made here with its data and videos hard-linked)."""
+    if target != plan.store:
+        plan.store.mirror_to(target, skip=set(written_files(plan)))
+    stats = stats_by_episode(records)
+    for relative in episodes_files(plan.store):
+        with plan.store.source(plan.store.path(relative)) as source:
+            table = pq.read_table(source)
+        kept = [name for name in table.column_names if not name.startswith(STATS_PREFIX)]
+        table = table.select(kept)
+        fresh = episodes_table([flatten_stats(stats[i]) for i in table.column("episode_index").to_pylist()])
+        position = next((i for i, name in enumerate(kept) if name.startswith("meta/episodes/")), len(kept))
+        for offset, name in enumerate(fresh.column_names):  # where lerobot puts them: before meta/episodes/*
+            table = table.add_column(position + offset, pa.field(name, fresh.schema.field(name).type),
+                                     fresh.column(name))
+        with atomic_path(target.path(relative)) as tmp:
+            pq.write_table(table, tmp, compression="snappy")
+    write_stats(target.path(layout.STATS), dataset_stats(plan, tables, quantiles))
