@@ -14,9 +14,10 @@ __version__ = "0.1.0"
 
 # public name -> the submodule that defines it
 _LAZY = {"check": "check", "convert": "convert", "ConversionResult": "convert", "DatasetError": "errors",
-         "Problem": "errors"}
+         "Problem": "errors", "convert_hub": "roundtrip", "HubConversion": "roundtrip"}
 
-__all__ = ["ConversionResult", "DatasetError", "Problem", "check", "convert", "__version__"]
+__all__ = ["ConversionResult", "DatasetError", "HubConversion", "Problem", "check", "convert", "convert_hub",
+           "__version__"]
 
 
 def __getattr__(name: str):

@@ -124,8 +124,8 @@ class Download:
             return f"downloaded {what} into {self.root}"
         if self.source == "cache":
             verb = "would copy" if self.dry_run else "copied"
-            return (f"{verb} {self.copied} file(s) of {what} from the Hugging Face cache (commit {str(self.commit)[:8]}) "
-                    f"into {self.root}: {self.reason}")
+            return (f"{verb} {self.copied} file(s) of {what} from the Hugging Face cache "
+                    f"(commit {str(self.commit)[:8]}) into {self.root}: {self.reason}")
         if self.source == "converted":
             return f"{self.root} already holds a converted dataset; {self.repo_id} is not downloaded again"
         return f"{'would use' if self.dry_run else 'using'} {self.root} as it is: {self.reason}"
@@ -170,8 +170,8 @@ def fetch_dataset(repo_id: str, revision: str | None = None, root: str | Path | 
         unreachable = hub_unreachable(repo_id, api)
     if unreachable is not None:
         return _from_cache(repo_id, revision, target, unreachable, dry_run)
-    kwargs = dict(repo_type=REPO_TYPE, revision=revision, allow_patterns=DOWNLOAD_PATTERNS, local_dir=target,
-                  endpoint=api.endpoint if api is not None else None, token=api.token if api is not None else None)
+    kwargs = {"repo_type": REPO_TYPE, "revision": revision, "allow_patterns": DOWNLOAD_PATTERNS, "local_dir": target,
+              "endpoint": api.endpoint if api is not None else None, "token": api.token if api is not None else None}
     try:
         if dry_run:
             files = snapshot_download(repo_id, dry_run=True, **kwargs)

@@ -77,7 +77,8 @@ class PushLayout:
 V21 = PushLayout("v2.1", ("meta",), written=("meta/info.json", "meta/episodes_stats.jsonl"), keep=(STATS_JSON,),
                  required=("meta/info.json", "meta/episodes_stats.jsonl"), description=" (per-episode stats)")
 V30 = PushLayout("v3.0", DATASET_FOLDERS, replace=True,
-                 required=("meta/info.json", "meta/stats.json", "meta/tasks.parquet"), description=" (file-based layout)")
+                 required=("meta/info.json", "meta/stats.json", "meta/tasks.parquet"),
+                 description=" (file-based layout)")
 LAYOUTS = {layout.version: layout for layout in (V21, V30)}
 TARGET_TAG = V21.tag  # the default target
 
@@ -175,7 +176,8 @@ class PushPlan:
             at = f" (head {self.base_commit[:8]})" if self.base_commit else ""
             lines.append(f"  branch: `{self.revision}`{at}")
         if self.pending and not self.files:
-            lines.append(f"  commit: the {self.tag} tree written by the conversion ({', '.join(self.layout.folders)}/); "
+            folders = ", ".join(f"{folder}/" for folder in self.layout.folders)
+            lines.append(f"  commit: the {self.tag} tree written by the conversion ({folders}); "
                          "the v2.x files under them are removed in the same commit")
         elif self.needs_commit:
             n_same = len(self.files) - len(self.uploads)
@@ -532,8 +534,8 @@ def _preupload(api: HfApi, plan: PushPlan, additions: list, failed) -> None:
 def _create_tag(api: HfApi, repo_id: str, tag: str, commit: str | None) -> None:
     """Create ``tag`` at ``commit``; a tag that appeared meanwhile is fine only if it is at ``commit``."""
     try:
-        api.create_tag(repo_id, tag=tag, revision=commit, tag_message=f"LeRobot dataset {tag} (converted by dask_stats)",
-                       repo_type=REPO_TYPE)
+        api.create_tag(repo_id, tag=tag, revision=commit, repo_type=REPO_TYPE,
+                       tag_message=f"LeRobot dataset {tag} (converted by dask_stats)")
     except HfHubHTTPError as e:
         if not _is_http(e, 409):
             raise

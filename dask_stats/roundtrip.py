@@ -7,16 +7,18 @@ command line's flags with underscores.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-from huggingface_hub import HfApi
+from typing import TYPE_CHECKING
 
 from .errors import HubError
-from .hub_download import SOURCE_REVISION, Download, default_root, fetch_dataset, hub_dataset_version, \
-    hub_unreachable, local_version, why_unreachable
-from .hub_push import PushPlan, PushResult, layout_for, plan_push, push
+
+if TYPE_CHECKING:  # huggingface_hub is imported when the Hub is used, not with the package
+    from huggingface_hub import HfApi
+
+    from .hub_download import Download
+    from .hub_push import PushPlan, PushResult
 
 
 @dataclass
@@ -63,6 +65,12 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     (``force=True`` recomputes, re-pushes and moves the tag). ``dry_run`` changes nothing and reports what would be
     downloaded (the real file list, from ``snapshot_download(dry_run=True)``), converted and pushed.
     """
+    from huggingface_hub import HfApi
+
+    from .hub_download import (SOURCE_REVISION, Download, default_root, fetch_dataset, hub_dataset_version,
+                               hub_unreachable, local_version, why_unreachable)
+    from .hub_push import layout_for, plan_push, push
+
     api = api or HfApi()
     revision = revision or SOURCE_REVISION
     force = bool(convert_options.get("force"))
@@ -104,8 +112,8 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     if converted and not push_to_hub:
         return already(f"in {target}")
 
-    push_options = dict(to=layout, branch=branch, source_revision=revision, private=private, move_tag=force,
-                        delete_old_stats=bool(convert_options.get("delete_old_stats")), api=api)
+    push_options = {"to": layout, "branch": branch, "source_revision": revision, "private": private,
+                    "move_tag": force, "delete_old_stats": bool(convert_options.get("delete_old_stats")), "api": api}
     if dry_run:
         result.status = "dry-run"
         if converted:

@@ -13,7 +13,13 @@ import pytest
 from huggingface_hub import HfApi, constants
 
 from dask_stats import hub
-from dask_stats.hub import HubError, download_dataset, hub_dataset_version, plan_push, push
+from dask_stats.hub import (
+    HubError,
+    download_dataset,
+    hub_dataset_version,
+    plan_push,
+    push,
+)
 from dask_stats.sample import Camera, SampleSpec, make_dataset
 
 try:
@@ -419,3 +425,94 @@ def test_lerobot_home(monkeypatch, tmp_path):
     assert hub.lerobot_home() == Path(constants.HF_HOME).expanduser() / "lerobot"
     monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "x"))
     assert hub.default_root("a/b") == tmp_path / "x" / "a" / "b"
+
+
+# ------------------------------------------------------------------------------------------------ v3.0 push
+def make_v30_tree(root: Path) -> Path:
+    """A hand-made tiny v3.0 tree (contents are placeholders: only the layout matters to the push)."""
+    files = {
+        "meta/info.json": json.dumps({"codebase_version": "v3.0", "total_episodes": 2}).encode(),
+        "meta/stats.json": b'{"frame_index": {"min": [0]}}',
+        "meta/tasks.parquet": b"PAR1 tasks",
+        "meta/episodes/chunk-000/file-000.parquet": b"PAR1 episodes",
+        "data/chunk-000/file-000.parquet": b"PAR1 data",
+        "videos/observation.images.top/chunk-000/file-000.mp4": b"\x00\x00\x00\x18ftypmp42",
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def test_v30_push_replaces_the_v2_layout_in_one_commit(stub, api, hub_v20, tmp_path):
+    tree = make_v30_tree(tmp_path / "v30")
+    plan = plan_push(REPO, tree, to="v3.0", branch="v3", source_revision="v2.0", api=api)
+    assert plan.tag == "v3.0" and plan.create_branch and stub.writes() == []
+    status = {f.path_in_repo: f.status for f in plan.files}
+    assert status["meta/info.json"] == status["meta/stats.json"] == "changed"
+    assert status["data/chunk-000/file-000.parquet"] == "new"
+    assert "meta/episodes.jsonl" in plan.deletes and "meta/tasks.jsonl" in plan.deletes
+    assert any(p.startswith("data/chunk-000/episode_") for p in plan.deletes)
+    assert any(p.startswith("videos/chunk-000/") for p in plan.deletes)
+    assert "README.md" not in plan.deletes and "images/leftover.png" not in plan.deletes
+    assert "(deleted in the same commit)" in str(plan)
+
+    result = push(plan, api=api)
+
+    assert [w[1] for w in stub.writes()] == ["create-branch", "commit", "create-tag"], "one commit switches layout"
+    published = stub.tree(REPO, "v3.0")
+    assert {p for p in published if p.split("/")[0] in ("meta", "data", "videos")} == set(dataset_files(tree))
+    assert published["README.md"] == b"# tiny\n" and "images/leftover.png" in published
+    assert stub.repos[REPO].branches["main"] == hub_v20, "main keeps the v2.0 layout"
+    assert result.tag == "v3.0" and len(result.deleted) == len(plan.deletes)
+    assert plan_push(REPO, tree, to="v3.0", branch="v3", source_revision="v2.0", api=api).is_noop
+
+
+def test_v30_large_push_uploads_files_before_the_commit(stub, api, hub_v20, tmp_path):
+    tree = make_v30_tree(tmp_path / "v30")
+    plan = plan_push(REPO, tree, to="v3.0", api=api, large_upload_bytes=0)
+    assert plan.large and "uploaded in batches first" in str(plan)
+    push(plan, api=api)
+    actions = [a for _, a in stub.log]
+    assert actions.index("preupload") < actions.index("commit")
+    assert [w[1] for w in stub.writes()] == ["commit", "create-tag"]
+
+
+def test_v30_push_refuses_a_v21_tree(stub, api, hub_v20, converted):
+    with pytest.raises(HubError, match="not converted yet.*v3.0"):
+        plan_push(REPO, converted, to="v3.0", api=api)
+
+
+# ------------------------------------------------------------------------------------------------ convert_hub
+def test_convert_hub_round_trip(stub, api, hub_v20, tmp_path):
+    from dask_stats import convert_hub
+
+    lines = []
+    dry = convert_hub(REPO, push_to_hub=True, dry_run=True, api=api, echo=lines.append)
+    assert dry.status == "dry-run" and dry.download.source == "hub" and dry.conversion is None
+    wanted = {p for p in stub.tree(REPO, "v2.0") if p.split("/")[0] in ("meta", "data", "videos")}
+    assert {f.filename for f in dry.download.files} == wanted and all(f.will_download for f in dry.download.files)
+    assert lines == str(dry).splitlines() and "would download" in lines[0] and stub.writes() == []
+
+    done = convert_hub(REPO, push_to_hub=True, api=api, num_workers=1, quiet=True)
+    assert done.status == "converted" and done.conversion.episodes == 2 and done.pushed.tag_action == "created"
+    assert stub.repos[REPO].tags["v2.1"] == done.pushed.commit_oid
+
+    again = convert_hub(REPO, push_to_hub=True, api=api, quiet=True)
+    assert again.status == "already-converted" and "already at v2.1 on the Hub" in str(again)
+
+
+def test_convert_hub_pushes_a_root_converted_earlier(stub, api, hub_v20, converted):
+    from dask_stats import convert_hub
+
+    result = convert_hub(REPO, root=converted, push_to_hub=True, api=api)
+    assert result.status == "pushed-only" and result.conversion is None
+    assert stub.repos[REPO].tags["v2.1"] == result.pushed.commit_oid
+
+
+def test_convert_hub_root_already_converted_asks_nothing(stub, api, hub_v20, converted):
+    from dask_stats import convert_hub
+
+    result = convert_hub(REPO, root=converted, api=api)
+    assert result.status == "already-converted" and stub.log == []
+    assert str(result).count("\n") == 0 and "--force" in str(result)
