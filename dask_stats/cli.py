@@ -122,6 +122,9 @@ def _work(module: str):
     finally:
         gc.freeze()
         gc.enable()
+        # after distributed set up its own loggers (which LocalCluster(silence_logs=...) quiets): configured
+        # before, the root handler would print distributed's INFO lines
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _nothing_to_do(exc: DatasetError) -> bool:
@@ -231,9 +234,8 @@ def _demo(args) -> int:
         print(f"dask_stats: {base} is not empty and was not created by the demo; nothing was removed. Choose a new "
               "or empty directory with --dir.", file=sys.stderr)
         return 2
-    make_dataset = _work("sample").make_dataset
-    SampleSpec = _work("sample").SampleSpec
-    convert = _work("convert").convert
+    convert = _work("convert").convert  # first: it sets up distributed's logging (see _work)
+    make_dataset, SampleSpec = _work("sample").make_dataset, _work("sample").SampleSpec
     source = make_dataset(base / "v2.0", SampleSpec(string_column=True))
     if not args.quiet:
         print(f"Sample v2.0 dataset: {source}")
@@ -266,7 +268,6 @@ def _claim_demo_dir(base: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return {"convert": _convert, "check": _check, "demo": _demo}[args.command](args)
     except TaskError as exc:
