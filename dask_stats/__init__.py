@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {"check": "check", "convert": "convert", "ConversionResult": "convert", "DatasetError": "errors",
          "Problem": "errors"}
 
-__all__ = ["ConversionResult", "DatasetError", "Problem", "check", "convert", "__version__"]
+__all__ = ["ConversionResult", "DatasetError", "Problem", "__version__", "check", "convert"]
 
 
 def __getattr__(name: str):

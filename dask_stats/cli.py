@@ -14,8 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
-from . import options
+from . import __version__, options
 from .errors import DatasetError, HubError, TaskError
 
 DEMO_MARKER = ".dask_stats_demo"  # written into the directories the demo creates: the only ones it empties
@@ -250,9 +249,8 @@ def _claim_demo_dir(base: Path) -> bool:
     marker = base / DEMO_MARKER
     if base.is_symlink() or base.exists() and not base.is_dir():
         return False
-    if base.is_dir() and not marker.is_file():
-        if any(base.iterdir()):
-            return False
+    if base.is_dir() and not marker.is_file() and any(base.iterdir()):
+        return False
     base.mkdir(parents=True, exist_ok=True)
     marker.write_text("created by `dask_stats demo`; the demo may replace v2.0/ and v2.1/ in this directory\n")
     for name in ("v2.0", "v2.1"):  # only what the demo itself writes

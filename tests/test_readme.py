@@ -20,7 +20,7 @@ IGNORED = shutil.ignore_patterns(".git", ".venv", "dask_stats_demo", "__pycache_
 
 def readme_commands() -> list[str]:
     """The commands of the README's first code block, comments removed."""
-    block = re.search(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+    block = re.search(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL).group(1)
     return [re.split(r"\s+#", line)[0].strip() for line in block.strip().splitlines()]
 
 
