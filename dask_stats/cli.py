@@ -14,8 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
-from . import options
+from . import __version__, options
 from .errors import DatasetError, HubError, TaskError
 
 DEMO_MARKER = ".dask_stats_demo"  # written into the directories the demo creates: the only ones it empties
@@ -203,9 +202,8 @@ def _demo(args) -> int:
         print(f"dask_stats: {base} is not empty and was not created by the demo; nothing was removed. Choose a new "
               "or empty directory with --dir.", file=sys.stderr)
         return 2
-    make_dataset = _work("sample").make_dataset
-    SampleSpec = _work("sample").SampleSpec
-    convert = _work("convert").convert
+    convert = _work("convert").convert  # first: it sets up distributed's logging (see _work)
+    make_dataset, SampleSpec = _work("sample").make_dataset, _work("sample").SampleSpec
     source = make_dataset(base / "v2.0", SampleSpec(string_column=True))
     if not args.quiet:
         print(f"Sample v2.0 dataset: {source}")
@@ -220,9 +218,8 @@ def _claim_demo_dir(base: Path) -> bool:
     marker = base / DEMO_MARKER
     if base.is_symlink() or base.exists() and not base.is_dir():
         return False
-    if base.is_dir() and not marker.is_file():
-        if any(base.iterdir()):
-            return False
+    if base.is_dir() and not marker.is_file() and any(base.iterdir()):
+        return False
     base.mkdir(parents=True, exist_ok=True)
     marker.write_text("created by `dask_stats demo`; the demo may replace v2.0/ and v2.1/ in this directory\n")
     for name in ("v2.0", "v2.1"):  # only what the demo itself writes

@@ -121,8 +121,9 @@ RUNNER = textwrap.dedent("""
 """)
 
 
-def test_longest_episodes_are_decoded_first(dataset, tmp_path):
+def test_longest_episodes_are_decoded_first(dataset, tmp_path, monkeypatch):
     """So that a run ends on short tasks instead of one core finishing a long video alone."""
+    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one task per episode
     RecordingBackend.opened.clear()
     dask_stats.convert(dataset, tmp_path / "out", video_backend=RecordingBackend, **{**LOCAL, "num_workers": 1})
     lengths = [json.loads(line)["length"] for line in (dataset / "meta/episodes.jsonl").read_text().splitlines()]
