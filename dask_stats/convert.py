@@ -18,13 +18,13 @@ from .errors import DatasetError, Problem, VerificationError
 from .moments import MomentsTable
 from .options import Options
 from .output import episode_records, info_text, jsonl_text
-from .plan import Plan
+from .plan import Plan, read_jsonl
 from .progress import Phases
 from .storage import Store
 from .tasks import Task, build_tasks, collect, dataset_quantiles
 from .v30.build import V30Build
 from .v30.restat import commit_restat
-from .verify import VerificationReport, verify
+from .verify import VerificationReport, compare_episode_stats, verify
 from .video import get_backend
 
 EPISODES_STATS = layout.EPISODES_STATS
@@ -99,6 +99,7 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     tasks = build_tasks(plan, opts, backend) + (build.first_tasks() if build else [])
     checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
     done = _resumable(checkpoint, tasks) if opts.run.resume else {}
+    resumed = len(done)
     quiet = opts.run.quiet
     if done and not quiet:
         print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
@@ -110,8 +111,10 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         if build:  # the stream copies need the probes and data files of the first phase
             video_tasks, video_groups = build.video_tasks(results, tasks)
             done = _resumable(checkpoint, video_tasks) if opts.run.resume else {}
+            resumed += len(done)
             results.update(scheduling.run(dask_client, video_tasks, done, checkpoint.save, retries=opts.run.retries,
                                           quiet=quiet))
+            tasks += video_tasks
         tables = collect(plan, tasks, results)
         qs = opts.stats.quantile_levels
         quantiles = dataset_quantiles(dask_client, plan, tables, qs) if (build or restat) and qs else None
@@ -126,6 +129,8 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     with phase("writing"):
         records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
                                   plan.features, qs)
+        if plan.version == "v2.1" and plan.store.is_file(plan.store.path(layout.EPISODES_STATS)):
+            findings += compare_episode_stats(records, read_jsonl(plan.store, layout.EPISODES_STATS), plan.features)
         if build:
             build.commit(records, tables, results, video_tasks, video_groups, quantiles)
         elif restat:
@@ -136,7 +141,7 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
                             plan.stats_features, plan.skipped, report, findings, timings, tasks=len(tasks),
-                            resumed=len(done), format=opts.stats.to)
+                            resumed=resumed, format=opts.stats.to)
 
 
 def _resumable(checkpoint: Checkpoint, tasks: list[Task]) -> dict[str, object]:
