@@ -62,7 +62,7 @@ def _flag(parser, name: str, help: str, default=False) -> None:
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(prog=prog or prog_name(),
-                    description="Convert LeRobot v2.0 datasets to v2.1 (per-episode stats) with Dask.",
+                    description="Statistics of LeRobot datasets with Dask: v2.0 -> v2.1 or v3.0, exact quantiles.",
                     epilog="Boolean flags take --flag, --flag=true or --flag=false. Exit codes: 0 done or nothing "
                            "to do, 1 check found errors, 2 bad input or options (nothing written), 3 unexpected "
                            "error, 4 incomplete (the same command resumes it).")
@@ -70,8 +70,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, title="commands", help="what to do")
 
-    conv = commands.add_parser("convert", help="compute meta/episodes_stats.jsonl and set codebase_version v2.1",
-                               description="Compute meta/episodes_stats.jsonl and set codebase_version v2.1.")
+    conv = commands.add_parser("convert", help="compute per-episode stats and write a v2.1 (default) or v3.0 dataset",
+                               description="Compute every episode's stats and write them as v2.1 (meta/episodes_stats"
+                                           ".jsonl beside the v2.0 files) or as a v3.0 dataset (--to v3.0); a v3.0 "
+                                           "dataset gets new stats with --force.")
     conv.add_argument("--root", help="the v2.0 dataset: a directory or an fsspec URL (s3://..., hf://datasets/...), "
                                      "converted in place; with --repo-id, where to download it (default: "
                                      "$HF_LEROBOT_HOME/<repo_id>)")

@@ -92,6 +92,7 @@ def test_one_checkpoint_file_per_run_listed_expired_and_cleared(ds, monkeypatch,
     from dask_stats import checkpoint
 
     monkeypatch.setenv("DASK_STATS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one task per episode
     interrupted_run(ds)
     [saved] = checkpoint.list_checkpoints()
     assert saved.target == str(ds) and saved.tasks >= 2
