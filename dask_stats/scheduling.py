@@ -143,8 +143,10 @@ def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: C
     by_key = {t.key: t for t in todo}
     with tqdm(total=len(all_episodes), initial=len(all_episodes) - len(remaining), unit="episode",
               disable=quiet, desc="episodes") as bar:
-        futures = client.compute([t.delayed for t in todo], retries=retries) if todo else []
-        for future in as_completed(futures):
+        # as_completed holds each future until it is done; the result is then released on the cluster at once,
+        # so workers do not keep finished results (nor recompute them when a worker dies later in the run)
+        finished = as_completed(client.compute([t.delayed for t in todo], retries=retries) if todo else [])
+        for future in finished:
             task = by_key[future.key]
             try:
                 results[task.key] = future.result()
@@ -153,6 +155,7 @@ def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: C
                 problems += exc.problems
             except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: blame the task's episode/file
                 problems.append(task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}"))
+            future.release()
             for ep in task.episodes:
                 remaining[ep] -= 1
                 if remaining[ep] == 0:
