@@ -133,7 +133,8 @@ def test_longest_episodes_are_decoded_first(dataset, tmp_path, monkeypatch):
     assert len(opened) == 2 * len(lengths) and opened == sorted(opened, reverse=True)
 
 
-def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_output, tmp_path, copy_of):
+def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_output, tmp_path, copy_of,
+                                                            monkeypatch):
     root = copy_of(dataset)
     info_before = (root / "meta/info.json").read_bytes()
     checkpoint = checkpoint_path(Store(root))  # this dataset's (other tests leave theirs)
@@ -149,6 +150,7 @@ def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_o
         assert not (root / "meta/episodes_stats.jsonl").exists()
     saved = [c.tasks for c in list_checkpoints() if c.path == checkpoint]
     assert saved and saved[0], "finished tasks should have been checkpointed before the kill"
+    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # the tasks of the killed runs
     result = dask_stats.convert(root, **LOCAL)
     assert result.resumed >= saved[0]
     assert (root / "meta/episodes_stats.jsonl").read_bytes() == reference_output
