@@ -139,8 +139,8 @@ def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_o
     info_before = (root / "meta/info.json").read_bytes()
     checkpoint = checkpoint_path(Store(root))  # this dataset's (other tests leave theirs)
     script = RUNNER.format(tests=str(TESTS), root=str(root))
-    env = {**os.environ, "DASK_STATS_TEST_DELAY": "1.0"}  # 6 tasks of 2 videos on 2 threads: >= 6 s per run
-    for delay in (1.5, 2.5, 4.5):  # kill at several points of the run (startup, first tasks, mid-way)
+    env = {**os.environ, "DASK_STATS_TEST_DELAY": "0.6"}  # 6 tasks of 2 videos on 2 threads: >= 3.6 s per run
+    for delay in (2.0, 3.0, 4.0):  # kill at several points of the run (startup, first tasks, mid-way)
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=env)
         time.sleep(delay)
