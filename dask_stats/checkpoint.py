@@ -199,12 +199,7 @@ class Checkpoint:
         self.disabled = why
         log.warning("checkpoints cannot be saved in %s (%s); the run goes on without resume "
                     "(set DASK_STATS_CACHE to a writable directory to resume interrupted runs)", self.path.parent, why)
-        if self._db is not None:
-            try:
-                self._db.close()
-            except sqlite3.Error:
-                pass
-            self._db = None
+        self.close()
 
     def load(self, keys: list[str]) -> dict[str, object]:
         """Results saved by an earlier run with the same fingerprint for any of ``keys``."""
