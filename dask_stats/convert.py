@@ -16,6 +16,7 @@ from .check import preflight
 from .checkpoint import Checkpoint, fingerprint
 from .errors import DatasetError, Problem, VerificationError
 from .moments import MomentsTable
+from .numeric import ROWS_PER_PARTITION
 from .options import Options
 from .output import episode_records, info_text, jsonl_text
 from .plan import Plan
@@ -93,7 +94,9 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
         if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
-        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet)
+        longest = max([ROWS_PER_PARTITION] + [ep.length for ep in plan.episodes])
+        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet,
+                                 stall_s=scheduling.stall_limit_s(opts.run, longest))
     tables = collect(plan, tasks, results)
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]

@@ -39,3 +39,16 @@ class RecordingBackend(PyAVBackend):
     def open(self, path):
         RecordingBackend.opened.append(str(path))
         return super().open(path)
+
+
+class GilHangBackend(PyAVBackend):
+    """pyav, but opening the file of episode 1 blocks in C while holding the GIL (no other thread can run)."""
+
+    name = "pyav"
+
+    def open(self, path):
+        if str(path).endswith("episode_000001.mp4"):
+            import ctypes
+
+            ctypes.PyDLL(None).sleep(3600)  # PyDLL: the GIL stays held during the call
+        return super().open(path)

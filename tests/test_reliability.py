@@ -219,3 +219,39 @@ def test_a_local_run_listens_on_loopback_only(small, tmp_path, scheduler):
     assert seen, "the run should have been watched while its cluster was up"
     assert all(ip in ("127.0.0.1", "::1") for ip, _ in seen), seen
     assert 8787 not in {port for _, port in seen}
+
+
+# -- 6. hangs that hold the GIL ------------------------------------------------------------------------------------
+def test_gil_holding_hang_is_cut_off_in_processes_mode(small, tmp_path):
+    from fake_backends import GilHangBackend
+
+    start = time.monotonic()
+    with pytest.raises(TaskError) as info:
+        dask_stats.convert(small, tmp_path / "out", video_backend=GilHangBackend, scheduler="processes",
+                           num_workers=2, task_timeout=2, retries=0, quiet=True)
+    assert time.monotonic() - start < 120
+    problems = info.value.problems  # tasks waiting on the same worker may be lost with it, and reported too
+    assert 1 in {p.episode for p in problems}
+    assert all("worker process running it died" in p.message and p.transient for p in problems)
+    assert info.value.transient
+
+
+GIL_HANG = """
+import sys
+sys.path.insert(0, {tests!r})
+from fake_backends import GilHangBackend
+import dask_stats
+dask_stats.convert({root!r}, {out!r}, video_backend=GilHangBackend, num_workers=2, task_timeout=2, quiet=True)
+"""
+
+
+def test_gil_holding_hang_in_threads_mode_ends_the_process(small, tmp_path):
+    import subprocess
+    import sys
+
+    script = GIL_HANG.format(tests=str(Path(__file__).parent), root=str(small), out=str(tmp_path / "out"))
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and time.monotonic() - start < 60
+    assert "Timeout" in run.stderr and "GilHangBackend" not in run.stdout
+    assert not (tmp_path / "out").exists()
