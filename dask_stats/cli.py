@@ -145,9 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     except TaskError as exc:
         if getattr(args, "debug", False):
             raise
-        print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
-              f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
-        return 4
+        if exc.transient:  # timeouts, lost workers: the run failed, not the data
+            print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
+                  f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
+            return 4
+        print(f"dask_stats: cannot convert: {len(exc.problems)} task(s) met bad data; nothing was committed. "
+              f"Fix the files named below (or exclude their features); finished work is checkpointed.\n{exc}",
+              file=sys.stderr)
+        return 2
     except (DatasetError, HubError) as exc:
         if getattr(args, "debug", False):
             raise

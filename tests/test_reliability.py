@@ -255,3 +255,35 @@ def test_gil_holding_hang_in_threads_mode_ends_the_process(small, tmp_path):
     assert run.returncode != 0 and time.monotonic() - start < 60
     assert "Timeout" in run.stderr and "GilHangBackend" not in run.stdout
     assert not (tmp_path / "out").exists()
+
+
+# -- 8. exit codes -------------------------------------------------------------------------------------------------
+def cli(*args, env=None, timeout=300):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "dask_stats", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_bad_data_found_by_a_task_exits_2_not_4(video_dataset, copy_of, tmp_path):
+    root = copy_of(video_dataset)
+    damage(video(root, 0))
+    run = cli("convert", "--root", root, "--output", tmp_path / "out", "--num-workers", "2", "--quiet")
+    assert run.returncode == 2, run.stderr
+    assert "damaged at frame" in run.stderr and "the same command resumes it" not in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_timeout_exits_4(small, tmp_path):
+    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    script = ("import sys, fake_backends, dask_stats.video as v; v.BACKENDS['pyav'] = fake_backends.HangingBackend; "
+              "from dask_stats.cli import main; sys.exit(main(sys.argv[1:]))")
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", script, "convert", "--root", str(small), "--output",
+                          str(tmp_path / "out"), "--task-timeout", "2", "--retries", "0", "--quiet"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+    assert run.returncode == 4, run.stderr
+    assert "the same command resumes it" in run.stderr
