@@ -7,7 +7,11 @@ import sys
 # collector only costs time there (0.1-0.2 s). Collect nothing while importing, then set the imported
 # objects aside (gc.freeze) so that later collections do not scan them again.
 gc.disable()
-from .cli import main  # noqa: E402
+try:
+    from .cli import main  # noqa: E402
+except KeyboardInterrupt:  # Ctrl-C while the libraries load: one line, no traceback
+    print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
+    os._exit(130)
 
 gc.freeze()
 gc.enable()

@@ -9,11 +9,14 @@ video headers left to the video tasks (a 4 ms open per video adds up to minutes 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -34,7 +37,41 @@ def check(root: str | os.PathLike, output: str | os.PathLike | None = None, *, s
     with ``output``, the conversion would write a copy there (a read-only source is then fine)."""
     opts = Options.of(**options)
     backend = get_backend(opts.stats.video_backend)
-    return diagnose(Store(root, storage_options), opts, backend, in_place=output is None)[1]
+    source = Store(root, storage_options)
+    found = output_problems(source, Store(output, storage_options)) if output is not None else []
+    return found + diagnose(source, opts, backend, in_place=output is None)[1]
+
+
+OUTPUT_MARKER = ".dask_stats-output"  # in an --output directory this tool is writing (removed once complete)
+
+
+def mark_output(source: Store, target: Store) -> None:
+    """Mark ``target`` as the copy of ``source`` this tool is writing (the same command may then resume it)."""
+    target.write_text(target.path(OUTPUT_MARKER), json.dumps({"source": source.display(source.root)}))
+
+
+def output_problems(source: Store, target: Store) -> list[Problem]:
+    """Why ``target`` cannot receive a converted copy of ``source``: a file, under a file, or a directory
+    holding something else than an unfinished copy of ``source`` by this tool."""
+    where = target.display(target.root)
+    if target.local:
+        parent = Path(target.root)
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if parent.exists() and not parent.is_dir():
+            what = "is a file" if str(parent) == target.root else f"is inside {parent}, which is a file"
+            return [Problem(f"--output {what}", path=where, fix="choose a new or empty --output directory")]
+    elif target.fs.isfile(target.root):
+        return [Problem("--output is a file", path=where, fix="choose a new or empty --output directory")]
+    if target.is_empty_or_missing():
+        return []
+    try:
+        marker = json.loads(target.read_text(target.path(OUTPUT_MARKER)))
+    except (OSError, ValueError):
+        marker = None
+    if isinstance(marker, dict) and marker.get("source") == source.display(source.root):
+        return []  # an unfinished copy of this dataset: the same command resumes it
+    return [Problem("the output directory is not empty", path=where, fix="choose a new or empty --output directory")]
 
 
 def preflight(store: Store, options: Options, backend: VideoBackend, in_place: bool) -> tuple[Plan, list[Problem]]:

@@ -156,10 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, HubError) as exc:
         if getattr(args, "debug", False):
             raise
-        print(f"dask_stats: cannot convert:\n{exc}", file=sys.stderr)
+        partly = " (while writing the new metadata: part of it may be in place; once fixed, the same command " \
+                 "finishes the conversion)" if getattr(exc, "partial_commit", False) else ""
+        print(f"dask_stats: cannot convert{partly}:\n{exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "partial_commit", False):
+            print("dask_stats: interrupted while writing the new metadata (part of it may be in place); the same "
+                  "command finishes the conversion", file=sys.stderr)
+        else:
+            print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a plain sentence, not a traceback, unless --debug
         if getattr(args, "debug", False):

@@ -12,8 +12,8 @@ import numpy as np
 from distributed import Client
 
 from . import layout, scheduling
-from .check import preflight
-from .checkpoint import Checkpoint, fingerprint
+from .check import OUTPUT_MARKER, mark_output, output_problems, preflight
+from .checkpoint import Checkpoint, fingerprint, target_lock
 from .errors import DatasetError, Problem, VerificationError
 from .moments import MomentsTable
 from .numeric import ROWS_PER_PARTITION
@@ -74,13 +74,21 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     where they live.
     """
     opts = Options.of(**options)
-    backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
-    start = time.perf_counter()
     source = Store(root, storage_options)
     target = Store(output, storage_options) if output is not None else source
-    if output is not None and not target.is_empty_or_missing():
-        raise DatasetError(Problem("the output directory is not empty", path=target.url,
-                                   fix="choose a new or empty --output directory"))
+    with target_lock(target):  # a second run into the same target refuses instead of racing this one
+        return _convert(source, target, opts, client)
+
+
+def _convert(source: Store, target: Store, opts: Options, client: Client | None) -> ConversionResult:
+    backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
+    start = time.perf_counter()
+    output = None if target is source else target
+    if output is not None:
+        problems = output_problems(source, target)
+        if problems:
+            raise DatasetError(problems)
+    target.remove_temporaries("meta")  # left by a run killed while writing
     plan, findings = preflight(source, opts, backend, in_place=output is None)
     timings = {"plan": time.perf_counter() - start}
 
@@ -107,7 +115,8 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         raise
     records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
                               plan.features)
-    commit(plan, target, records, opts)
+    # hard links made by the copy change the source files' ctime: the results stay valid for the same command
+    commit(plan, target, records, opts, after_copy=lambda: checkpoint.rekey(fingerprint(plan, opts.stats)))
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
@@ -139,14 +148,25 @@ def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options
     return report
 
 
-def commit(plan: Plan, target: Store, records: list[dict], options: Options) -> None:
-    """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked."""
-    if target != plan.store:
-        plan.store.mirror_to(target, skip={EPISODES_STATS})
-    target.write_text(target.path(EPISODES_STATS), jsonl_text(records))
-    target.write_text(target.path(layout.INFO), info_text({**plan.info, "codebase_version": "v2.1"}))
-    if options.safety.delete_old_stats:
-        target.remove(target.path(layout.STATS))
+def commit(plan: Plan, target: Store, records: list[dict], options: Options, after_copy=None) -> None:
+    """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked.  A copy
+    (``--output``) is marked as this tool's until it is complete, so that the same command resumes it.  An
+    error or interrupt from here on carries ``partial_commit`` (something may already be written)."""
+    try:
+        if target != plan.store:
+            mark_output(plan.store, target)
+            plan.store.mirror_to(target, skip={EPISODES_STATS})
+            if after_copy is not None:
+                after_copy()
+        target.write_text(target.path(EPISODES_STATS), jsonl_text(records))
+        target.write_text(target.path(layout.INFO), info_text({**plan.info, "codebase_version": "v2.1"}))
+        if options.safety.delete_old_stats:
+            target.remove(target.path(layout.STATS))
+        if target != plan.store:
+            target.remove(target.path(OUTPUT_MARKER))
+    except BaseException as exc:
+        exc.partial_commit = True
+        raise
 
 
 def _location(store: Store) -> Path | str:

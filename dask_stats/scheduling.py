@@ -172,8 +172,15 @@ def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: C
 
 
 def _arm(stall_s: float | None) -> None:
-    if stall_s is not None:
-        faulthandler.dump_traceback_later(stall_s, exit=True, file=sys.stderr)
+    if stall_s is None:
+        return
+    for stream in (sys.stderr, sys.__stderr__):  # a real file is needed (captured streams have none)
+        try:
+            stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        faulthandler.dump_traceback_later(stall_s, exit=True, file=stream)
+        return
 
 
 def _run(client, tasks, done, on_result, retries, quiet, stall_s) -> dict[str, object]:

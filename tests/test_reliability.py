@@ -287,3 +287,88 @@ def test_a_timeout_exits_4(small, tmp_path):
                          capture_output=True, text=True, timeout=300, env={**os.environ, **env})
     assert run.returncode == 4, run.stderr
     assert "the same command resumes it" in run.stderr
+
+
+# -- 7. resume and concurrency -------------------------------------------------------------------------------------
+def fail_when_writing(monkeypatch, name: str, error: BaseException):
+    from dask_stats.storage import Store
+
+    real = Store.write_text
+
+    def write_text(self, path, text):
+        if path.endswith(name):
+            raise error
+        return real(self, path, text)
+
+    monkeypatch.setattr(Store, "write_text", write_text)
+
+
+def test_output_interrupted_while_committing_is_resumed_by_the_same_command(small, tmp_path, monkeypatch):
+    from dask_stats.errors import DatasetError
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        fail_when_writing(patch, "meta/info.json", DatasetError("disk full"))
+        with pytest.raises(DatasetError) as info:
+            dask_stats.convert(small, out, **FAST)
+        assert getattr(info.value, "partial_commit", False)
+    assert (out / "meta/episodes_stats.jsonl").exists()
+    result = dask_stats.convert(small, out, **FAST)
+    assert result.resumed == result.tasks
+    assert json.loads((out / "meta/info.json").read_text())["codebase_version"] == "v2.1"
+    assert not (out / ".dask_stats-output").exists()
+    with pytest.raises(DatasetError, match="not empty"):  # complete now: not this tool's unfinished copy
+        dask_stats.convert(small, out, **FAST)
+
+
+def test_a_second_run_on_the_same_target_is_refused(small, tmp_path):
+    from dask_stats.checkpoint import target_lock
+    from dask_stats.errors import DatasetError
+    from dask_stats.storage import Store
+
+    with target_lock(Store(tmp_path / "out")):
+        with pytest.raises(DatasetError, match="another dask_stats run is converting into this target"):
+            dask_stats.convert(small, tmp_path / "out", **FAST)
+    assert not (tmp_path / "out").exists()
+    assert dask_stats.convert(small, tmp_path / "out", **FAST).episodes == 3
+
+
+def test_temporary_files_of_a_killed_run_are_removed(ds):
+    (ds / "meta/.info.json.k1ll3d.tmp").write_text("{")
+    dask_stats.convert(ds, **FAST)
+    assert not list((ds / "meta").glob(".*.tmp"))
+
+
+def test_interrupt_after_episodes_stats_does_not_claim_nothing_was_committed(ds, monkeypatch, capsys):
+    from dask_stats.cli import main
+
+    fail_when_writing(monkeypatch, "meta/info.json", KeyboardInterrupt())
+    assert main(["convert", "--root", str(ds), "--quiet", "--num-workers", "2"]) == 130
+    err = capsys.readouterr().err
+    assert "nothing was committed" not in err and "the same command finishes the conversion" in err
+    assert (ds / "meta/episodes_stats.jsonl").exists()
+
+
+def test_output_that_is_a_file_or_under_one(small, tmp_path):
+    from dask_stats.check import check
+    from dask_stats.errors import DatasetError
+
+    (tmp_path / "file").write_text("")
+    for output, words in ((tmp_path / "file", "--output is a file"), (tmp_path / "file/out", "is inside")):
+        assert any(words in p.message for p in check(small, output)), check(small, output)
+        with pytest.raises(DatasetError, match=words):
+            dask_stats.convert(small, output, **FAST)
+
+
+def test_a_full_disk_names_the_file_being_written(ds, monkeypatch):
+    import errno
+
+    from dask_stats.errors import DatasetError
+    from dask_stats.storage import Store
+
+    monkeypatch.setattr(Store, "_write_local", staticmethod(lambda path, text: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device"))))
+    with pytest.raises(DatasetError) as info:
+        dask_stats.convert(ds, **FAST)
+    [problem] = info.value.problems
+    assert "No space left on device" in problem.message and problem.path.endswith("meta/episodes_stats.jsonl")
