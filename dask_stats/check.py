@@ -17,6 +17,7 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -121,6 +122,9 @@ def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bo
         read_jsonl(store, layout.TASKS)
     except DatasetError as exc:
         problems += [replace(p, fix="restore it (LeRobot loaders need it)") for p in exc.problems]
+    problems += _special_files(store)
+    if plan.has_stats_json and not options.safety.skip_verify:
+        problems += stats_json_problems(plan)
     if not videos:
         problems += _first_videos_readable(plan, backend)
     work = EpisodeChecker(plan, options, backend, videos)
@@ -132,6 +136,62 @@ def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bo
         pool.shutdown(wait=False)
     for episode_problems in found:
         problems += episode_problems
+    return problems
+
+
+def _special_files(store: Store) -> list[Problem]:
+    """FIFOs, sockets and devices in a local dataset (copying or reading one would block or never end)."""
+    if not store.local:
+        return []
+    found = []
+    pending = [store.root]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir():
+                    pending.append(entry.path)
+                elif not entry.is_file() and (not entry.is_symlink() or os.path.exists(entry.path)):
+                    found.append(Problem("is not a regular file (a FIFO, socket or device?): it cannot be read or "
+                                         "copied as part of the dataset", path=entry.path,
+                                         fix="remove it from the dataset directory"))
+            except OSError:
+                continue
+    return found
+
+
+def stats_json_problems(plan: Plan) -> list[Problem]:
+    """Why meta/stats.json cannot serve as the reference of verification (checked before any computing)."""
+    store = plan.store
+    path = store.display(store.path(layout.STATS))
+    fix = "restore meta/stats.json, or --skip-verify"
+    try:
+        reference = json.loads(store.read_text(store.path(layout.STATS)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [Problem(f"meta/stats.json is not valid JSON: {exc}", path=path, fix=fix)]
+    except OSError as exc:
+        return [Problem(f"meta/stats.json cannot be read: {exc}", path=path, fix=fix)]
+    if not isinstance(reference, dict):
+        return [Problem("meta/stats.json is not a JSON object", path=path, fix=fix)]
+    problems = []
+    for name in plan.stats_features:
+        stats = reference.get(name)
+        if stats is None:
+            continue
+        if not isinstance(stats, dict):
+            problems.append(Problem("its entry in meta/stats.json is not a JSON object", feature=name, path=path,
+                                    fix=fix))
+            continue
+        for stat in ("mean", "std", "min", "max"):
+            if stat in stats:
+                try:
+                    np.asarray(stats[stat], dtype=np.float64)
+                except (TypeError, ValueError):
+                    problems.append(Problem(f"meta/stats.json's {stat} is not an array of numbers: "
+                                            f"{str(stats[stat])[:60]}", feature=name, path=path, fix=fix))
     return problems
 
 

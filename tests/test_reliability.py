@@ -372,3 +372,72 @@ def test_a_full_disk_names_the_file_being_written(ds, monkeypatch):
         dask_stats.convert(ds, **FAST)
     [problem] = info.value.problems
     assert "No space left on device" in problem.message and problem.path.endswith("meta/episodes_stats.jsonl")
+
+
+# -- 9. bad metadata: no crash, and check predicts it ----------------------------------------------------------------
+from test_check import edit_json, edit_jsonl, expect  # noqa: E402
+
+
+def test_no_episodes(ds):
+    (ds / "meta/episodes.jsonl").write_text("")
+    expect(ds, message="lists no episodes", path_end="meta/episodes.jsonl")
+
+
+def test_zero_sized_feature(ds):
+    edit_json(ds / "meta/info.json", lambda i: i["features"]["action"].update(shape=[0]))
+    expect(ds, message="zero-sized feature", feature="action", fix="--exclude-features action")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"action": {"mean": "high"}}', "not an array of numbers"),
+    ('{"action": {"mean": [[1, 2], [3]]}}', "not an array of numbers"),
+    ('{"action": 3}', "not a JSON object"),
+])
+def test_malformed_stats_json_is_found_before_computing(ds, text, words):
+    (ds / "meta/stats.json").write_text(text)
+    expect(ds, message=words, path_end="meta/stats.json", fix="--skip-verify")
+    assert dask_stats.convert(ds, skip_verify=True, **FAST).episodes == 3
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda i: i.update(data_path="data/{chunk}/episode_{episode_index:06d}.parquet"), "cannot be filled in"),
+    (lambda i: i.update(data_path=["data"]), "not a path template string"),
+    (lambda i: i.update(video_path=7), "not a path template string"),
+    (lambda i: i.update(fps="thirty"), "fps is 'thirty'"),
+    (lambda i: i.update(chunks_size="2"), "chunks_size is '2'"),
+    (lambda i: i["features"].update(action="float32"), "not a JSON object"),
+    (lambda i: i["features"]["action"].update(shape="4"), "not a list of non-negative integers"),
+])
+def test_malformed_info_json_fields(ds, change, words):
+    edit_json(ds / "meta/info.json", change)
+    expect(ds, message=words, path_end="meta/info.json")
+
+
+def test_fifo_in_the_tree(ds):
+    os.mkfifo(ds / "videos/notes.fifo")
+    expect(ds, message="not a regular file", path_end="notes.fifo")
+
+
+def test_fifo_as_metadata_file(ds):
+    (ds / "meta/tasks.jsonl").unlink()
+    os.mkfifo(ds / "meta/tasks.jsonl")
+    expect(ds, message="not a regular file", path_end="meta/tasks.jsonl")
+
+
+# -- 10. errors name the right place ------------------------------------------------------------------------------------
+def test_duplicate_episode_lines_are_called_duplicates(ds):
+    edit_jsonl(ds / "meta/episodes.jsonl", lambda r: r.append(dict(r[1])))
+    problem = expect(ds, message="listed twice", episode=1)
+    assert "duplicate" in problem.message
+    assert not [p for p in dask_stats.check(ds) if "not contiguous" in p.message]
+
+
+def test_chunk_index_placeholder_is_accepted_with_a_warning(ds):
+    edit_json(ds / "meta/info.json", lambda i: i.update(
+        data_path=i["data_path"].replace("{episode_chunk", "{chunk_index"),
+        video_path=i["video_path"].replace("{episode_chunk", "{chunk_index")))
+    expect(ds, message="read as {episode_chunk}", severity="warning")
+    assert not [p for p in dask_stats.check(ds) if p.severity == "error"]
+    assert dask_stats.convert(ds, **FAST).episodes == 3
