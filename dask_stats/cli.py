@@ -254,9 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     except TaskError as exc:
         if args.debug:
             raise
-        print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
-              f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
-        return 4
+        if exc.transient:  # timeouts, lost workers: the run failed, not the data
+            print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
+                  f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
+            return 4
+        print(f"dask_stats: cannot convert: {len(exc.problems)} task(s) met bad data; nothing was committed. "
+              f"Fix the files named below (or exclude their features); finished work is checkpointed.\n{exc}",
+              file=sys.stderr)
+        return 2
     except HubError as exc:  # one line: what happened on the Hub and what to do
         if args.debug:
             raise
@@ -265,10 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as exc:
         if args.debug:
             raise
-        print(f"dask_stats: cannot convert:\n{exc}", file=sys.stderr)
+        partly = " (while writing the new metadata: part of it may be in place; once fixed, the same command " \
+                 "finishes the conversion)" if getattr(exc, "partial_commit", False) else ""
+        print(f"dask_stats: cannot convert{partly}:\n{exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "partial_commit", False):
+            print("dask_stats: interrupted while writing the new metadata (part of it may be in place); the same "
+                  "command finishes the conversion", file=sys.stderr)
+        else:
+            print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a plain sentence, not a traceback, unless --debug
         if args.debug:

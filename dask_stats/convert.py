@@ -12,10 +12,11 @@ import numpy as np
 from distributed import Client
 
 from . import layout, scheduling
-from .check import preflight
-from .checkpoint import Checkpoint, fingerprint
+from .check import OUTPUT_MARKER, mark_output, output_problems, preflight
+from .checkpoint import Checkpoint, fingerprint, target_lock
 from .errors import DatasetError, Problem, VerificationError
 from .moments import MomentsTable
+from .numeric import ROWS_PER_PARTITION
 from .options import Options
 from .output import episode_records, info_text, jsonl_text
 from .plan import Plan, read_jsonl
@@ -77,10 +78,9 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     where they live.
     """
     opts = Options.of(**options)
-    backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
-    start = time.perf_counter()
     source = Store(root, storage_options)
     target = Store(output, storage_options) if output is not None else source
+<<<<<<< HEAD
     if output is not None and not target.is_empty_or_missing():
         raise DatasetError(Problem("the output directory is not empty", path=target.url,
                                    fix="choose a new or empty --output directory"))
@@ -94,6 +94,22 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
             else None
         if build and build.problems():
             raise DatasetError(build.problems())
+=======
+    with target_lock(target):  # a second run into the same target refuses instead of racing this one
+        return _convert(source, target, opts, client)
+
+
+def _convert(source: Store, target: Store, opts: Options, client: Client | None) -> ConversionResult:
+    backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
+    start = time.perf_counter()
+    output = None if target is source else target
+    if output is not None:
+        problems = output_problems(source, target)
+        if problems:
+            raise DatasetError(problems)
+    target.remove_temporaries("meta")  # left by a run killed while writing
+    plan, findings = preflight(source, opts, backend, in_place=output is None)
+>>>>>>> reliability
     timings = {"plan": time.perf_counter() - start}
 
     tasks = build_tasks(plan, opts, backend) + (build.first_tasks() if build else [])
@@ -107,6 +123,7 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
         if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
+<<<<<<< HEAD
         results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet)
         if build:  # the stream copies need the probes and data files of the first phase
             video_tasks, video_groups = build.video_tasks(results, tasks)
@@ -137,6 +154,23 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
             commit_restat(plan, target, records, tables, quantiles)
         else:
             commit(plan, target, records, opts)
+=======
+        longest = max([ROWS_PER_PARTITION] + [ep.length for ep in plan.episodes])
+        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet,
+                                 stall_s=scheduling.stall_limit_s(opts.run, longest))
+    tables = collect(plan, tasks, results)
+    findings += nonfinite_warnings(plan, tables)
+    timings["compute"] = time.perf_counter() - start - timings["plan"]
+    try:
+        report = verify_or_stop(plan, tables, opts)
+    except VerificationError:
+        checkpoint.clear()  # numbers that failed verification are never resumed (e.g. after restoring a file)
+        raise
+    records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
+                              plan.features)
+    # hard links made by the copy change the source files' ctime: the results stay valid for the same command
+    commit(plan, target, records, opts, after_copy=lambda: checkpoint.rekey(fingerprint(plan, opts.stats)))
+>>>>>>> reliability
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
@@ -174,14 +208,25 @@ def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options
     return report
 
 
-def commit(plan: Plan, target: Store, records: list[dict], options: Options) -> None:
-    """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked."""
-    if target != plan.store:
-        plan.store.mirror_to(target, skip={EPISODES_STATS})
-    target.write_text(target.path(EPISODES_STATS), jsonl_text(records))
-    target.write_text(target.path(layout.INFO), info_text({**plan.info, "codebase_version": "v2.1"}))
-    if options.safety.delete_old_stats:
-        target.remove(target.path(layout.STATS))
+def commit(plan: Plan, target: Store, records: list[dict], options: Options, after_copy=None) -> None:
+    """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked.  A copy
+    (``--output``) is marked as this tool's until it is complete, so that the same command resumes it.  An
+    error or interrupt from here on carries ``partial_commit`` (something may already be written)."""
+    try:
+        if target != plan.store:
+            mark_output(plan.store, target)
+            plan.store.mirror_to(target, skip={EPISODES_STATS})
+            if after_copy is not None:
+                after_copy()
+        target.write_text(target.path(EPISODES_STATS), jsonl_text(records))
+        target.write_text(target.path(layout.INFO), info_text({**plan.info, "codebase_version": "v2.1"}))
+        if options.safety.delete_old_stats:
+            target.remove(target.path(layout.STATS))
+        if target != plan.store:
+            target.remove(target.path(OUTPUT_MARKER))
+    except BaseException as exc:
+        exc.partial_commit = True
+        raise
 
 
 def _location(store: Store) -> Path | str:
