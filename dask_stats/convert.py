@@ -68,7 +68,8 @@ class ConversionResult:
 
 def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *, client: Client | None = None,
             storage_options: dict | None = None, **options) -> ConversionResult:
-    """Convert the LeRobot v2.0 dataset at ``root`` to v2.1.
+    """Convert the LeRobot v2.0 or v2.1 dataset at ``root`` to v2.1 (default) or, with ``to="v3.0"``, to v3.0;
+    recompute the stats of a v3.0 dataset (with ``force=True``).
 
     In place by default; with ``output``, a converted copy is written there (data and videos hard-linked
     or copied) and ``root`` is not modified.  ``options`` are the command line's flags with underscores
@@ -80,21 +81,6 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     opts = Options.of(**options)
     source = Store(root, storage_options)
     target = Store(output, storage_options) if output is not None else source
-<<<<<<< HEAD
-    if output is not None and not target.is_empty_or_missing():
-        raise DatasetError(Problem("the output directory is not empty", path=target.url,
-                                   fix="choose a new or empty --output directory"))
-    phase = Phases(quiet=opts.run.quiet)
-    with phase("planning and checking"):
-        plan, findings = preflight(source, opts, backend, in_place=output is None)
-        restat = plan.version == "v3.0"  # an existing v3.0 dataset gets new stats, and stays v3.0
-        if restat:
-            opts = replace(opts, stats=replace(opts.stats, to="v3.0"))
-        build = V30Build(plan, target, opts, in_place=output is None) if opts.stats.to == "v3.0" and not restat \
-            else None
-        if build and build.problems():
-            raise DatasetError(build.problems())
-=======
     with target_lock(target):  # a second run into the same target refuses instead of racing this one
         return _convert(source, target, opts, client)
 
@@ -108,8 +94,16 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         if problems:
             raise DatasetError(problems)
     target.remove_temporaries("meta")  # left by a run killed while writing
-    plan, findings = preflight(source, opts, backend, in_place=output is None)
->>>>>>> reliability
+    phase = Phases(quiet=opts.run.quiet)
+    with phase("planning and checking"):
+        plan, findings = preflight(source, opts, backend, in_place=output is None)
+        restat = plan.version == "v3.0"  # an existing v3.0 dataset gets new stats, and stays v3.0
+        if restat:
+            opts = replace(opts, stats=replace(opts.stats, to="v3.0"))
+        build = V30Build(plan, target, opts, in_place=output is None) if opts.stats.to == "v3.0" and not restat \
+            else None
+        if build and build.problems():
+            raise DatasetError(build.problems())
     timings = {"plan": time.perf_counter() - start}
 
     tasks = build_tasks(plan, opts, backend) + (build.first_tasks() if build else [])
@@ -123,14 +117,16 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
         if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
-<<<<<<< HEAD
-        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet)
+        longest = max([ROWS_PER_PARTITION] + [ep.length for ep in plan.episodes])
+        stall_s = scheduling.stall_limit_s(opts.run, longest)
+        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet,
+                                 stall_s=stall_s)
         if build:  # the stream copies need the probes and data files of the first phase
             video_tasks, video_groups = build.video_tasks(results, tasks)
             done = _resumable(checkpoint, video_tasks) if opts.run.resume else {}
             resumed += len(done)
             results.update(scheduling.run(dask_client, video_tasks, done, checkpoint.save, retries=opts.run.retries,
-                                          quiet=quiet))
+                                          quiet=quiet, stall_s=stall_s))
             tasks += video_tasks
         tables = collect(plan, tasks, results)
         qs = opts.stats.quantile_levels
@@ -152,25 +148,8 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
             build.commit(records, tables, results, video_tasks, video_groups, quantiles)
         elif restat:
             commit_restat(plan, target, records, tables, quantiles)
-        else:
-            commit(plan, target, records, opts)
-=======
-        longest = max([ROWS_PER_PARTITION] + [ep.length for ep in plan.episodes])
-        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet,
-                                 stall_s=scheduling.stall_limit_s(opts.run, longest))
-    tables = collect(plan, tasks, results)
-    findings += nonfinite_warnings(plan, tables)
-    timings["compute"] = time.perf_counter() - start - timings["plan"]
-    try:
-        report = verify_or_stop(plan, tables, opts)
-    except VerificationError:
-        checkpoint.clear()  # numbers that failed verification are never resumed (e.g. after restoring a file)
-        raise
-    records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
-                              plan.features)
-    # hard links made by the copy change the source files' ctime: the results stay valid for the same command
-    commit(plan, target, records, opts, after_copy=lambda: checkpoint.rekey(fingerprint(plan, opts.stats)))
->>>>>>> reliability
+        else:  # hard links made by the copy change the source files' ctime: the results stay valid for this command
+            commit(plan, target, records, opts, after_copy=lambda: checkpoint.rekey(fingerprint(plan, opts.stats)))
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,

@@ -133,46 +133,8 @@ def plan_dataset(store: Store, options: StatsOptions) -> tuple[Plan | None, list
     if version == "v3.0":
         from .v30.plan import plan_v30
 
-<<<<<<< HEAD
         return plan_v30(store, info, kinds, problems)
-=======
-    problems = [Problem(f"--exclude-features names an unknown feature; known: {', '.join(features)}", feature=name)
-                for name in options.exclude_features if name not in features]
     problems += _number_problems(info, info_path)
-    numeric, images, videos, skipped = [], [], [], {}
-    for name, ft in features.items():
-        if not isinstance(ft, dict):
-            problems.append(Problem(f"the feature's declaration is {type(ft).__name__} {ft!r}, not a JSON object",
-                                    feature=name, path=info_path, fix="fix meta/info.json"))
-            continue
-        dtype = ft.get("dtype")
-        shape = ft.get("shape")
-        if name in options.exclude_features:
-            pass
-        elif shape is not None and not (isinstance(shape, list) and all(
-                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-            problems.append(Problem(f"shape {shape!r} is not a list of non-negative integers", feature=name,
-                                    path=info_path, fix=f"fix meta/info.json, or --exclude-features {name}"))
-            continue
-        elif shape and 0 in shape:
-            problems.append(Problem(f"declares shape {shape}: a zero-sized feature has no values to take stats of",
-                                    feature=name, path=info_path, fix=f"--exclude-features {name}"))
-            continue
-        if "/" in name:
-            problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name))
-        elif name in options.exclude_features:
-            skipped[name] = "excluded by --exclude-features"
-        elif dtype == "video":
-            videos.append(name)
-        elif dtype == "image":
-            images.append(name)
-        elif dtype in NUMERIC_DTYPES:
-            numeric.append(name)
-        elif dtype in NO_STATS_DTYPES:
-            skipped[name] = f"{dtype} features have no stats"
-        else:
-            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, fix=f"--exclude-features {name}"))
->>>>>>> reliability
 
     try:
         records = read_jsonl(store, layout.EPISODES)
@@ -185,7 +147,6 @@ def plan_dataset(store: Store, options: StatsOptions) -> tuple[Plan | None, list
     return plan, problems
 
 
-<<<<<<< HEAD
 @dataclass
 class Kinds:
     """The features by how their stats are computed."""
@@ -202,7 +163,22 @@ def classify(features: dict, options: StatsOptions) -> tuple[Kinds, list[Problem
                 for name in options.exclude_features if name not in features]
     kinds = Kinds()
     for name, ft in features.items():
-        dtype = ft.get("dtype") if isinstance(ft, dict) else None
+        if not isinstance(ft, dict):
+            problems.append(Problem(f"the feature's declaration is {type(ft).__name__} {ft!r}, not a JSON object",
+                                    feature=name, fix="fix meta/info.json"))
+            continue
+        dtype, shape = ft.get("dtype"), ft.get("shape")
+        if name in options.exclude_features:
+            pass
+        elif shape is not None and not (isinstance(shape, list) and all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            problems.append(Problem(f"shape {shape!r} is not a list of non-negative integers", feature=name,
+                                    fix=f"fix meta/info.json, or --exclude-features {name}"))
+            continue
+        elif shape and 0 in shape:
+            problems.append(Problem(f"declares shape {shape}: a zero-sized feature has no values to take stats of",
+                                    feature=name, fix=f"--exclude-features {name}"))
+            continue
         if "/" in name:
             problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name))
         elif name in options.exclude_features:
@@ -218,7 +194,8 @@ def classify(features: dict, options: StatsOptions) -> tuple[Kinds, list[Problem
         else:
             problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, fix=f"--exclude-features {name}"))
     return kinds, problems
-=======
+
+
 def _number_problems(info: dict, info_path: str) -> list[Problem]:
     """fps and chunks_size must be positive numbers (chunks_size an integer) when present."""
     problems = []
@@ -256,7 +233,6 @@ def _template(info: dict, key: str, info_path: str, problems: list[Problem]) -> 
                                 fix="fix meta/info.json"))
         return ""
     return template
->>>>>>> reliability
 
 
 def _plan_episodes(store, info, records, videos, problems) -> list[Episode]:
