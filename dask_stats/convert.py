@@ -16,7 +16,6 @@ from .check import OUTPUT_MARKER, mark_output, output_problems, preflight
 from .checkpoint import Checkpoint, fingerprint, target_lock
 from .errors import DatasetError, Problem, VerificationError
 from .moments import MomentsTable
-from .numeric import ROWS_PER_PARTITION
 from .options import Options
 from .output import episode_records, info_text, jsonl_text
 from .plan import Plan, read_jsonl
@@ -117,16 +116,14 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
         if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
-        longest = max([ROWS_PER_PARTITION] + [ep.length for ep in plan.episodes])
-        stall_s = scheduling.stall_limit_s(opts.run, longest)
         results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet,
-                                 stall_s=stall_s)
+                                 stall_s=scheduling.stall_limit_s(tasks))
         if build:  # the stream copies need the probes and data files of the first phase
             video_tasks, video_groups = build.video_tasks(results, tasks)
             done = _resumable(checkpoint, video_tasks) if opts.run.resume else {}
             resumed += len(done)
             results.update(scheduling.run(dask_client, video_tasks, done, checkpoint.save, retries=opts.run.retries,
-                                          quiet=quiet, stall_s=stall_s))
+                                          quiet=quiet, stall_s=scheduling.stall_limit_s(video_tasks)))
             tasks += video_tasks
         tables = collect(plan, tasks, results)
         qs = opts.stats.quantile_levels

@@ -78,11 +78,11 @@ def guarded(function: Callable, argument, timeout_s: float, where: Location):
     return outcome["value"]
 
 
-def stall_limit_s(options: RunOptions, longest_task_frames: int) -> float:
+def stall_limit_s(tasks: list[Task]) -> float | None:
     """How long an in-process (threads) run may go without any task finishing before its watchdog ends the
-    process: twice the longest task's timeout (a hang that does not hold the GIL is cut off by its timeout
-    long before; only a hang holding the GIL, which stops every thread, reaches this)."""
-    return 2 * options.task_timeout_s(longest_task_frames, base=300.0)
+    process: twice the longest a task may take (its timeouts; a hang that does not hold the GIL is cut off by its
+    timeout long before; only a hang holding the GIL, which stops every thread, reaches this)."""
+    return 2 * max(task.timeout_s for task in tasks) if tasks else None
 
 
 def scheduler_address(options: RunOptions) -> str | None:

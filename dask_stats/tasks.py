@@ -37,6 +37,7 @@ class Task:
     delayed: Delayed
     feature: str | None = None  # the one feature the task works on, if any
     output: str | None = None  # the file the task writes, if any (a resumed task's file must still be there)
+    timeout_s: float = 3600.0  # the longest the task may take (its timeouts; longer means a hang)
 
     @property
     def key(self) -> str:
@@ -74,7 +75,7 @@ def parquet_tasks(plan: Plan, options: Options) -> list[Task]:
         timeout = options.run.task_timeout_s(sum(lengths[ep] for ep in episodes), base=300.0)
         key = task_key("parquet-stats", episodes)
         tasks.append(Task("parquet", episodes, where, dask.delayed(guarded)(reduce, part, timeout, where,
-                                                                             dask_key_name=key)))
+                                                                             dask_key_name=key), timeout_s=timeout))
     return tasks
 
 
@@ -96,7 +97,8 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
         name = f"video-stats-{feature}" if feature else "video-stats"
         with dask.annotate(priority=max(ep.length for ep in batch) - longest - 1):
             delayed = dask.delayed(video_stats)(job, dask_key_name=task_key(name, episodes))
-        tasks.append(Task("video", episodes, where, delayed, feature=feature))
+        tasks.append(Task("video", episodes, where, delayed, feature=feature,
+                          timeout_s=sum(timeouts[ep.index] * len(ep.videos) for ep in batch)))
     return tasks
 
 

@@ -140,19 +140,27 @@ def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_o
     checkpoint = checkpoint_path(Store(root))  # this dataset's (other tests leave theirs)
     script = RUNNER.format(tests=str(TESTS), root=str(root))
     env = {**os.environ, "DASK_STATS_TEST_DELAY": "0.6"}  # 6 tasks of 2 videos on 2 threads: >= 3.6 s per run
-    for delay in (2.0, 3.0, 4.0):  # kill at several points of the run (startup, first tasks, mid-way)
+
+    def saved() -> int:
+        return sum(c.tasks for c in list_checkpoints() if c.path == checkpoint)
+
+    # kill at several points of the run: during start-up, then each time once one more result is checkpointed
+    for more in (0, 1, 1):
+        before = saved()
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=env)
-        time.sleep(delay)
+        deadline = time.monotonic() + (1.0 if more == 0 else 60)
+        while time.monotonic() < deadline and saved() < before + more and proc.poll() is None:
+            time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert (root / "meta/info.json").read_bytes() == info_before
         assert not (root / "meta/episodes_stats.jsonl").exists()
-    saved = [c.tasks for c in list_checkpoints() if c.path == checkpoint]
-    assert saved and saved[0], "finished tasks should have been checkpointed before the kill"
+    finished = saved()
+    assert finished >= 2, "finished tasks should have been checkpointed before the kills"
     monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # the tasks of the killed runs
     result = dask_stats.convert(root, **LOCAL)
-    assert result.resumed >= saved[0]
+    assert result.resumed >= finished
     assert (root / "meta/episodes_stats.jsonl").read_bytes() == reference_output
     assert json.loads((root / "meta/info.json").read_text())["codebase_version"] == "v2.1"
 
