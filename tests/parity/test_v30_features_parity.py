@@ -209,3 +209,257 @@ def test_restat_official_v30_frames_unchanged(fw):
     assert sorted(view["pixels"]) == sorted(before["pixels"])
     for k in before["pixels"]:
         np.testing.assert_array_equal(view["pixels"][k], before["pixels"][k], err_msg=k)
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Per-episode quantiles vs lerobot 0.6.1's histogram estimate; its aggregation vs the true quantiles
+# --------------------------------------------------------------------------------------------------
+
+def _positions(length: int) -> np.ndarray:
+    """docs/statistics.md "Which frames": lerobot's sampled positions."""
+    m = 100 if length >= 100 else length
+    s = max(m, min(int(length ** 0.75), 10000))
+    return np.round(np.linspace(0, length - 1, s)).astype(int)
+
+
+def _episode_arrays(root: Path, records: list[dict], tag: str) -> dict[str, np.ndarray]:
+    """``num|tag/feature|ep`` rows of every numeric feature that we gave quantiles, and ``pix|tag/camera|ep``
+    the sampled frames (PyAV, rgb24) of every video camera; frames by position (GR00T: frame_lookup index,
+    and every generated video has one frame per row at its timestamp)."""
+    from dask_stats.sample import decode_all
+
+    info = json.loads((root / "meta" / "info.json").read_text())
+    arrays: dict[str, np.ndarray] = {}
+    for rec in records:
+        e = rec["episode_index"]
+        chunk = e // info["chunks_size"]
+        table = pq.read_table(root / info["data_path"].format(episode_chunk=chunk, episode_index=e))
+        for feat, stats in rec["stats"].items():
+            if "q50" not in stats:
+                continue
+            dtype = info["features"][feat]["dtype"]
+            if dtype == "video":
+                frames = decode_all(root / info["video_path"].format(episode_chunk=chunk, video_key=feat,
+                                                                     episode_index=e))
+                arrays[f"pix|{tag}/{feat}|{e}"] = frames[_positions(table.num_rows)]
+            elif dtype in ("float32", "float64", "int64", "bool"):
+                col = table[feat]
+                if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type):
+                    values = np.asarray(col.to_pylist())
+                else:
+                    values = col.to_numpy(zero_copy_only=False)
+                arrays[f"num|{tag}/{feat}|{e}"] = values.astype({"float32": np.float32, "float64": np.float64,
+                                                                  "int64": np.int64, "bool": np.bool_}[dtype])
+    return arrays
+
+
+class _Sorted:
+    """Order statistics per dimension of an array as both sides see it (pixels / 255, per channel): a sort
+    for numeric rows, the 256-level histogram for uint8 pixels (10^7 values: no float64 copy, no sort)."""
+
+    def __init__(self, name: str, arrays: list[np.ndarray]):
+        self.pixels = name.startswith("pix|")
+        if self.pixels:
+            flat = [a.reshape(-1, a.shape[-1]) for a in arrays]
+            counts = np.stack([sum(np.bincount(f[:, c], minlength=256) for f in flat) for c in range(flat[0].shape[1])])
+            self.cum = np.cumsum(counts, axis=1)  # (C, 256)
+            self.n = int(self.cum[0, -1])
+            levels = np.arange(256) / 255.0
+            self.sum = (counts * levels).sum(1)
+            occupied = counts > 0
+            self.lo = np.array([levels[o].min() for o in occupied])
+            self.hi = np.array([levels[o].max() for o in occupied])
+        else:
+            values = np.concatenate([a.astype(np.float64).reshape(a.shape[0], -1) for a in arrays])
+            self.srt = np.sort(values, axis=0)
+            self.n = values.shape[0]
+            self.sum = values.sum(0)
+            self.lo, self.hi = self.srt[0], self.srt[-1]
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.sum / self.n
+
+    def at(self, j: int) -> np.ndarray:
+        """The (j+1)-th smallest value of every dimension."""
+        if self.pixels:
+            return np.array([np.searchsorted(c, j, side="right") for c in self.cum]) / 255.0
+        return self.srt[j]
+
+    def quantile(self, q: float) -> np.ndarray:
+        """np.quantile(values, q, axis=0) ("linear": between the ranks either side of (n-1)q)."""
+        h = (self.n - 1) * q
+        k = math.floor(h)
+        a, b = self.at(k), self.at(min(k + 1, self.n - 1))
+        return a + (h - k) * (b - a)
+
+    def rank_error(self, v: np.ndarray, q: float) -> np.ndarray:
+        """How far q is from the fractions of values below / up to v (0 when v is a q-quantile), per dim."""
+        out = []
+        for d, x in enumerate(v):
+            if self.pixels:
+                level = x * 255.0
+                cum = self.cum[d]
+                below = cum[math.ceil(level - 1e-9) - 1] if math.ceil(level - 1e-9) >= 1 else 0
+                upto = cum[min(math.floor(level + 1e-9), 255)] if level >= -1e-9 else 0
+            else:
+                tol = 1e-9 + 1e-7 * abs(x)  # lerobot pads its histogram range by 1e-10: a constant stays one value
+                below = np.searchsorted(self.srt[:, d], x - tol, side="left")
+                upto = np.searchsorted(self.srt[:, d], x + tol, side="right")
+            lo, hi = below / self.n, upto / self.n
+            out.append(max(lo - q, q - hi, 0.0))
+        return np.asarray(out)
+
+
+def gr00t_v21_quantiles(fw) -> Path:
+    def make() -> Path:
+        if not REALDATA.is_dir():
+            pytest.skip(f"real dataset not present at {REALDATA}")
+        out = fw.base / "gr00t_v21_q"
+        if out.exists():
+            shutil.rmtree(out)
+        our_convert()(REALDATA, output=out, quantiles=True, quiet=True, **GR00T_FLAGS)
+        return out
+
+    return fw._once(("gr00t_v21_q",), make)
+
+
+def quantile_comparison(fw) -> dict:
+    def make() -> dict:
+        require_env(REF061)
+        sets = {"generated": ours_v21_quantiles(fw), "gr00t": gr00t_v21_quantiles(fw)}
+        arrays, ours = {}, {}
+        for tag, root in sets.items():
+            records = _jsonl(root / "meta" / "episodes_stats.jsonl")
+            arrays.update(_episode_arrays(root, records, tag))
+            for rec in records:
+                for feat, stats in rec["stats"].items():
+                    ours[(f"{tag}/{feat}", rec["episode_index"])] = stats
+        work = fw.base / "quantiles"
+        work.mkdir(parents=True, exist_ok=True)
+        np.savez(work / "arrays.npz", **arrays)
+        run_in_env(REF061, "reference/lerobot_quantiles.py", work / "arrays.npz", work / "lerobot.json",
+                   env=fw.env, timeout=600)
+        return {"arrays": arrays, "ours": ours, "lerobot": json.loads((work / "lerobot.json").read_text())}
+
+    return fw._once(("quantile_comparison",), make)
+
+
+def test_episode_quantiles_vs_lerobot_histogram(fw):
+    """Ours are np.quantile's; lerobot's estimate is within one of its bins of the order statistic its
+    definition targets, so ours and its differ by at most one bin plus the gap between the two definitions.
+
+    lerobot's estimate (RunningQuantileStats, 5000 bins over [min, max]) looks for the first bin where the
+    cumulative count reaches q*n, the (ceil(q*n))-th smallest value x_j, and interpolates inside that bin;
+    numpy's "linear" quantile interpolates between x_k and x_k+1 at h = (n-1)q.  Where x_k = x_k+1 = x_j
+    (most pixel cases: 256 levels, 10^4..10^7 values) the two agree within one bin; otherwise (numeric rows;
+    a pixel quantile whose rank falls on the boundary between two levels, ~20 bins apart) they differ by up
+    to the gap x_k+1 - x_k: reported in bins.
+    """
+    data = quantile_comparison(fw)
+    lerobot = data["lerobot"]
+    assert lerobot["lerobot"] == "0.6.1" and lerobot["num_quantile_bins"] == NUM_BINS
+    eps32 = float(np.finfo(np.float32).eps)
+    rows, problems = {}, []
+    for name, array in data["arrays"].items():
+        kind, feat, ep = name.split("|")
+        values = _Sorted(name, [array])
+        theirs, ours = lerobot["episodes"][name], data["ours"][(feat, int(ep))]
+        # the same values on both sides: our moments are those of these arrays
+        np.testing.assert_allclose(np.asarray(ours["mean"], np.float64).reshape(-1), values.mean, rtol=1e-9,
+                                   atol=1e-12, err_msg=f"{name}: not the values we computed from")
+        n, lo, hi = values.n, values.lo, values.hi
+        width = (hi - lo) / NUM_BINS
+        slack = (hi - lo + 2e-10) / NUM_BINS + 1e-10 + 8 * eps32 * np.maximum(np.abs(lo), np.abs(hi))
+        row = rows.setdefault((feat.split("/")[0], feat, kind), {"max_bins": 0.0, "max_bins_same_def": 0.0,
+                                                                 "over_one_bin": 0, "cases": 0})
+        for q, key in zip(QUANTILES, QUANTILE_KEYS):
+            exact = values.quantile(q)
+            o = np.asarray(ours[key], np.float64).reshape(-1)
+            t = np.asarray(theirs[key], np.float64).reshape(-1)
+            if not np.allclose(o, exact, rtol=1e-12, atol=1e-15):
+                problems.append(f"{name} {key}: ours {o} != np.quantile {exact}")
+            j = min(max(math.ceil(q * n) - 1, 0), n - 1)
+            targeted = values.at(j)  # the order statistic lerobot's definition aims at
+            if np.any(np.abs(t - targeted) > slack):
+                problems.append(f"{name} {key}: lerobot {t} more than one bin from x_{j} = {targeted}")
+            gap = np.abs(exact - targeted)
+            if np.any(np.abs(o - t) > slack + gap):
+                problems.append(f"{name} {key}: |ours - lerobot| {np.abs(o - t)} > one bin {slack} + gap {gap}")
+            safe = np.where(width > 0, width, np.inf)
+            bins = np.abs(o - t) / safe
+            row["max_bins"] = max(row["max_bins"], float(bins.max()))
+            row["max_bins_same_def"] = max(row["max_bins_same_def"], float((np.abs(targeted - t) / safe).max()))
+            row["over_one_bin"] += int((np.abs(o - t) > slack).sum())
+            row["cases"] += bins.size
+    fw._memo[("quantile_rows",)] = ("ok", rows)
+    assert not problems, "\n".join(problems[:40])
+    # every case more than one bin apart is one where the two definitions pick different values (checked
+    # above: within one bin + gap); without that gap they meet within one bin everywhere
+    assert all(row["max_bins_same_def"] <= 1 + 1e-6 for row in rows.values()), rows
+    print("\nper-episode |ours - lerobot 0.6.1| in its bins ((max-min)/5000 of the episode):")
+    for (tag, feat, kind), row in sorted(rows.items()):
+        print(f"  {feat:55s} {kind}  max {row['max_bins']:10.3f} bins  (lerobot vs the order statistic it "
+              f"targets: {row['max_bins_same_def']:.3f}); over 1 bin: {row['over_one_bin']}/{row['cases']}")
+
+
+def test_lerobot_aggregated_quantiles_vs_true(fw):
+    """lerobot's stats.json quantiles (aggregate_stats: count-weighted mean of per-episode quantiles) vs the
+    true quantiles of the whole set (np.quantile over all rows / all sampled pixels, what ours writes).
+    A report (test output and QUANTILES.md); the asserts check that the aggregation is what it is said to be."""
+    data = quantile_comparison(fw)
+    lerobot = data["lerobot"]
+    by_feature: dict[str, list[str]] = {}
+    for name in data["arrays"]:
+        by_feature.setdefault(name.split("|")[1], []).append(name)
+    lines = []
+    for feat, names in sorted(by_feature.items()):
+        names.sort(key=lambda n: int(n.split("|")[2]))
+        kind = names[0].split("|")[0]
+        values = _Sorted(names[0], [data["arrays"][n] for n in names])
+        agg = lerobot["aggregated"][feat]
+        counts = np.asarray([lerobot["episodes"][n]["count"][0] for n in names], np.float64)
+        width = np.where(values.hi > values.lo, (values.hi - values.lo) / NUM_BINS, np.inf)
+        cells = []
+        for q, key in zip(QUANTILES, QUANTILE_KEYS):
+            per_ep = np.stack([np.asarray(lerobot["episodes"][n][key], np.float64).reshape(-1) for n in names])
+            got = np.asarray(agg[key], np.float64).reshape(-1)
+            np.testing.assert_allclose(got, (per_ep * counts[:, None]).sum(0) / counts.sum(), rtol=1e-6, atol=1e-9,
+                                       err_msg=f"{feat} {key}: lerobot's aggregate is not the weighted mean")
+            true = values.quantile(q)
+            diff = np.abs(got - true)
+            rank = values.rank_error(got, q) * 100
+            d = int(np.argmax(diff))
+            cells.append((key, float(diff.max()), float((diff / width).max()), float(rank.max()), d))
+        worst = max(cells, key=lambda c: c[2])
+        lines.append((feat, kind, values.n, len(values.lo), cells, worst))
+    assert lines
+    table = ["| set/feature | kind | values | dims | " + " | ".join(f"{k}: max abs (bins; rank pts)" for k in
+                                                                    QUANTILE_KEYS) + " |",
+             "|---|---|---|---|" + "---|" * len(QUANTILE_KEYS)]
+    for feat, kind, n, dims, cells, _ in lines:
+        table.append(f"| {feat} | {kind} | {n} | {dims} | " + " | ".join(
+            f"{a:.4g} ({b:.1f}; {r:.2f})" for _, a, b, r, _ in cells) + " |")
+    rows = fw._memo.get(("quantile_rows",), ("", {}))[1]
+    per_ep = ["| set/feature | kind | max (bins) | same definition (bins) | over 1 bin |", "|---|---|---|---|---|"]
+    for (tag, feat, kind), row in sorted(rows.items()):
+        per_ep.append(f"| {feat} | {kind} | {row['max_bins']:.3f} | {row['max_bins_same_def']:.3f} | "
+                      f"{row['over_one_bin']}/{row['cases']} |")
+    text = "\n".join([
+        "# Quantiles: ours vs lerobot 0.6.1 (written by test_v30_features_parity.py)", "",
+        "Sets: `generated` = dask_stats.sample fixture (episodes of 150, 60, 37 rows; one 24x32 h264 camera, "
+        "100/60/37 sampled frames); `gr00t` = ../shared/realdata/gr00t_pick_n_place (5 episodes, 2096 rows, "
+        "ego_view 256x256, 100 sampled frames each).  Pixels in [0, 1].", "",
+        "## Per episode: |ours (np.quantile) - lerobot's 5000-bin estimate|, in its bins ((max-min)/5000 of the "
+        "episode and dimension)", "",
+        "`same definition`: lerobot vs the order statistic its own definition targets (the ceil(q*n)-th smallest; "
+        "numpy interpolates at (n-1)q); the difference between the two definitions is what exceeds 1 bin "
+        "for numeric features with few, spread rows.", "", *per_ep, "",
+        "## Dataset-wide: lerobot's stats.json quantile (count-weighted mean of its per-episode estimates, "
+        "`aggregate_stats`) vs the true quantile of the set (np.quantile over all rows / sampled pixels: ours)",
+        "", "Per cell, worst over dimensions: absolute difference (in bins of the whole set's (max-min)/5000; "
+        "in percentile points: how far q is from the share of the data below / up to lerobot's value, 0 when \
+lerobot's value is a true q-quantile).", "",
+        *table, ""])
+    (HERE / "QUANTILES.md").write_text(text)
+    print("\n" + text)
