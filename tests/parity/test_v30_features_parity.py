@@ -643,6 +643,7 @@ def test_one_frame_then_b_frames_official_fails(fw):
     root = b_frames_dataset(fw)
     assert fw.specs[B_FRAMES_FIXTURE].lengths[0] == 1
     official = _official_attempt(fw, B_FRAMES_FIXTURE)
+    print(f"\nlerobot 0.4.4's converter: exit {official['returncode']}; {official['stderr'].strip()[-300:]}")
     if official["returncode"] == 0:  # converted: then the frames it wrote must be wrong or unreadable
         view = fw.view(REF061, official["root"])
         with pytest.raises(AssertionError):
