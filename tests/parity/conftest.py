@@ -296,3 +296,12 @@ def world(request, tmp_path_factory) -> ParityWorld:
         wanted += [REF04, REF061]  # installed while this module's tests run, ready for the v3.0 module
     prefetch(*dict.fromkeys(wanted))
     return ParityWorld(tmp_path_factory.mktemp("parity"))
+
+
+@pytest.fixture(scope="session")
+def v30world(tmp_path_factory):
+    """The v3.0 tier's memoised session object (test_v30_parity.V30World), shared by the v3.0 modules."""
+    from .test_v30_parity import RELEASES, V30World
+
+    prefetch(*RELEASES)  # both installs in the background (0.6.1's cold install is the long one)
+    return V30World(tmp_path_factory.mktemp("parity_v30"))

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from .conftest import REF04, REF061, ParityWorld, _tree_digest, our_convert
-from .refenv import prefetch, require_env, run_in_env
+from .refenv import require_env, run_in_env
 
 pytestmark = pytest.mark.parity
 
@@ -216,10 +216,7 @@ def require_v30_convert(convert) -> None:
                     f"({_V30_SUPPORT['reason']}): the v3.0 comparison with ours is pending")
 
 
-@pytest.fixture(scope="session")
-def v30world(tmp_path_factory) -> V30World:
-    prefetch(*RELEASES)  # both installs in the background (0.6.1's cold install is the long one)
-    return V30World(tmp_path_factory.mktemp("parity_v30"))
+# The session fixture ``v30world`` (a V30World) is in conftest.py: test_v30_features_parity.py shares it.
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 Runs INSIDE the lerobot-0.4.x reference environment (tests/parity/refenv.py).
 
     python lerobot04_v30.py DATASET_DIR WORK_DIR OUT_JSON [--repo-id local/dataset] [--no-frames]
+                            [--data-file-size-in-mb MB] [--video-file-size-in-mb MB]
 
 DATASET_DIR (a v2.1 dataset) is copied to WORK_DIR/<repo_id>; then
 ``lerobot.datasets.v30.convert_dataset_v21_to_v30.convert_dataset(repo_id, root=WORK_DIR,
@@ -34,6 +35,8 @@ def main() -> int:
     parser.add_argument("out_json", type=Path)
     parser.add_argument("--repo-id", default="local/dataset")
     parser.add_argument("--no-frames", action="store_true", help="do not read the first/last frame")
+    parser.add_argument("--data-file-size-in-mb", type=float, default=None, help="the converter's data file limit")
+    parser.add_argument("--video-file-size-in-mb", type=float, default=None, help="the converter's video file limit")
     args = parser.parse_args()
 
     collector = LogCollector()
@@ -59,7 +62,9 @@ def main() -> int:
     t0 = time.monotonic()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        v30.convert_dataset(repo_id=args.repo_id, root=str(work), push_to_hub=False)
+        v30.convert_dataset(repo_id=args.repo_id, root=str(work), push_to_hub=False,
+                            data_file_size_in_mb=args.data_file_size_in_mb,
+                            video_file_size_in_mb=args.video_file_size_in_mb)
         out["convert_s"] = round(time.monotonic() - t0, 3)
 
         t1 = time.monotonic()

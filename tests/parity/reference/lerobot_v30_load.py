@@ -3,7 +3,7 @@
 Runs INSIDE a reference environment (tests/parity/refenv.py: ``lerobot-0.4.x`` or ``lerobot-0.6.1``).
 
     python lerobot_v30_load.py DATASET_DIR OUT_JSON [--repo-id local/dataset] [--npz OUT_NPZ]
-                               [--backend BACKEND] [--no-frames]
+                               [--backend BACKEND] [--no-frames] [--rows]
 
 ``LeRobotDataset(repo_id, root=DATASET_DIR)`` with lerobot's default video backend (torchcodec when it
 imports, else pyav; ``--backend`` forces one).  OUT_JSON holds:
@@ -19,6 +19,9 @@ imports, else pyav; ``--backend`` forces one).  OUT_JSON holds:
   OUT_NPZ: the decoded frame as uint8 HWC (lerobot returns float32 CHW in [0, 1]; ``round(x * 255)``),
   with the largest distance of ``x * 255`` from an integer (a check that the conversion is lossless).
   A frame that fails to decode is reported with its error instead of stopping the run;
+- ``rows`` (with ``--rows``): ``dataset[i]``'s index, episode_index, frame_index and timestamp for EVERY
+  row i (decodes every frame when the dataset has cameras: meant for small camera-less datasets); a row that
+  fails is reported with its error;
 - ``video_files``: per video file, what PyAV says about it (frames, first/last pts in seconds);
 - warnings and log records.
 
@@ -128,6 +131,7 @@ def main() -> int:
     parser.add_argument("--npz", type=Path, help="where the decoded frames go (default: OUT_JSON with .npz)")
     parser.add_argument("--backend", default=None, help="force a video backend (default: lerobot's choice)")
     parser.add_argument("--no-frames", action="store_true", help="do not read any frame")
+    parser.add_argument("--rows", action="store_true", help="report the row values of every dataset[i]")
     args = parser.parse_args()
 
     collector = LogCollector()
@@ -208,6 +212,15 @@ def main() -> int:
                 frames.append(rec)
             out["frames_s"] = round(time.monotonic() - t1, 3)
         out["frames"] = frames
+        if args.rows:
+            rows = []
+            for i in range(len(ds)):
+                try:
+                    item = ds[i]
+                    rows.append({"position": i, **{k: _scalar(item[k]) for k in ROW_KEYS if k in item}})
+                except Exception as exc:  # noqa: BLE001 - report it, go on with the others
+                    rows.append({"position": i, "error": f"{type(exc).__name__}: {exc}"})
+            out["rows"] = rows
         out["video_files"] = _video_files(root)
     out["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
     out["log"] = collector.records
