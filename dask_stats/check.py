@@ -264,7 +264,8 @@ class EpisodeChecker:
                 problems.append(Problem(
                     f"timestamps run from {span[0]:.6f} to {span[1]:.6f} s, but {ep.length} rows at {fps:g} fps "
                     f"span {expected:.6f} s: they are not spaced 1/fps apart", severity="warning",
-                    feature="timestamp", fix="lerobot's loader will refuse this episode; the stats are unaffected",
+                    feature="timestamp", fix="lerobot's loader will refuse this episode; video frames are matched to rows by timestamp, so "
+                        "video stats may fail or sample other frames (--frame-lookup index matches by position)",
                     **where))
         return problems, span
 

@@ -135,19 +135,34 @@ def partition_moments(df: pd.DataFrame, plan_features: dict[str, dict], numeric:
     starts = np.flatnonzero(np.r_[True, episodes[1:] != episodes[:-1]])
     ids = episodes[starts]
     result: PartitionMoments = {}
-    for feature in numeric + images:
-        try:
-            if feature in images:
-                channels = plan_features[feature]["shape"][-1]
-                result[feature] = MomentsTable.of(ids, image_moments(df[feature], starts, channels, qs))
-            else:
-                values = column_values(df[feature], feature, plan_features[feature]["shape"])
-                result[feature] = MomentsTable.segments(ids, values, starts, qs)
-        except Exception as exc:  # noqa: BLE001 - name the feature and the episodes involved
-            first = int(ids[0])
-            raise TaskError(Problem(f"cannot compute stats: {exc}", episode=first, feature=feature,
-                                    path=files.get(first))) from exc
+    with np.errstate(all="ignore"):  # NaN/inf follow numpy; the episodes holding them are named by a warning
+        for feature in numeric + images:
+            try:
+                result[feature] = _feature_moments(df, feature, plan_features, images, ids, starts, qs)
+            except Exception as exc:  # noqa: BLE001 - name the feature and the episode that fails
+                bad = _failing_episode(df, feature, plan_features, images, ids, starts)
+                raise TaskError(Problem(f"cannot compute stats: {exc}", episode=bad, feature=feature,
+                                        path=files.get(bad))) from exc
     return result
+
+
+def _feature_moments(df, feature, plan_features, images, ids, starts, qs=()) -> MomentsTable:
+    if feature in images:
+        return MomentsTable.of(ids, image_moments(df[feature], starts, plan_features[feature]["shape"][-1], qs))
+    values = column_values(df[feature], feature, plan_features[feature]["shape"])
+    return MomentsTable.segments(ids, values, starts, qs)
+
+
+def _failing_episode(df, feature, plan_features, images, ids, starts) -> int:
+    """The first episode of the partition whose rows alone fail (the partition's first if none does alone)."""
+    ends = np.append(starts[1:], len(df))
+    for episode, start, end in zip(ids, starts, ends):
+        try:
+            _feature_moments(df.iloc[start:end], feature, plan_features, images, ids[:1] * 0 + episode,
+                             np.zeros(1, dtype=np.int64))
+        except Exception:  # noqa: BLE001 - this is the one
+            return int(episode)
+    return int(ids[0])
 
 
 def episode_tables(parts: list[PartitionMoments], keys: np.ndarray) -> dict[str, MomentsTable]:

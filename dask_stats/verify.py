@@ -80,6 +80,11 @@ def verify(tables: dict[str, MomentsTable], features: dict[str, dict], reference
     aggregate_stats) with ``reference`` (the parsed stats.json, None if absent)."""
     if reference is None:
         return VerificationReport(False, "the dataset has no meta/stats.json")
+    with np.errstate(all="ignore"):  # NaN/inf stats compare as values (a NaN matches a NaN), silently
+        return _verify(tables, features, reference, strict)
+
+
+def _verify(tables, features, reference, strict) -> VerificationReport:
     report = VerificationReport(True)
     for name, table in tables.items():
         moments = table.total()
@@ -103,7 +108,11 @@ def verify(tables: dict[str, MomentsTable], features: dict[str, dict], reference
             # float32 running statistics over n values: error grows like sqrt(n) ulps of the value.
             float32_slack = 0.0 if pixel else 4 * FLOAT32_EPS * np.sqrt(n) * np.abs(expected)
             allowed = atol + rtol * np.abs(expected) + float32_slack
-            diff = np.abs(actual - expected)
+            with np.errstate(invalid="ignore", over="ignore"):
+                diff = np.abs(actual - expected)
+            same = (actual == expected) | (np.isnan(actual) & np.isnan(expected))  # NaN/inf agree with themselves
+            diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
+            allowed = np.where(np.isfinite(allowed), allowed, 0.0) if np.ndim(allowed) else allowed
             worst = int(np.argmax(diff - allowed)) if diff.size else 0
             report.checks.append(Check(name, stat, float(diff[worst]), float(np.atleast_1d(allowed)[worst]),
                                        blocking=strict or not pixel))

@@ -443,3 +443,44 @@ def test_chunk_index_placeholder_is_accepted_with_a_warning(ds):
     expect(ds, message="read as {episode_chunk}", severity="warning")
     assert not [p for p in dask_stats.check(ds) if p.severity == "error"]
     assert dask_stats.convert(ds, **FAST).episodes == 3
+
+
+def test_a_failing_partition_names_the_episode_that_fails(ds, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(data(ds, 2))
+    values = table.column("action").to_pylist()
+    values[3] = None
+    pq.write_table(table.set_column(table.schema.get_field_index("action"), "action",
+                                    pa.array(values, type=table.schema.field("action").type)), data(ds, 2))
+    with pytest.raises(TaskError) as info:
+        dask_stats.convert(ds, tmp_path / "out", **FAST)
+    [problem] = info.value.problems
+    assert problem.episode == 2 and problem.feature == "action" and problem.path.endswith("episode_000002.parquet")
+    assert not problem.transient
+
+
+# -- 11. NaN and inf ---------------------------------------------------------------------------------------------------
+def test_nan_in_data_and_in_stats_json_verifies_without_numpy_warnings(ds, recwarn):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(data(ds, 0))
+    values = table.column("observation.state").combine_chunks().flatten().to_numpy().copy()
+    values[1] = np.nan
+    width = table.schema.field("observation.state").type.list_size
+    pq.write_table(table.set_column(table.schema.get_field_index("observation.state"), "observation.state",
+                                    pa.FixedSizeListArray.from_arrays(pa.array(values), width)), data(ds, 0))
+    first = dask_stats.convert(ds, tmp := ds.parent / "nan-out", skip_verify=True, **FAST)
+    line = json.loads((tmp / "meta/episodes_stats.jsonl").read_text().splitlines()[0])
+    assert np.isnan(line["stats"]["observation.state"]["mean"][1])
+    stats = json.loads((ds / "meta/stats.json").read_text())
+    for stat in ("mean", "std", "min", "max"):  # what a float32 lerobot run wrote for that column: NaN
+        stats["observation.state"][stat][1] = float("nan")
+    (ds / "meta/stats.json").write_text(json.dumps(stats))
+    result = dask_stats.convert(ds, **FAST)
+    assert result.verification.checked and not result.verification.failures
+    assert any("non-finite" in w.message and w.episode == 0 for w in result.warnings + first.warnings)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in recwarn]
