@@ -94,7 +94,9 @@ def video_stats(job: VideoJob) -> dict[tuple[int, str], Moments]:
             for feature, path in ep.videos.items():
                 where = Location(ep.index, feature, job.store.display(path))
                 try:
-                    timestamps = inputs.episode_timestamps(ep) if job.frame_lookup == "timestamp" else None
+                    # a v3.0 episode is anchored where lerobot looks for its first row: from_timestamp + timestamp
+                    needs_times = job.frame_lookup == "timestamp" or ep.rows is not None
+                    timestamps = inputs.episode_timestamps(ep) if needs_times else None
                     work = partial(camera_moments, job, inputs, path, positions, timestamps, ep.offsets.get(feature, 0.0),
                                    job.channels[feature])
                     results[ep.index, feature] = guarded(work, where, job.timeouts[ep.index], where)
@@ -115,18 +117,18 @@ def camera_moments(job: VideoJob, inputs: _Inputs, path: str, positions: np.ndar
     seconds into the video: 0, except in a v3.0 file)."""
     reader = inputs.reader(path, where)
     times = reader.frame_times()
-    first = int(np.searchsorted(times, offset - job.tolerance_s)) if offset else 0
+    by_timestamp = job.frame_lookup == "timestamp"
     try:
-        if timestamps is None:
-            frames = locate_frames(times[first:], positions, None, job.tolerance_s) + first
-        else:
+        if by_timestamp:
             frames = locate_frames(times, positions, timestamps[positions] + offset, job.tolerance_s)
+        else:  # row k is the k-th frame from the episode's first (in a v3.0 file: the one at its anchor)
+            first = 0 if timestamps is None else int(np.searchsorted(times, offset + timestamps[0] - job.tolerance_s))
+            frames = locate_frames(times[first:], positions, None, job.tolerance_s) + first
     except FrameLookupError:  # say why, as the preflight check would (convert leaves videos to the tasks)
         start = timestamps[0] if timestamps is not None and len(timestamps) else None
         length = int(positions[-1]) + 1  # the last row is always sampled
-        problems = video_problems(len(times) - first, times[first] - offset if len(times) > first else 0.0, start,
-                                  length, by_timestamp=timestamps is not None, tolerance_s=job.tolerance_s,
-                                  **vars(where))
+        problems = video_problems(len(times), times[0] - offset if len(times) else 0.0, start, length,
+                                  by_timestamp=by_timestamp, tolerance_s=job.tolerance_s, **vars(where))
         if problems:
             raise DatasetError(problems) from None
         raise

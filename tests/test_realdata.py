@@ -46,3 +46,25 @@ def test_converts_with_the_flags_its_quirks_need(tmp_path):
     assert "frame_index" not in records[0]["stats"]  # not declared in this dataset
     info = json.loads((out / "meta/info.json").read_text())
     assert info["codebase_version"] == "v2.1" and info["total_chunks"] == 0  # quirks left as they were
+
+
+def test_converts_to_v30_that_lerobot_can_look_up_and_with_exact_quantiles(tmp_path):
+    """Its timestamps start one frame late: v3.0's from_timestamp absorbs that offset, so that the frames are found at
+    from_timestamp + timestamp (what lerobot does); its quantiles are np.quantile of its Parquet columns."""
+    import numpy as np
+    import pandas as pd
+
+    from dask_stats.quantiles import DEFAULT_QUANTILES, quantile_key
+
+    out = tmp_path / "v30"
+    dask_stats.convert(REALDATA, out, to="v3.0", exclude_features=("observation.images.egoview",),
+                       frame_lookup="index", **FAST)
+    info = json.loads((out / "meta/info.json").read_text())
+    assert "observation.images.egoview" not in info["features"], "a camera without files is not declared"
+    assert [p for p in dask_stats.check(out) if p.severity != "info"] == [], "frames found by timestamp"
+    stats = json.loads((out / "meta/stats.json").read_text())
+    rows = pd.concat([pd.read_parquet(p) for p in sorted((REALDATA / "data").rglob("*.parquet"))])
+    for feature in ("observation.state", "action"):
+        values = np.stack([np.asarray(v, dtype=np.float64) for v in rows[feature]])
+        for q, expected in zip(DEFAULT_QUANTILES, np.quantile(values, DEFAULT_QUANTILES, axis=0)):
+            np.testing.assert_array_equal(np.asarray(stats[feature][quantile_key(q)]), expected)

@@ -104,12 +104,12 @@ class V30Build:
                 episodes = [plan.episodes[i] for i in group.episodes]
                 indices = [ep.index for ep in episodes]
                 dest = str(self.staging / video_path(feature, group.index))
-                checks = [times[i] if by_timestamp else None for i in indices]
+                checks = [times[i] for i in indices]
                 where = Location(indices[0], feature, store.display(episodes[0].video_paths[feature]))
                 key = task_key(f"v30-video-{feature}", indices)
                 delayed = dask.delayed(_concat_and_verify)(store, [ep.video_paths[feature] for ep in episodes], dest,
                                                            checks, indices, feature, self.options.stats.tolerance_s,
-                                                           dask_key_name=key)
+                                                           by_timestamp, dask_key_name=key)
                 tasks.append(Task("v30-video", indices, where, delayed, feature=feature, output=dest))
         return tasks, groups
 
@@ -146,6 +146,9 @@ class V30Build:
         info = info_v30(plan.info, chunks_size=CHUNKS_SIZE, data_files_size_in_mb=sizes.data_file_size_in_mb,
                         video_files_size_in_mb=sizes.video_file_size_in_mb, total_episodes=len(plan.episodes),
                         total_frames=plan.total_frames, total_tasks=len(task_names))
+        # a camera left out (--exclude-features) has no video files here: it is not declared either
+        info["features"] = {name: ft for name, ft in info["features"].items()
+                            if ft.get("dtype") != "video" or name in plan.videos}
         write_info(str(staging / "meta/info.json"), info)
         write_stats(str(staging / "meta/stats.json"), dataset_stats(plan, tables, quantiles))
         self._copy_extras()
@@ -201,10 +204,14 @@ def _signatures(store: Store, paths: list[str], feature: str, episodes: list[int
     return out
 
 
-def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list, episodes: list[int], feature: str,
-                       tolerance_s: float) -> list[tuple[float, float]]:
-    """Stream-copy ``sources`` into ``dest``; the first and last frame of each episode must then decode from
-    ``dest`` at ``from_timestamp + t`` identical to the source frame at ``t``."""
+def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[tuple[float, float]],
+                       episodes: list[int], feature: str, tolerance_s: float,
+                       by_timestamp: bool = True) -> list[tuple[float, float]]:
+    """Stream-copy ``sources`` into ``dest`` and return each episode's ``(from_timestamp, to_timestamp)``: the
+    frame of the row at episode time ``t`` must then decode from ``dest`` at ``from_timestamp + t`` identical to
+    the source frame, checked for the first and last row (``times``).  Rows matched to frames by position
+    (``by_timestamp=False``: timestamps offset from the video's) get ``from_timestamp`` shifted by that offset,
+    which must be the same for the first and the last row, so that lerobot finds the frames by timestamp."""
     with ExitStack() as stack:
         local = [stack.enter_context(store.local_file(path)) for path in sources]
         try:
@@ -212,16 +219,28 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list,
         except DatasetError as exc:
             raise TaskError([Problem(p.message, episode=episodes[0], feature=feature, path=p.path)
                              for p in exc.problems]) from exc
-        problems = []
-        for source, (start, _), episode, first_last in zip(local, spans, episodes, times):
-            if first_last is None:
-                first_last = _first_last_frame_times(source)
-            problems += verify_episode_frames(source, first_last, dest, start, tolerance_s, episode=episode,
+        problems, shifted = [], []
+        for source, (start, end), episode, rows in zip(local, spans, episodes, times):
+            shift = 0.0
+            if not by_timestamp:
+                frames = _first_last_frame_times(source)
+                shift = frames[0] - rows[0]
+                if abs(rows[1] + shift - frames[1]) > tolerance_s:
+                    problems.append(Problem(
+                        f"the timestamps are not a constant offset from the video's frames (first row {rows[0]:.6f} s "
+                        f"at frame {frames[0]:.6f} s, last row {rows[1]:.6f} s at frame {frames[1]:.6f} s): lerobot "
+                        "would not find this episode's frames in a v3.0 dataset", episode=episode, feature=feature,
+                        path=store.display(sources[episodes.index(episode)]),
+                        fix="fix the timestamps (k / fps), or write v2.1"))
+                    continue
+                rows = frames
+            problems += verify_episode_frames(source, rows, dest, start, tolerance_s, episode=episode,
                                               feature=feature)
+            shifted.append((start + shift, end + shift))
     if problems:
         os.remove(dest)
         raise TaskError(problems)
-    return spans
+    return shifted
 
 
 def _first_last_frame_times(path: str) -> tuple[float, float]:

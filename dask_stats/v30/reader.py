@@ -192,7 +192,7 @@ def _episode(row: dict, info: dict, video_keys: list[str], position: int, where:
             continue
         vindex = FileIndex(int(values[0]), int(values[1]))
         start_s, end_s = float(values[2]), float(values[3])
-        if start_s < 0 or end_s < start_s:
+        if end_s < start_s:  # from_timestamp may be negative: an episode whose timestamps start late
             problems.append(Problem(f"bad timestamps from {start_s} to {end_s}", episode=index, feature=key, path=where))
         path = info["video_path"].format(video_key=key, chunk_index=vindex.chunk, file_index=vindex.file)
         videos[key] = VideoRef(posixpath.normpath(path), vindex, start_s, end_s)
