@@ -103,12 +103,12 @@ def episode_offsets(spans: Sequence[PacketSpan]) -> list[int]:
     offsets: list[int] = []
     end = last_dts = None
     for span in spans:
-        if end is None:
-            offset = 0
+        if end is None:  # no DTS below 0 either: the file then needs no edit list, which some demuxers misapply
+            offset = max(0, -span.first_dts)
         else:
             offset = max(end, end - span.min_pts, last_dts + 1 - span.first_dts)
-            if span.frame_duration > 0:
-                offset = math.ceil(offset / span.frame_duration) * span.frame_duration
+        if span.frame_duration > 0:
+            offset = math.ceil(offset / span.frame_duration) * span.frame_duration
         offsets.append(offset)
         end = offset + span.end_pts
         last_dts = offset + span.last_dts
@@ -134,7 +134,7 @@ def concat_videos(sources: Sequence[str], dest: str) -> list[tuple[float, float]
     offsets = episode_offsets([span for span, _, _ in scans])
 
     with atomic_path(dest) as tmp:
-        with av.open(tmp, "w", format="mp4", options={"movflags": "faststart"}) as output:
+        with av.open(tmp, "w", format="mp4", options={"movflags": "faststart", "use_editlist": "0"}) as output:
             out_stream = None
             for path, offset in zip(sources, offsets):
                 with av.open(str(path)) as container:
