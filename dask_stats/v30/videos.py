@@ -7,7 +7,6 @@ DTS, included). ``from_timestamp`` is that offset times the time base, computed 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,23 +94,18 @@ def packet_span(path: str) -> tuple[PacketSpan, Fraction, Fraction | None]:
 
 
 def episode_offsets(spans: Sequence[PacketSpan]) -> list[int]:
-    """Integer offsets (time-base units) that keep PTS and DTS strictly increasing across the episodes.
+    """Integer offsets (time-base units) that put the episodes one after the other without a gap: episode e's
+    first frame is presented exactly when episode e-1's last frame ends.
 
-    Episode e starts presenting at or after the previous one's end, its first DTS comes after the previous
-    one's last DTS, and offsets stay on the frame grid (multiples of the frame duration) when there is one.
+    A gapless timeline is what lerobot's readers need: its torchcodec path turns a time into a frame index with
+    the frame rate (``round(t * fps)``), so any gap shifts every later frame.  DTS are not shifted this way:
+    :func:`concat_videos` moves the first decode times of an episode that starts with B-frames forward.
     """
     offsets: list[int] = []
-    end = last_dts = None
+    end = None
     for span in spans:
-        if end is None:  # no DTS below 0 either: the file then needs no edit list, which some demuxers misapply
-            offset = max(0, -span.first_dts)
-        else:
-            offset = max(end, end - span.min_pts, last_dts + 1 - span.first_dts)
-        if span.frame_duration > 0:
-            offset = math.ceil(offset / span.frame_duration) * span.frame_duration
-        offsets.append(offset)
-        end = offset + span.end_pts
-        last_dts = offset + span.last_dts
+        offsets.append(0 if end is None else end - span.min_pts)
+        end = offsets[-1] + span.end_pts
     return offsets
 
 
@@ -134,9 +128,14 @@ def concat_videos(sources: Sequence[str], dest: str) -> list[tuple[float, float]
     offsets = episode_offsets([span for span, _, _ in scans])
 
     with atomic_path(dest) as tmp:
-        with av.open(tmp, "w", format="mp4", options={"movflags": "faststart", "use_editlist": "0"}) as output:
+        with av.open(tmp, "w", format="mp4", options={"movflags": "faststart"}) as output:
             out_stream = None
-            for path, offset in zip(sources, offsets):
+            last_dts = None
+            for path, offset, (span, _, _) in zip(sources, offsets, scans):
+                # decode times must increase and, from the second episode on, start at its first presentation:
+                # demuxers seek by decode time, so a seek to the previous episode's last frame must not land on
+                # this episode's first keyframe (an episode starting with B-frames decodes before it presents)
+                floor = None if last_dts is None else offset + span.min_pts
                 with av.open(str(path)) as container:
                     in_stream = container.streams.video[0]
                     if out_stream is None:
@@ -147,6 +146,12 @@ def concat_videos(sources: Sequence[str], dest: str) -> list[tuple[float, float]
                             continue
                         packet.pts += offset
                         packet.dts += offset
+                        if floor is not None:
+                            packet.dts = max(packet.dts, floor)
+                            floor = None
+                        if last_dts is not None and packet.dts <= last_dts:
+                            packet.dts = last_dts + 1  # still <= its PTS: every PTS of the episode is >= its floor
+                        last_dts = packet.dts
                         packet.stream = out_stream
                         output.mux(packet)
             out_tb = Fraction(out_stream.time_base)

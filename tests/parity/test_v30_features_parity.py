@@ -26,14 +26,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dask_stats.errors import DatasetError
 
-from .conftest import REF04, REF033, REF061, _tree_digest, our_convert
+from .conftest import REF04, REF061, our_convert
 from .refenv import require_env, run_in_env
 
 
 from .test_v30_parity import (QUANTILE_KEYS, QUANTILES, V30_FIXTURE, assert_same_numbers, check_frames,
-                              check_opens, lerobot_view, our_episode_stats, read_our_episodes,
+                              check_opens, our_episode_stats, read_our_episodes,
                               require_v30_convert, source_frames)
 
 pytestmark = pytest.mark.parity
@@ -473,37 +472,28 @@ lerobot's value is a true q-quantile).", "",
 # 4. The real GR00T dataset to v3.0, opened by lerobot 0.6.1
 # --------------------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=DatasetError, reason=(
-    "product bug: convert(to='v3.0', exclude_features=('observation.images.egoview',)) keeps the declared "
-    "video feature without files in info.json but writes no videos/observation.images.egoview/* columns in "
-    "meta/episodes, so its own read-back (v30/build.py commit -> reader.read_episodes) fails: 'missing columns "
-    "[videos/observation.images.egoview/chunk_index, ...]'; fix: drop such an excluded video feature from the "
-    "v3.0 info.json (or give it no video columns in the reader's check)"))
 def test_gr00t_to_v30_with_its_flags(fw, tmp_path):
     if not REALDATA.is_dir():
         pytest.skip(f"real dataset not present at {REALDATA}")
-    our_convert()(REALDATA, output=tmp_path / "out", to="v3.0", quiet=True, **GR00T_FLAGS)
+    out = tmp_path / "out"
+    our_convert()(REALDATA, output=out, to="v3.0", quiet=True, **GR00T_FLAGS)
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert "observation.images.egoview" not in info["features"], "the camera without files is left out"
 
 
 def gr00t_v30(fw) -> Path:
-    """GR00T to v3.0 on a copy whose info.json no longer declares the camera that has no files (the
-    conversion with the flag alone fails: see the xfail above); frames looked up by position."""
+    """GR00T to v3.0 with the flags its quirks need (the camera without files left out, frames looked up by
+    position: its timestamps start one frame after its videos)."""
 
     def make() -> Path:
         if not REALDATA.is_dir():
             pytest.skip(f"real dataset not present at {REALDATA}")
         convert = our_convert()
         require_v30_convert(convert)
-        src = _copy(REALDATA, fw.base / "gr00t_src")
-        info_path = src / "meta" / "info.json"
-        info = json.loads(info_path.read_text())
-        del info["features"]["observation.images.egoview"]
-        info["total_videos"] = 1
-        info_path.write_text(json.dumps(info, indent=4))
         out = fw.base / "gr00t_v30" / "local" / "dataset"
         if out.exists():
             shutil.rmtree(out)
-        convert(src, output=out, to="v3.0", frame_lookup="index", quiet=True)
+        convert(REALDATA, output=out, to="v3.0", quiet=True, **GR00T_FLAGS)
         return out
 
     return fw._once(("gr00t_v30",), make)
@@ -537,13 +527,9 @@ def _gr00t_frame_problems(view: dict, src: dict) -> list[str]:
     return problems
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "GR00T's timestamps start at 0.05 s (one frame) while its videos start at 0: lerobot 0.6.1 looks frames up "
-    "at from_timestamp + timestamp, so with torchcodec each row silently gets the NEXT frame (the last row of "
-    "episodes 0-3 gets the first frame of the next episode) and the dataset's last row raises 'IndexError: "
-    "Invalid frame index=2096 ... must be less than 2096'; our frame_lookup='index' stats are right, the "
-    "written from_timestamp is not shifted; fix: from_timestamp -= the episode's first timestamp"))
 def test_gr00t_v30_frames_in_lerobot061(fw):
+    """Its timestamps start one frame after its videos: our from_timestamp absorbs that offset, so 0.6.1 (which
+    looks frames up at from_timestamp + timestamp) returns every episode's exact first and last frame."""
     root = gr00t_v30(fw)
     view = fw.view(REF061, root)
     problems = _gr00t_frame_problems(view, gr00t_source_frames(fw))
@@ -562,26 +548,6 @@ def gr00t_source_frames(fw) -> dict:
         return out
 
     return fw._once(("gr00t_frames",), make)
-
-
-def test_gr00t_v30_shifted_from_timestamp_reads_exact_frames(fw):
-    """The fix proposed above, applied to a copy of our output: from_timestamp minus the episode's first
-    timestamp (-0.05 s for episode 0), and 0.6.1 returns every episode's exact first and last frame."""
-    root = _copy(gr00t_v30(fw), fw.base / "gr00t_v30_shifted" / "local" / "dataset")
-    data = pq.read_table(sorted((root / "data").glob("*/*.parquet"))[0], columns=["episode_index", "timestamp"])
-    first = {}
-    for e, t in zip(data["episode_index"].to_pylist(), data["timestamp"].to_pylist()):
-        first.setdefault(e, t)
-    col = "videos/observation.images.ego_view/from_timestamp"
-    for path in sorted((root / "meta" / "episodes").glob("*/*.parquet")):
-        table = pq.read_table(path)
-        shifted = [f - first[e] for f, e in zip(table[col].to_pylist(), table["episode_index"].to_pylist())]
-        table = table.set_column(table.schema.get_field_index(col), table.schema.field(col),
-                                 pa.array(shifted, table.schema.field(col).type))
-        pq.write_table(table, path)
-    view = fw.view(REF061, root)
-    assert _gr00t_frame_problems(view, gr00t_source_frames(fw)) == []
-    assert len(view["frames"]) == 10
 
 
 # --------------------------------------------------------------------------------------------------
@@ -673,20 +639,10 @@ def _check_ours_b_frames(fw, backend):
     check_frames(view, source_frames(root), info)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "product bug (found here): in our v3.0 file of a 1-frame h264 episode followed by B-frame episodes, lerobot "
-    "0.6.1 with pyav finds no frame for episode 1's last row: FrameTimestampError 'queried 0.4667, loaded "
-    "0.5000' (episode 1 starts at from_timestamp 0.1 = 3 frames after a 1-frame episode: a frame is missing "
-    "or misplaced in the concatenation)"))
 def test_one_frame_then_b_frames_ours_read_exactly_pyav(fw):
     _check_ours_b_frames(fw, "pyav")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "product bug (found here): our v3.0 file of a 1-frame h264 episode followed by B-frame episodes is read by "
-    "lerobot 0.6.1's default decoder (torchcodec 0.11) one frame late from episode 1's last row on: "
-    "FrameTimestampError 'queried 0.4667, loaded 0.5000' (episode 1 last), 'queried 0.5000, loaded 0.5333' "
-    "(episode 2 first), 'IndexError: Invalid frame index=23 ... must be less than 22' (episode 2 last)"))
 def test_one_frame_then_b_frames_ours_read_exactly_torchcodec(fw):
     _check_ours_b_frames(fw, None)
 
