@@ -484,3 +484,26 @@ def test_nan_in_data_and_in_stats_json_verifies_without_numpy_warnings(ds, recwa
     assert result.verification.checked and not result.verification.failures
     assert any("non-finite" in w.message and w.episode == 0 for w in result.warnings + first.warnings)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in recwarn]
+
+
+def test_channel_first_video_declaration_converts_like_channel_last(ds, small, tmp_path):
+    """Hand-made datasets declare videos ``[3, H, W]`` with names ``["channel", "height", "width"]``: the channel
+    axis comes from ``names`` (as lerobot reads it), and the stats are those of the channel-last declaration."""
+    info = json.loads((ds / "meta/info.json").read_text())
+    height, width, channels = info["features"][CAM]["shape"]
+    info["features"][CAM].update(shape=[channels, height, width], names=["channel", "height", "width"])
+    (ds / "meta/info.json").write_text(json.dumps(info, indent=4))
+    dask_stats.convert(ds, tmp_path / "first", **FAST)
+    dask_stats.convert(small, tmp_path / "last", **FAST)
+    first, last = ((tmp_path / name / "meta/episodes_stats.jsonl").read_text().splitlines() for name in ("first", "last"))
+    assert first == last
+    assert len(json.loads(first[0])["stats"][CAM]["mean"]) == 3  # (C, 1, 1)
+
+
+def test_channels_of_follows_names():
+    from dask_stats.plan import channels_of
+
+    assert channels_of({"shape": [3, 224, 224], "names": ["channel", "height", "width"]}) == 3
+    assert channels_of({"shape": [224, 224, 3], "names": ["height", "width", "channels"]}) == 3
+    assert channels_of({"shape": [224, 224, 3], "names": None}) == 3
+    assert channels_of({"shape": [4, 224, 224], "names": ["Channels", "h", "w"]}) == 4
