@@ -117,6 +117,37 @@ def test_parquet_file_of_another_episode(ds):
     expect(ds, message="episode_index column holds 0..0, not 2", episode=2, path_end="episode_000002.parquet")
 
 
+def test_parquet_file_of_another_episode_without_footer_statistics(ds):
+    pq.write_table(pq.read_table(data(ds, 0)), data(ds, 2), write_statistics=False)
+    edit_jsonl(ds / "meta/episodes.jsonl", lambda r: r[2].update(length=20))
+    edit_json(ds / "meta/info.json", lambda i: i.update(total_frames=75))
+    expect(ds, message="episode_index column holds 0..0, not 2", episode=2, path_end="episode_000002.parquet")
+
+
+@pytest.mark.parametrize("feature, element", [("action", False), ("observation.state", True), ("next.done", False)])
+def test_nulls_in_a_declared_column_are_predicted_from_the_footer(ds, feature, element):
+    def with_null(table):
+        values = table.column(feature).to_pylist()
+        if element:
+            values[3] = [None, *values[3][1:]]
+        else:
+            values[3] = None
+        return table.set_column(table.schema.get_field_index(feature), feature,
+                                pa.array(values, type=table.schema.field(feature).type))
+    rewrite_parquet(data(ds, 2), with_null)
+    problem = expect(ds, message="holds 1 null value(s)", episode=2, feature=feature,
+                     path_end="episode_000002.parquet", fix=f"--exclude-features {feature}")
+    assert [p for p in check(ds, exclude_features=(feature,)) if p.severity == "error"] == [], problem
+
+
+def test_info_totals_that_disagree_with_the_episodes_are_warnings(ds):
+    edit_json(ds / "meta/info.json", lambda i: i.update(total_episodes=4, total_frames=60, total_videos=4))
+    for key, right in (("total_episodes", 3), ("total_frames", 67), ("total_videos", 3)):
+        expect(ds, message=f"info.json says {key}", severity="warning", path_end="meta/info.json",
+               fix=f"set {key} to {right}")
+    assert [p for p in check(ds) if p.severity == "error"] == []
+
+
 def test_unknown_codebase_version(ds):
     edit_json(ds / "meta/info.json", lambda i: i.update(codebase_version="v1.6"))
     expect(ds, message="codebase_version is 'v1.6'")
