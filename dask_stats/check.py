@@ -1,9 +1,9 @@
 """The one room that judges a dataset: every problem a conversion would meet, found in seconds, without
 decoding a frame.
 
-``diagnose`` = the problems found while planning (``plan_dataset``) plus, for every episode: the Parquet footer
-(rows, columns, types, null counts, episode_index), info.json's totals, timestamps against fps and against the video's start, and each video
-container (opens, codec the backend can read, enough frames). ``convert`` runs it as its preflight with the
+``diagnose`` = the problems found while planning (``plan_dataset``) and info.json's totals, plus, for every
+episode: the Parquet footer (rows, columns, types, null counts, episode_index), timestamps against fps and against
+the video's start, and each video container (opens, codec the backend can read, enough frames). ``convert`` runs it as its preflight with the
 video headers left to the video tasks (a 4 ms open per video adds up to minutes on DROID's 276k videos).
 """
 
