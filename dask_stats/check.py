@@ -25,7 +25,7 @@ from . import layout
 from .errors import DatasetError, Problem
 from .options import Options
 from .plan import Episode, Plan, plan_dataset, read_jsonl
-from .sampling import video_problems
+from .sampling import WALL_CLOCK_S, sample_positions, video_problems
 from .storage import Store
 from .video import VideoBackend, VideoHeader, get_backend
 
@@ -244,7 +244,12 @@ class EpisodeChecker:
 
     def __init__(self, plan: Plan, options: Options, backend: VideoBackend, videos: bool = True):
         self.plan, self.options, self.backend, self.videos = plan, options, backend, videos
-        self._schemas: dict[pa.Schema, tuple[list[Problem], dict[str, int]]] = {}
+        self._schemas: dict[pa.Schema, tuple[list[Problem], dict[str, range]]] = {}
+        # the cameras by frame rate, when sampled rows will find their frames by timestamp
+        self._grids: dict[float, list[str]] = {}
+        if options.stats.frame_lookup == "timestamp":
+            for key in plan.videos:
+                self._grids.setdefault(_video_fps(plan, key), []).append(key)
 
     def __call__(self, ep: Episode) -> list[Problem]:
         plan = self.plan
@@ -256,8 +261,9 @@ class EpisodeChecker:
             return []  # reported by the plan
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
             return [Problem(f"the Parquet file cannot be read: {exc}", fix="restore the file", **where)]
+        first = span[0] if span and span[0] <= WALL_CLOCK_S else None  # wall-clock: said once, by the footer
         for key in plan.videos if self.videos else ():
-            problems += _check_video(plan.store, ep, key, span[0] if span else None, self.options, self.backend)
+            problems += _check_video(plan.store, ep, key, first, self.options, self.backend)
         return problems
 
     def _footer(self, parquet: pq.ParquetFile, ep: Episode, where: dict) -> tuple[list[Problem], tuple | None]:
@@ -286,7 +292,45 @@ class EpisodeChecker:
                     feature="timestamp", fix="lerobot's loader will refuse this episode; video frames are matched to rows by timestamp, so "
                         "video stats may fail or sample other frames (--frame-lookup index matches by position)",
                     **where))
+        if span is not None and self._grids:
+            if span[0] > WALL_CLOCK_S:
+                problems.append(Problem(f"timestamps look like wall-clock times ({span[0]:.3f}), not seconds into "
+                                        "the video: no sampled row would find its frame", feature="timestamp",
+                                        fix="--frame-lookup index", **where))
+            else:
+                problems += self._grid_problems(parquet, leaves, where)
         return problems, span
+
+    def _grid_problems(self, parquet: pq.ParquetFile, leaves: dict[str, range], where: dict) -> list[Problem]:
+        """Errors for sampled rows whose timestamp is off the video's frame grid (``k / fps`` from the first
+        timestamp) by more than ``--tolerance-s``: the video task would find no frame for them (jittered or
+        dropped-frame timestamps).  Reads the timestamp column (one small column chunk per file); the offset of
+        the grid from the video's first frame is the video header's check."""
+        if len(leaves.get("timestamp", ())) != 1:
+            return []
+        column = parquet.read(columns=["timestamp"], use_threads=False).column("timestamp")
+        if column.null_count or not len(column) or not pa.types.is_floating(column.type) and not \
+                pa.types.is_integer(column.type):
+            return []  # nulls and types are reported by the footer checks
+        timestamps = column.to_numpy().astype(np.float64)
+        positions = sample_positions(len(timestamps))
+        elapsed = timestamps[positions] - timestamps[0]
+        tolerance = self.options.stats.tolerance_s
+        problems = []
+        for fps, cameras in self._grids.items():
+            off = np.abs(elapsed - np.rint(elapsed * fps) / fps)
+            bad = np.flatnonzero(~(off <= tolerance))
+            if not len(bad):
+                continue
+            i = bad[0]
+            problems.append(Problem(
+                f"{len(bad)} of {len(positions)} sampled timestamps are off the {fps:g} fps frame grid of "
+                f"{', '.join(cameras)} by more than {tolerance:g} s (first: row {int(positions[i])} at "
+                f"{timestamps[positions[i]]:.6f} s, {off[i]:.6f} s from a frame): jittered or dropped-frame "
+                "timestamps; the video stats would find no frame for them", feature="timestamp",
+                fix="--frame-lookup index matches rows to frames by position (or raise --tolerance-s if the "
+                    "timestamps are only imprecise)", **where))
+        return problems
 
     def _schema(self, parquet: pq.ParquetFile) -> tuple[list[Problem], dict[str, range]]:
         """Problems of the file's columns (without episode and path), and the footer's leaves of each top-level
@@ -318,6 +362,15 @@ def _schema_problems(plan: Plan, schema: pa.Schema) -> list[Problem]:
         if problem:
             problems.append(Problem(problem, feature=name, fix=f"fix the data, or --exclude-features {name}"))
     return problems
+
+
+def _video_fps(plan: Plan, key: str) -> float:
+    """The frame rate of camera ``key``: its ``info.video.fps`` in info.json, else the dataset's fps."""
+    declared = plan.features[key].get("info")
+    for fps in (declared.get("video.fps") if isinstance(declared, dict) else None, plan.info.get("fps")):
+        if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0:
+            return float(fps)
+    return 1.0
 
 
 def _leaf_count(arrow_type: pa.DataType) -> int:

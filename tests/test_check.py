@@ -280,6 +280,41 @@ def test_wall_clock_timestamps(ds):
     expect(ds, message="wall-clock", episode=2, fix="--frame-lookup index")
 
 
+def test_wall_clock_timestamps_are_predicted_by_the_preflight(ds, tmp_path):
+    rewrite_parquet(data(ds, 2), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
+                                                        pa.array(1.7e9 + np.arange(12) / 30)))
+    with pytest.raises(DatasetError) as refused:
+        dask_stats.convert(ds, tmp_path / "out", **FAST)
+    assert not isinstance(refused.value, dask_stats.errors.TaskError)  # the preflight, before any decoding
+    [problem] = refused.value.problems
+    assert "wall-clock" in problem.message and problem.episode == 2 and problem.fix == "--frame-lookup index"
+    assert sum("wall-clock" in p.message for p in check(ds)) == 1  # said once, not again per camera
+
+
+def test_jittered_timestamps_are_predicted_before_decoding(ds, tmp_path):
+    """Timestamps whose span is right (first and last on the grid) but whose rows between are jittered: the video
+    task would find no frame for them; the preflight says so before any video is decoded."""
+    jitter = np.where(np.arange(35) % 2, 0.003, -0.002)
+    jitter[[0, -1]] = 0
+    rewrite_parquet(data(ds, 1), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
+                                                        pa.array((np.arange(35) / 30 + jitter).astype(np.float32))))
+    problem = expect(ds, message="sampled timestamps are off the 30 fps frame grid", episode=1, feature="timestamp",
+                     path_end="episode_000001.parquet", fix="--frame-lookup index")
+    assert problem.message.startswith("33 of 35 sampled timestamps") and "row 1 at 0.036333 s" in problem.message
+    assert not [p for p in check(ds) if "not spaced 1/fps" in p.message]  # the span alone cannot tell
+    with pytest.raises(DatasetError) as refused:
+        dask_stats.convert(ds, tmp_path / "out", **FAST)
+    assert not isinstance(refused.value, dask_stats.errors.TaskError)
+    assert [p for p in check(ds, frame_lookup="index") if p.severity == "error"] == []
+    assert [p for p in check(ds, tolerance_s=0.005) if p.severity == "error"] == []
+    assert dask_stats.convert(ds, tmp_path / "out", frame_lookup="index", skip_verify=True, **FAST).episodes == 3
+
+
+def test_the_frame_grid_is_the_cameras_own_fps(ds):
+    edit_json(ds / "meta/info.json", lambda i: i["features"][CAM]["info"].update({"video.fps": 15.0}))
+    expect(ds, message="off the 15 fps frame grid of observation.images.top", episode=0, feature="timestamp")
+
+
 def test_path_template_escaping_root_is_refused(ds):
     edit_json(ds / "meta/info.json", lambda i: i.update(data_path="../../{episode_index}.parquet"))
     expect(ds, message="outside the dataset root")
