@@ -507,3 +507,26 @@ def test_channels_of_follows_names():
     assert channels_of({"shape": [224, 224, 3], "names": ["height", "width", "channels"]}) == 3
     assert channels_of({"shape": [224, 224, 3], "names": None}) == 3
     assert channels_of({"shape": [4, 224, 224], "names": ["Channels", "h", "w"]}) == 4
+
+
+@pytest.mark.parametrize("change, stat, episode", [("shift", "mean", 1), ("spike", "max", 2)])
+def test_failed_verification_names_the_episode_that_deviates_most(ds, change, stat, episode):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(data(ds, episode))
+    values = table.column("action").combine_chunks().flatten().to_numpy().copy()
+    width = table.schema.field("action").type.list_size
+    if change == "shift":
+        values += np.float32(5.0)  # the whole episode moves: the dataset mean moves
+    else:
+        values[width * 3] = np.float32(1e3)  # one value beyond the old max
+    pq.write_table(table.set_column(table.schema.get_field_index("action"), "action",
+                                    pa.FixedSizeListArray.from_arrays(pa.array(values), width)), data(ds, episode))
+    with pytest.raises(VerificationError) as failed:
+        dask_stats.convert(ds, **FAST)
+    [line] = [line for line in str(failed.value).splitlines() if line.startswith("action ")]
+    assert "MISMATCH" in line and f"(episode {episode} deviates most)" in line, line
+    if change == "spike":
+        assert line.split()[1] == "max"
