@@ -103,8 +103,9 @@ def diagnose(store: Store, options: Options, backend: VideoBackend, in_place: bo
         return plan, problems + diagnose_v30(store, options.stats.tolerance_s)
     if any(p.message.startswith(ALREADY_CONVERTED) for p in problems):
         return plan, problems  # nothing to do (not an error): the files are not judged
-    if any(p.severity == "error" and p.path == store.display(store.path(layout.INFO)) for p in problems):
-        return plan, problems  # info.json itself is wrong: the files cannot be judged against it
+    if any(p.severity == "error" and p.feature is None and p.path == store.display(store.path(layout.INFO))
+           for p in problems):
+        return plan, problems  # info.json itself is wrong (not one feature's declaration): the files cannot be judged
     return plan, problems + check_plan(plan, options, backend, in_place, videos)
 
 

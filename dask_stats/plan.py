@@ -144,7 +144,7 @@ def plan_dataset(store: Store, options: StatsOptions) -> tuple[Plan | None, list
     features = info.get("features")
     if not isinstance(features, dict) or not features:
         return None, [Problem("info.json has no 'features'", path=info_path)]
-    kinds, problems = classify(features, options)
+    kinds, problems = classify(features, options, info_path)
     if version == "v3.0":
         from .v30.plan import plan_v30
 
@@ -172,15 +172,15 @@ class Kinds:
     skipped: dict[str, str] = field(default_factory=dict)  # feature -> why it gets no stats
 
 
-def classify(features: dict, options: StatsOptions) -> tuple[Kinds, list[Problem]]:
-    """Sort ``features`` (info.json's) by kind, with the problems of their declarations."""
+def classify(features: dict, options: StatsOptions, path: str | None = None) -> tuple[Kinds, list[Problem]]:
+    """Sort ``features`` (info.json's, at ``path``) by kind, with the problems of their declarations."""
     problems = [Problem(f"--exclude-features names an unknown feature; known: {', '.join(features)}", feature=name)
                 for name in options.exclude_features if name not in features]
     kinds = Kinds()
     for name, ft in features.items():
         if not isinstance(ft, dict):
             problems.append(Problem(f"the feature's declaration is {type(ft).__name__} {ft!r}, not a JSON object",
-                                    feature=name, fix="fix meta/info.json"))
+                                    feature=name, path=path, fix="fix meta/info.json"))
             continue
         dtype, shape = ft.get("dtype"), ft.get("shape")
         if name in options.exclude_features:
@@ -188,14 +188,15 @@ def classify(features: dict, options: StatsOptions) -> tuple[Kinds, list[Problem
         elif shape is not None and not (isinstance(shape, list) and all(
                 isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
             problems.append(Problem(f"shape {shape!r} is not a list of non-negative integers", feature=name,
-                                    fix=f"fix meta/info.json, or --exclude-features {name}"))
+                                    path=path, fix=f"fix meta/info.json, or --exclude-features {name}"))
             continue
         elif shape and 0 in shape:
             problems.append(Problem(f"declares shape {shape}: a zero-sized feature has no values to take stats of",
-                                    feature=name, fix=f"--exclude-features {name}"))
+                                    feature=name, path=path, fix=f"--exclude-features {name}"))
             continue
         if "/" in name:
-            problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name))
+            problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name,
+                                    path=path))
         elif name in options.exclude_features:
             kinds.skipped[name] = "excluded by --exclude-features"
         elif dtype == "video":
@@ -207,7 +208,7 @@ def classify(features: dict, options: StatsOptions) -> tuple[Kinds, list[Problem
         elif dtype in NO_STATS_DTYPES:
             kinds.skipped[name] = f"{dtype} features have no stats"
         else:
-            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, fix=f"--exclude-features {name}"))
+            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, path=path, fix=f"--exclude-features {name}"))
     return kinds, problems
 
 

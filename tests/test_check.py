@@ -1,4 +1,4 @@
-"""Issue 5's catalogue: each bad input is detected by `check` with a clear message, and `convert` refuses it
+"""The catalogue of bad inputs: each is detected by `check` with a clear message, and `convert` refuses it
 leaving the dataset byte-identical."""
 
 from __future__ import annotations

@@ -224,9 +224,10 @@ def test_a_local_run_listens_on_loopback_only(small, tmp_path, scheduler):
 
 
 # -- 6. hangs that hold the GIL ------------------------------------------------------------------------------------
-def test_gil_holding_hang_is_cut_off_in_processes_mode(small, tmp_path):
+def test_gil_holding_hang_is_cut_off_in_processes_mode(small, tmp_path, monkeypatch):
     from fake_backends import GilHangBackend
 
+    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one video task per episode
     start = time.monotonic()
     with pytest.raises(TaskError) as info:
         dask_stats.convert(small, tmp_path / "out", video_backend=GilHangBackend, scheduler="processes",
