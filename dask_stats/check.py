@@ -1,9 +1,9 @@
 """The one room that judges a dataset: every problem a conversion would meet, found in seconds, without
 decoding a frame.
 
-``diagnose`` = the problems found while planning (``plan_dataset``) plus, for every episode: the Parquet footer
-(rows, columns, types, episode_index), timestamps against fps and against the video's start, and each video
-container (opens, codec the backend can read, enough frames). ``convert`` runs it as its preflight with the
+``diagnose`` = the problems found while planning (``plan_dataset``) and info.json's totals, plus, for every
+episode: the Parquet footer (rows, columns, types, null counts, episode_index), timestamps against fps and against
+the video's start, and each video container (opens, codec the backend can read, enough frames). ``convert`` runs it as its preflight with the
 video headers left to the video tasks (a 4 ms open per video adds up to minutes on DROID's 276k videos).
 """
 
@@ -25,7 +25,7 @@ from . import layout
 from .errors import DatasetError, Problem
 from .options import Options
 from .plan import Episode, Plan, plan_dataset, read_jsonl
-from .sampling import video_problems
+from .sampling import WALL_CLOCK_S, sample_positions, video_problems
 from .storage import Store
 from .video import VideoBackend, VideoHeader, get_backend
 
@@ -103,8 +103,9 @@ def diagnose(store: Store, options: Options, backend: VideoBackend, in_place: bo
         return plan, problems + diagnose_v30(store, options.stats.tolerance_s)
     if any(p.message.startswith(ALREADY_CONVERTED) for p in problems):
         return plan, problems  # nothing to do (not an error): the files are not judged
-    if any(p.severity == "error" and p.path == store.display(store.path(layout.INFO)) for p in problems):
-        return plan, problems  # info.json itself is wrong: the files cannot be judged against it
+    if any(p.severity == "error" and p.feature is None and p.path == store.display(store.path(layout.INFO))
+           for p in problems):
+        return plan, problems  # info.json itself is wrong (not one feature's declaration): the files cannot be judged
     return plan, problems + check_plan(plan, options, backend, in_place, videos)
 
 
@@ -139,6 +140,7 @@ def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bo
     except DatasetError as exc:
         problems += [replace(p, fix="restore it (LeRobot loaders need it)") for p in exc.problems]
     problems += _special_files(store)
+    problems += _total_problems(plan)
     if plan.has_stats_json and not options.safety.skip_verify:
         problems += stats_json_problems(plan)
     if not videos:
@@ -152,6 +154,22 @@ def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bo
         pool.shutdown(wait=False)
     for episode_problems in found:
         problems += episode_problems
+    return problems
+
+
+def _total_problems(plan: Plan) -> list[Problem]:
+    """Warnings where info.json's totals disagree with meta/episodes.jsonl (lerobot's loaders and the Hub viewer
+    read them; the conversion does not, and leaves them as they are)."""
+    cameras = sum(isinstance(ft, dict) and ft.get("dtype") == "video" for ft in plan.features.values())
+    counted = {"total_episodes": len(plan.episodes), "total_frames": plan.total_frames,
+               "total_videos": len(plan.episodes) * cameras}
+    problems = []
+    for key, count in counted.items():
+        declared = plan.info.get(key)
+        if isinstance(declared, int) and not isinstance(declared, bool) and declared != count:
+            problems.append(Problem(f"info.json says {key} {declared}, but meta/episodes.jsonl gives {count}",
+                                    severity="warning", path=plan.store.display(plan.store.path(layout.INFO)),
+                                    fix=f"set {key} to {count} in meta/info.json (the conversion leaves it as it is)"))
     return problems
 
 
@@ -227,7 +245,12 @@ class EpisodeChecker:
 
     def __init__(self, plan: Plan, options: Options, backend: VideoBackend, videos: bool = True):
         self.plan, self.options, self.backend, self.videos = plan, options, backend, videos
-        self._schemas: dict[pa.Schema, tuple[list[Problem], dict[str, int]]] = {}
+        self._schemas: dict[pa.Schema, tuple[list[Problem], dict[str, range]]] = {}
+        # the cameras by frame rate, when sampled rows will find their frames by timestamp
+        self._grids: dict[float, list[str]] = {}
+        if options.stats.frame_lookup == "timestamp":
+            for key in plan.videos:
+                self._grids.setdefault(_video_fps(plan, key), []).append(key)
 
     def __call__(self, ep: Episode) -> list[Problem]:
         plan = self.plan
@@ -239,8 +262,9 @@ class EpisodeChecker:
             return []  # reported by the plan
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
             return [Problem(f"the Parquet file cannot be read: {exc}", fix="restore the file", **where)]
+        first = span[0] if span and span[0] <= WALL_CLOCK_S else None  # wall-clock: said once, by the footer
         for key in plan.videos if self.videos else ():
-            problems += _check_video(plan.store, ep, key, span[0] if span else None, self.options, self.backend)
+            problems += _check_video(plan.store, ep, key, first, self.options, self.backend)
         return problems
 
     def _footer(self, parquet: pq.ParquetFile, ep: Episode, where: dict) -> tuple[list[Problem], tuple | None]:
@@ -251,12 +275,14 @@ class EpisodeChecker:
         if parquet.metadata.num_rows != ep.length:
             problems.append(Problem(f"episodes.jsonl says length {ep.length} but the Parquet file has "
                                     f"{parquet.metadata.num_rows} rows", fix="fix meta/episodes.jsonl", **where))
-        recorded = _column_range(parquet, leaves.get("episode_index"))
+        problems += _null_problems(plan, parquet, leaves, where)
+        recorded = _scalar_range(parquet, leaves, "episode_index")
         if recorded is not None and recorded != (ep.index, ep.index):
             problems.append(Problem(f"the file's episode_index column holds {recorded[0]}..{recorded[1]}, not "
                                     f"{ep.index}", feature="episode_index", fix="the file does not belong to this "
                                     "episode: fix the file names or meta/episodes.jsonl", **where))
-        span = _timestamp_span(parquet, leaves.get("timestamp"))
+        span = _scalar_range(parquet, leaves, "timestamp")
+        span = (float(span[0]) + 0.0, float(span[1]) + 0.0) if span else None  # + 0.0: Parquet writes a zero min as -0.0
         if span is not None and ep.length > 1:
             fps = float(plan.info.get("fps") or 1)
             expected = (ep.length - 1) / fps
@@ -267,16 +293,60 @@ class EpisodeChecker:
                     feature="timestamp", fix="lerobot's loader will refuse this episode; video frames are matched to rows by timestamp, so "
                         "video stats may fail or sample other frames (--frame-lookup index matches by position)",
                     **where))
+        if span is not None and self._grids:
+            if span[0] > WALL_CLOCK_S:
+                problems.append(Problem(f"timestamps look like wall-clock times ({span[0]:.3f}), not seconds into "
+                                        "the video: no sampled row would find its frame", feature="timestamp",
+                                        fix="--frame-lookup index", **where))
+            else:
+                problems += self._grid_problems(parquet, leaves, where)
         return problems, span
 
-    def _schema(self, parquet: pq.ParquetFile) -> tuple[list[Problem], dict[str, int]]:
-        """Problems of the file's columns (without episode and path), and the footer's leaf index of each column."""
+    def _grid_problems(self, parquet: pq.ParquetFile, leaves: dict[str, range], where: dict) -> list[Problem]:
+        """Errors for sampled rows whose timestamp is off the video's frame grid (``k / fps`` from the first
+        timestamp) by more than ``--tolerance-s``: the video task would find no frame for them (jittered or
+        dropped-frame timestamps).  Reads the timestamp column (one small column chunk per file); the offset of
+        the grid from the video's first frame is the video header's check."""
+        if len(leaves.get("timestamp", ())) != 1:
+            return []
+        column = parquet.read(columns=["timestamp"], use_threads=False).column("timestamp")
+        if column.null_count or not len(column) or not pa.types.is_floating(column.type) and not \
+                pa.types.is_integer(column.type):
+            return []  # nulls and types are reported by the footer checks
+        timestamps = column.to_numpy().astype(np.float64)
+        positions = sample_positions(len(timestamps))
+        elapsed = timestamps[positions] - timestamps[0]
+        tolerance = self.options.stats.tolerance_s
+        problems = []
+        for fps, cameras in self._grids.items():
+            off = np.abs(elapsed - np.rint(elapsed * fps) / fps)
+            bad = np.flatnonzero(~(off <= tolerance))
+            if not len(bad):
+                continue
+            i = bad[0]
+            problems.append(Problem(
+                f"{len(bad)} of {len(positions)} sampled timestamps are off the {fps:g} fps frame grid of "
+                f"{', '.join(cameras)} by more than {tolerance:g} s (first: row {int(positions[i])} at "
+                f"{timestamps[positions[i]]:.6f} s, {off[i]:.6f} s from a frame): jittered or dropped-frame "
+                "timestamps; the video stats would find no frame for them", feature="timestamp",
+                fix="--frame-lookup index matches rows to frames by position (or raise --tolerance-s if the "
+                    "timestamps are only imprecise)", **where))
+        return problems
+
+    def _schema(self, parquet: pq.ParquetFile) -> tuple[list[Problem], dict[str, range]]:
+        """Problems of the file's columns (without episode and path), and the footer's leaves of each top-level
+        column (a scalar column has one leaf; a vector's leaf is its elements)."""
         schema = parquet.schema_arrow
         found = self._schemas.get(schema)
         if found is None:
-            leaves = parquet.metadata.schema
-            found = self._schemas[schema] = (_schema_problems(self.plan, schema),
-                                             {leaves.column(i).path: i for i in range(len(leaves))})
+            leaves, start = {}, 0
+            for field in schema:
+                count = _leaf_count(field.type)
+                leaves[field.name] = range(start, start + count)
+                start += count
+            if start != parquet.metadata.num_columns:  # a layout this reading does not follow: use no leaf
+                leaves = {}
+            found = self._schemas[schema] = (_schema_problems(self.plan, schema), leaves)
         return found
 
 
@@ -295,6 +365,58 @@ def _schema_problems(plan: Plan, schema: pa.Schema) -> list[Problem]:
     return problems
 
 
+def _video_fps(plan: Plan, key: str) -> float:
+    """The frame rate of camera ``key``: its ``info.video.fps`` in info.json, else the dataset's fps."""
+    declared = plan.features[key].get("info")
+    for fps in (declared.get("video.fps") if isinstance(declared, dict) else None, plan.info.get("fps")):
+        if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0:
+            return float(fps)
+    return 1.0
+
+
+def _leaf_count(arrow_type: pa.DataType) -> int:
+    """How many Parquet leaf columns an Arrow column of ``arrow_type`` is stored as."""
+    if pa.types.is_struct(arrow_type):
+        return sum(_leaf_count(arrow_type.field(i).type) for i in range(arrow_type.num_fields))
+    if pa.types.is_map(arrow_type):
+        return _leaf_count(arrow_type.key_type) + _leaf_count(arrow_type.item_type)
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
+        return _leaf_count(arrow_type.value_type)
+    return 1
+
+
+def _null_problems(plan: Plan, parquet: pq.ParquetFile, leaves: dict[str, range], where: dict) -> list[Problem]:
+    """Errors for the nulls that the footer counts in declared numeric columns (the stats task would fail on them)."""
+    problems = []
+    metadata = parquet.metadata
+    for name in plan.numeric:
+        nulls = 0
+        for leaf in leaves.get(name, ()):
+            for group in range(metadata.num_row_groups):
+                stats = metadata.row_group(group).column(leaf).statistics
+                if stats is not None and stats.has_null_count:
+                    nulls += stats.null_count
+        if nulls:
+            problems.append(Problem(f"the column holds {nulls} null value(s) (a null row or vector element): its "
+                                    "stats cannot be computed", feature=name,
+                                    fix=f"fill or drop the null rows, or --exclude-features {name}", **where))
+    return problems
+
+
+def _scalar_range(parquet: pq.ParquetFile, leaves: dict[str, range], column: str) -> tuple | None:
+    """(min, max) of a scalar ``column``: from the footer's statistics, else from the column itself (read
+    through the already open file); None without such a column or rows."""
+    leaf = leaves.get(column)
+    if leaf is None or len(leaf) != 1:
+        return None
+    span = _column_range(parquet, leaf[0])
+    if span is None:
+        values = parquet.read(columns=[column], use_threads=False).column(column)
+        values = values.drop_null().to_numpy() if values.null_count else values.to_numpy()
+        span = (values.min(), values.max()) if len(values) else None
+    return span
+
+
 def _column_range(parquet: pq.ParquetFile, leaf: int | None) -> tuple | None:
     """(min, max) of the scalar column stored in footer leaf ``leaf``, from the row-group statistics (no data read)."""
     if leaf is None:
@@ -307,18 +429,6 @@ def _column_range(parquet: pq.ParquetFile, leaf: int | None) -> tuple | None:
         lows.append(stats.min)
         highs.append(stats.max)
     return (min(lows), max(highs)) if lows else None
-
-
-def _timestamp_span(parquet: pq.ParquetFile, leaf: int | None) -> tuple[float, float] | None:
-    """First and last timestamp (a scalar column in footer leaf ``leaf``): from the footer's statistics, else
-    from the column itself (read through the already open file)."""
-    if leaf is None:
-        return None
-    span = _column_range(parquet, leaf)
-    if span is None:
-        values = parquet.read(columns=["timestamp"], use_threads=False).column("timestamp").to_numpy()
-        span = (values.min(), values.max()) if len(values) else None
-    return (float(span[0]) + 0.0, float(span[1]) + 0.0) if span else None  # + 0.0: Parquet writes a zero min as -0.0
 
 
 @lru_cache(maxsize=1024)  # a dataset has few distinct (column type, declaration) pairs

@@ -106,6 +106,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                       help="parallel workers (default: all cores)")
     _flag(demo, "--quiet", "no progress, only where the result is")
     _flag(demo, "--debug", "show tracebacks")
+
+    ckp = commands.add_parser("checkpoints", help="list (or --clear) the checkpoints of interrupted runs",
+                              description="List the checkpoints that interrupted conversions left in the cache "
+                                          "($DASK_STATS_CACHE, else the user cache directory): target, age, saved "
+                                          "tasks, size and file. --clear removes them.")
+    _flag(ckp, "--clear", "remove the checkpoints listed (all, or those of --root, or those older than "
+                          "--older-than-days) instead of only listing them")
+    ckp.add_argument("--older-than-days", type=options.non_negative_float, default=None, metavar="N",
+                     help="only checkpoints unused for more than N days (with --clear: keep the recent ones)")
+    ckp.add_argument("--root", help="only the checkpoint of conversions into this target (the dataset converted "
+                                    "in place, or the --output of the conversion): a directory or an fsspec URL")
+    _flag(ckp, "--debug", "show tracebacks")
     return parser
 
 
@@ -198,6 +210,45 @@ def _check(args) -> int:
     return 1 if counts["error"] else 0
 
 
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{max(seconds, 0) / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 86400 else f"{seconds / 86400:.1f} d"
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return ""
+
+
+def _checkpoints(args) -> int:
+    """``checkpoints``: list them, or remove them with ``--clear`` (built on ``list_checkpoints`` and
+    ``clear_checkpoints``)."""
+    import time
+
+    checkpoint = _work("checkpoint")
+    now = time.time()
+    wanted = None if args.root is None else checkpoint.checkpoint_path(args.root)
+    found = [c for c in checkpoint.list_checkpoints() if (wanted is None or c.path == wanted)
+             and (args.older_than_days is None or (now - c.modified) / 86400 > args.older_than_days)]
+    if args.clear:
+        removed = checkpoint.clear_checkpoints(args.root, older_than_days=args.older_than_days)
+        print(f"removed {removed} checkpoint(s) from {checkpoint.checkpoints_dir()}")
+        return 0
+    if not found:
+        print(f"no checkpoints in {checkpoint.checkpoints_dir()}")
+        return 0
+    print(f"{'target':50} {'age':>8} {'tasks':>6} {'size':>10}  path")
+    for c in found:
+        print(f"{c.target or '(unreadable)':50} {_age(now - c.modified):>8} {c.tasks:6d} {_size(c.bytes):>10}  {c.path}")
+    print(f"{len(found)} checkpoint(s); `checkpoints --clear` removes them (a conversion removes its own once "
+          f"committed, and any unused for {checkpoint.EXPIRY_DAYS:g} days)")
+    return 0
+
+
 def _demo(args) -> int:
     base = Path(args.dir)
     if not _claim_demo_dir(base):
@@ -250,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_to_stderr(quiet=getattr(args, "quiet", False))
     try:
-        return {"convert": _convert, "check": _check, "demo": _demo}[args.command](args)
+        return {"convert": _convert, "check": _check, "demo": _demo, "checkpoints": _checkpoints}[args.command](args)
     except TaskError as exc:
         if args.debug:
             raise

@@ -68,6 +68,21 @@ class Plan:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+CHANNEL_NAMES = ("channel", "channels")
+
+
+def channels_of(feature: dict) -> int:
+    """The number of colour channels of an image or video feature: the axis of its ``shape`` that ``names`` calls
+    "channel" or "channels" (channel-first ``[3, H, W]`` declarations exist), else the last axis, as lerobot reads
+    them."""
+    shape, names = feature["shape"], feature.get("names")
+    if isinstance(names, list) and len(names) == len(shape):
+        for axis, name in enumerate(names):
+            if isinstance(name, str) and name.lower() in CHANNEL_NAMES:
+                return shape[axis]
+    return shape[-1]
+
+
 def _not_regular(store: Store, path: str) -> Problem | None:
     """A FIFO, socket or device where a metadata file should be (reading it would block or never end)."""
     if store.local and os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
@@ -180,7 +195,8 @@ def classify(features: dict, options: StatsOptions, info_path: str | None = None
                                     feature=name, path=info_path, fix=f"--exclude-features {name}"))
             continue
         if "/" in name:
-            problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name))
+            problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name,
+                                    path=path))
         elif name in options.exclude_features:
             kinds.skipped[name] = "excluded by --exclude-features"
         elif dtype == "video":
@@ -192,7 +208,7 @@ def classify(features: dict, options: StatsOptions, info_path: str | None = None
         elif dtype in NO_STATS_DTYPES:
             kinds.skipped[name] = f"{dtype} features have no stats"
         else:
-            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, fix=f"--exclude-features {name}"))
+            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, path=path, fix=f"--exclude-features {name}"))
     return kinds, problems
 
 

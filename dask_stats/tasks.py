@@ -21,7 +21,7 @@ from . import numeric
 from .errors import Location
 from .moments import MomentsTable
 from .options import Options
-from .plan import Plan
+from .plan import Plan, channels_of
 from .sampling import sample_positions
 from .scheduling import guarded
 from .video import VideoBackend
@@ -84,7 +84,7 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
     ends on short tasks and no core waits for one long video at the end; Parquet work, priority 0, comes first)."""
     if not plan.videos:
         return []
-    channels = {key: plan.features[key]["shape"][-1] for key in plan.videos}
+    channels = {key: channels_of(plan.features[key]) for key in plan.videos}
     longest = max(ep.length for ep in plan.episodes)
     tasks = []
     for feature, batch in _video_batches(plan):

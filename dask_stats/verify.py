@@ -31,6 +31,7 @@ class Check:
     max_diff: float
     allowed: float
     blocking: bool  # a failure here stops the conversion
+    episode: int | None = None  # of a failed check: the episode that deviates most (see ``_deviating_episode``)
 
     @property
     def ok(self) -> bool:
@@ -70,6 +71,8 @@ class VerificationReport:
             if only_problems and worst.ok:
                 continue
             status = "ok" if worst.ok else ("MISMATCH" if worst.blocking else "warning")
+            if not worst.ok and worst.episode is not None:
+                status += f" (episode {worst.episode} deviates most)"
             lines.append(f"{feature:40} {worst.stat:5} {worst.max_diff:11.3g} {worst.allowed:11.3g}  {status}")
         return "\n".join(lines)
 
@@ -114,9 +117,40 @@ def _verify(tables, features, reference, strict) -> VerificationReport:
             diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
             allowed = np.where(np.isfinite(allowed), allowed, 0.0) if np.ndim(allowed) else allowed
             worst = int(np.argmax(diff - allowed)) if diff.size else 0
-            report.checks.append(Check(name, stat, float(diff[worst]), float(np.atleast_1d(allowed)[worst]),
-                                       blocking=strict or not pixel))
+            check = Check(name, stat, float(diff[worst]), float(np.atleast_1d(allowed)[worst]),
+                          blocking=strict or not pixel)
+            if not check.ok:
+                check.episode = _deviating_episode(table, stat, worst, ref, float(actual[worst]),
+                                                   float(expected[worst]), float(moments.mean.reshape(-1)[worst]))
+            report.checks.append(check)
     return report
+
+
+def _deviating_episode(table: MomentsTable, stat: str, component: int, ref: dict, actual: float, expected: float,
+                       our_mean: float) -> int | None:
+    """The episode most to blame for a failed check of ``stat`` at ``component`` (cheap: one pass over the
+    episodes' moments).  min/max: the episode holding the new extreme, when it lies beyond the old one; mean/std:
+    the episode whose own mean is farthest from the old dataset mean (ours when stats.json has none)."""
+    if not len(table.keys):
+        return None
+    if stat in ("min", "max"):
+        if not (actual < expected if stat == "min" else actual > expected):
+            return None  # the new extreme is inside the old one: no episode holds what the old stats miss
+        values = getattr(table, stat)[:, component].astype(np.float64)
+        pick = np.nanargmin if stat == "min" else np.nanargmax
+    else:
+        center = our_mean
+        try:
+            old_mean = np.asarray(ref.get("mean"), dtype=np.float64).reshape(-1)
+            if old_mean.size == table.mean.shape[1] and np.isfinite(old_mean[component]):
+                center = float(old_mean[component])
+        except (TypeError, ValueError):
+            pass
+        values = np.abs(table.mean[:, component].astype(np.float64) - center)
+        pick = np.nanargmax
+    if np.isnan(values).all():
+        return None
+    return int(table.keys[pick(values)])
 
 
 def compare_episode_stats(records: list[dict], old: list[dict], features: dict[str, dict]) -> list[Problem]:

@@ -1,4 +1,4 @@
-"""Issue 5's catalogue: each bad input is detected by `check` with a clear message, and `convert` refuses it
+"""The catalogue of bad inputs: each is detected by `check` with a clear message, and `convert` refuses it
 leaving the dataset byte-identical."""
 
 from __future__ import annotations
@@ -115,6 +115,37 @@ def test_missing_and_malformed_tasks_jsonl(ds):
 def test_parquet_file_of_another_episode(ds):
     data(ds, 2).write_bytes(data(ds, 0).read_bytes())  # episode 2's file holds episode 0's rows
     expect(ds, message="episode_index column holds 0..0, not 2", episode=2, path_end="episode_000002.parquet")
+
+
+def test_parquet_file_of_another_episode_without_footer_statistics(ds):
+    pq.write_table(pq.read_table(data(ds, 0)), data(ds, 2), write_statistics=False)
+    edit_jsonl(ds / "meta/episodes.jsonl", lambda r: r[2].update(length=20))
+    edit_json(ds / "meta/info.json", lambda i: i.update(total_frames=75))
+    expect(ds, message="episode_index column holds 0..0, not 2", episode=2, path_end="episode_000002.parquet")
+
+
+@pytest.mark.parametrize("feature, element", [("action", False), ("observation.state", True), ("next.done", False)])
+def test_nulls_in_a_declared_column_are_predicted_from_the_footer(ds, feature, element):
+    def with_null(table):
+        values = table.column(feature).to_pylist()
+        if element:
+            values[3] = [None, *values[3][1:]]
+        else:
+            values[3] = None
+        return table.set_column(table.schema.get_field_index(feature), feature,
+                                pa.array(values, type=table.schema.field(feature).type))
+    rewrite_parquet(data(ds, 2), with_null)
+    problem = expect(ds, message="holds 1 null value(s)", episode=2, feature=feature,
+                     path_end="episode_000002.parquet", fix=f"--exclude-features {feature}")
+    assert [p for p in check(ds, exclude_features=(feature,)) if p.severity == "error"] == [], problem
+
+
+def test_info_totals_that_disagree_with_the_episodes_are_warnings(ds):
+    edit_json(ds / "meta/info.json", lambda i: i.update(total_episodes=4, total_frames=60, total_videos=4))
+    for key, right in (("total_episodes", 3), ("total_frames", 67), ("total_videos", 3)):
+        expect(ds, message=f"info.json says {key}", severity="warning", path_end="meta/info.json",
+               fix=f"set {key} to {right}")
+    assert [p for p in check(ds) if p.severity == "error"] == []
 
 
 def test_unknown_codebase_version(ds):
@@ -247,6 +278,41 @@ def test_wall_clock_timestamps(ds):
     rewrite_parquet(data(ds, 2), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
                                                         pa.array(1.7e9 + np.arange(12) / 30)))
     expect(ds, message="wall-clock", episode=2, fix="--frame-lookup index")
+
+
+def test_wall_clock_timestamps_are_predicted_by_the_preflight(ds, tmp_path):
+    rewrite_parquet(data(ds, 2), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
+                                                        pa.array(1.7e9 + np.arange(12) / 30)))
+    with pytest.raises(DatasetError) as refused:
+        dask_stats.convert(ds, tmp_path / "out", **FAST)
+    assert not isinstance(refused.value, dask_stats.errors.TaskError)  # the preflight, before any decoding
+    [problem] = refused.value.problems
+    assert "wall-clock" in problem.message and problem.episode == 2 and problem.fix == "--frame-lookup index"
+    assert sum("wall-clock" in p.message for p in check(ds)) == 1  # said once, not again per camera
+
+
+def test_jittered_timestamps_are_predicted_before_decoding(ds, tmp_path):
+    """Timestamps whose span is right (first and last on the grid) but whose rows between are jittered: the video
+    task would find no frame for them; the preflight says so before any video is decoded."""
+    jitter = np.where(np.arange(35) % 2, 0.003, -0.002)
+    jitter[[0, -1]] = 0
+    rewrite_parquet(data(ds, 1), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
+                                                        pa.array((np.arange(35) / 30 + jitter).astype(np.float32))))
+    problem = expect(ds, message="sampled timestamps are off the 30 fps frame grid", episode=1, feature="timestamp",
+                     path_end="episode_000001.parquet", fix="--frame-lookup index")
+    assert problem.message.startswith("33 of 35 sampled timestamps") and "row 1 at 0.036333 s" in problem.message
+    assert not [p for p in check(ds) if "not spaced 1/fps" in p.message]  # the span alone cannot tell
+    with pytest.raises(DatasetError) as refused:
+        dask_stats.convert(ds, tmp_path / "out", **FAST)
+    assert not isinstance(refused.value, dask_stats.errors.TaskError)
+    assert [p for p in check(ds, frame_lookup="index") if p.severity == "error"] == []
+    assert [p for p in check(ds, tolerance_s=0.005) if p.severity == "error"] == []
+    assert dask_stats.convert(ds, tmp_path / "out", frame_lookup="index", skip_verify=True, **FAST).episodes == 3
+
+
+def test_the_frame_grid_is_the_cameras_own_fps(ds):
+    edit_json(ds / "meta/info.json", lambda i: i["features"][CAM]["info"].update({"video.fps": 15.0}))
+    expect(ds, message="off the 15 fps frame grid of observation.images.top", episode=0, feature="timestamp")
 
 
 def test_path_template_escaping_root_is_refused(ds):

@@ -81,7 +81,8 @@ def test_unknown_flag_suggests_the_closest(argv, hint, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--vers"], ["convert", "--roo", "x"], ["convert", "--root", "x", "--out", "y"],
-                                  ["check", "--ro", "x"], ["demo", "--di", "x"]])
+                                  ["check", "--ro", "x"], ["demo", "--di", "x"], ["checkpoints", "--cle"],
+                                  ["checkpoints", "--older-than", "3"]])
 def test_no_abbreviations_anywhere(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.build_parser().parse_args(argv)
@@ -254,3 +255,58 @@ def test_scheduler_address_comes_from_dask_config_and_its_environment_variable()
     env = {**__import__("os").environ, "DASK_SCHEDULER_ADDRESS": "tcp://c:3"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert run.stdout.strip() == "tcp://c:3", run.stderr
+
+
+# --- checkpoints -------------------------------------------------------------------------------------------------
+
+def _saved_checkpoint(target: Path, tasks: int, age_days: float = 0.0) -> Path:
+    import os
+
+    from dask_stats.checkpoint import Checkpoint
+    from dask_stats.storage import Store
+
+    saved = Checkpoint(Store(target), "fingerprint")
+    for i in range(tasks):
+        saved.save(f"task-{i}", {"result": i})
+    saved.close()
+    when = time.time() - age_days * 86400
+    for part in saved.path.parent.glob(saved.path.name + "*"):
+        os.utime(part, (when, when))
+    return saved.path
+
+
+def test_checkpoints_command_lists_and_clears(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DASK_STATS_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["checkpoints"]) == 0
+    assert "no checkpoints" in capsys.readouterr().out
+    recent = _saved_checkpoint(tmp_path / "recent", tasks=3)
+    old = _saved_checkpoint(tmp_path / "old", tasks=1, age_days=5)
+    other = _saved_checkpoint(tmp_path / "other", tasks=2, age_days=1)
+
+    assert cli.main(["checkpoints"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if str(tmp_path) in line and ".sqlite" in line]
+    assert [line.split()[0] for line in lines] == [str(tmp_path / n) for n in ("recent", "other", "old")]
+    assert lines[0].split()[3] == "3" and str(recent) in lines[0] and "5.0 d" in lines[2]
+    assert "3 checkpoint(s)" in out
+
+    assert cli.main(["checkpoints", "--older-than-days", "2"]) == 0  # listing with the same filter as --clear
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines() if ".sqlite" in line] == [
+        str(tmp_path / "old")]
+    assert cli.main(["checkpoints", "--clear", "--older-than-days", "2"]) == 0
+    assert "removed 1 checkpoint(s)" in capsys.readouterr().out
+    assert recent.exists() and other.exists() and not old.exists()
+
+    assert cli.main(["checkpoints", "--root", str(tmp_path / "other")]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines() if ".sqlite" in line] == [
+        str(tmp_path / "other")]
+    assert cli.main(["checkpoints", "--clear", "--root", str(tmp_path / "other")]) == 0
+    assert recent.exists() and not other.exists()
+    assert cli.main(["checkpoints", "--clear"]) == 0
+    assert "removed 1 checkpoint(s)" in capsys.readouterr().out and not recent.exists()
+
+
+def test_checkpoints_command_refuses_a_negative_age(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["checkpoints", "--clear", "--older-than-days", "-1"])
+    assert exit_.value.code == 2 and "--older-than-days" in capsys.readouterr().err

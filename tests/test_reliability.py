@@ -224,9 +224,10 @@ def test_a_local_run_listens_on_loopback_only(small, tmp_path, scheduler):
 
 
 # -- 6. hangs that hold the GIL ------------------------------------------------------------------------------------
-def test_gil_holding_hang_is_cut_off_in_processes_mode(small, tmp_path):
+def test_gil_holding_hang_is_cut_off_in_processes_mode(small, tmp_path, monkeypatch):
     from fake_backends import GilHangBackend
 
+    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one video task per episode
     start = time.monotonic()
     with pytest.raises(TaskError) as info:
         dask_stats.convert(small, tmp_path / "out", video_backend=GilHangBackend, scheduler="processes",
@@ -454,8 +455,8 @@ def test_a_failing_partition_names_the_episode_that_fails(ds, tmp_path):
     values[3] = None
     pq.write_table(table.set_column(table.schema.get_field_index("action"), "action",
                                     pa.array(values, type=table.schema.field("action").type)), data(ds, 2))
-    with pytest.raises(TaskError) as info:
-        dask_stats.convert(ds, tmp_path / "out", **FAST)
+    with pytest.raises(TaskError) as info:  # the preflight predicts it (test_check); the task names it too
+        dask_stats.convert(ds, tmp_path / "out", skip_check=True, **FAST)
     [problem] = info.value.problems
     assert problem.episode == 2 and problem.feature == "action" and problem.path.endswith("episode_000002.parquet")
     assert not problem.transient
@@ -484,3 +485,49 @@ def test_nan_in_data_and_in_stats_json_verifies_without_numpy_warnings(ds, recwa
     assert result.verification.checked and not result.verification.failures
     assert any("non-finite" in w.message and w.episode == 0 for w in result.warnings + first.warnings)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in recwarn]
+
+
+def test_channel_first_video_declaration_converts_like_channel_last(ds, small, tmp_path):
+    """Hand-made datasets declare videos ``[3, H, W]`` with names ``["channel", "height", "width"]``: the channel
+    axis comes from ``names`` (as lerobot reads it), and the stats are those of the channel-last declaration."""
+    info = json.loads((ds / "meta/info.json").read_text())
+    height, width, channels = info["features"][CAM]["shape"]
+    info["features"][CAM].update(shape=[channels, height, width], names=["channel", "height", "width"])
+    (ds / "meta/info.json").write_text(json.dumps(info, indent=4))
+    dask_stats.convert(ds, tmp_path / "first", **FAST)
+    dask_stats.convert(small, tmp_path / "last", **FAST)
+    first, last = ((tmp_path / name / "meta/episodes_stats.jsonl").read_text().splitlines() for name in ("first", "last"))
+    assert first == last
+    assert len(json.loads(first[0])["stats"][CAM]["mean"]) == 3  # (C, 1, 1)
+
+
+def test_channels_of_follows_names():
+    from dask_stats.plan import channels_of
+
+    assert channels_of({"shape": [3, 224, 224], "names": ["channel", "height", "width"]}) == 3
+    assert channels_of({"shape": [224, 224, 3], "names": ["height", "width", "channels"]}) == 3
+    assert channels_of({"shape": [224, 224, 3], "names": None}) == 3
+    assert channels_of({"shape": [4, 224, 224], "names": ["Channels", "h", "w"]}) == 4
+
+
+@pytest.mark.parametrize("change, stat, episode", [("shift", "mean", 1), ("spike", "max", 2)])
+def test_failed_verification_names_the_episode_that_deviates_most(ds, change, stat, episode):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(data(ds, episode))
+    values = table.column("action").combine_chunks().flatten().to_numpy().copy()
+    width = table.schema.field("action").type.list_size
+    if change == "shift":
+        values += np.float32(5.0)  # the whole episode moves: the dataset mean moves
+    else:
+        values[width * 3] = np.float32(1e3)  # one value beyond the old max
+    pq.write_table(table.set_column(table.schema.get_field_index("action"), "action",
+                                    pa.FixedSizeListArray.from_arrays(pa.array(values), width)), data(ds, episode))
+    with pytest.raises(VerificationError) as failed:
+        dask_stats.convert(ds, **FAST)
+    [line] = [line for line in str(failed.value).splitlines() if line.startswith("action ")]
+    assert "MISMATCH" in line and f"(episode {episode} deviates most)" in line, line
+    if change == "spike":
+        assert line.split()[1] == "max"
