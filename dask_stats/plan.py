@@ -196,7 +196,7 @@ def classify(features: dict, options: StatsOptions, info_path: str | None = None
             continue
         if "/" in name:
             problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name,
-                                    path=path))
+                                    path=info_path))
         elif name in options.exclude_features:
             kinds.skipped[name] = "excluded by --exclude-features"
         elif dtype == "video":
@@ -208,7 +208,7 @@ def classify(features: dict, options: StatsOptions, info_path: str | None = None
         elif dtype in NO_STATS_DTYPES:
             kinds.skipped[name] = f"{dtype} features have no stats"
         else:
-            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, path=path, fix=f"--exclude-features {name}"))
+            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, path=info_path, fix=f"--exclude-features {name}"))
     return kinds, problems
 
 
