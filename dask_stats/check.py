@@ -3,7 +3,8 @@ decoding a frame.
 
 ``diagnose`` = the problems found while planning (``plan_dataset``) and info.json's totals, plus, for every
 episode: the Parquet footer (rows, columns, types, null counts, episode_index), timestamps against fps and against
-the video's start, and each video container (opens, codec the backend can read, enough frames). ``convert`` runs it as its preflight with the
+the video's start, and each video container (opens, codec the backend can read, enough frames).
+``convert`` runs it as its preflight with the
 video headers left to the video tasks (a 4 ms open per video adds up to minutes on DROID's 276k videos).
 """
 
@@ -282,7 +283,8 @@ class EpisodeChecker:
                                     f"{ep.index}", feature="episode_index", fix="the file does not belong to this "
                                     "episode: fix the file names or meta/episodes.jsonl", **where))
         span = _scalar_range(parquet, leaves, "timestamp")
-        span = (float(span[0]) + 0.0, float(span[1]) + 0.0) if span else None  # + 0.0: Parquet writes a zero min as -0.0
+        # + 0.0: Parquet writes a zero min as -0.0
+        span = (float(span[0]) + 0.0, float(span[1]) + 0.0) if span else None
         if span is not None and ep.length > 1:
             fps = float(plan.info.get("fps") or 1)
             expected = (ep.length - 1) / fps
@@ -290,8 +292,9 @@ class EpisodeChecker:
                 problems.append(Problem(
                     f"timestamps run from {span[0]:.6f} to {span[1]:.6f} s, but {ep.length} rows at {fps:g} fps "
                     f"span {expected:.6f} s: they are not spaced 1/fps apart", severity="warning",
-                    feature="timestamp", fix="lerobot's loader will refuse this episode; video frames are matched to rows by timestamp, so "
-                        "video stats may fail or sample other frames (--frame-lookup index matches by position)",
+                    feature="timestamp", fix="lerobot's loader will refuse this episode; video frames are matched to "
+                    "rows by timestamp, so video stats may fail or sample other frames (--frame-lookup index matches "
+                    "by position)",
                     **where))
         if span is not None and self._grids:
             if span[0] > WALL_CLOCK_S:

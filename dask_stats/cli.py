@@ -179,7 +179,8 @@ def _convert(args) -> int:
 
 def _convert_hub(args) -> int:
     """``convert --repo-id``: :func:`dask_stats.roundtrip.convert_hub` with the same option names."""
-    from huggingface_hub.utils import disable_progress_bars, logging as hf_logging
+    from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub.utils import logging as hf_logging
 
     from .roundtrip import convert_hub
 
@@ -243,7 +244,8 @@ def _checkpoints(args) -> int:
         return 0
     print(f"{'target':50} {'age':>8} {'tasks':>6} {'size':>10}  path")
     for c in found:
-        print(f"{c.target or '(unreadable)':50} {_age(now - c.modified):>8} {c.tasks:6d} {_size(c.bytes):>10}  {c.path}")
+        target = c.target or "(unreadable)"
+        print(f"{target:50} {_age(now - c.modified):>8} {c.tasks:6d} {_size(c.bytes):>10}  {c.path}")
     print(f"{len(found)} checkpoint(s); `checkpoints --clear` removes them (a conversion removes its own once "
           f"committed, and any unused for {checkpoint.EXPIRY_DAYS:g} days)")
     return 0
@@ -332,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - a plain sentence, not a traceback, unless --debug
+    except Exception as exc:
         if args.debug:
             raise
         print(f"dask_stats: unexpected error: {type(exc).__name__}: {exc}\n(run again with --debug for the "

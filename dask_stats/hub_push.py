@@ -42,8 +42,16 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, co
 from huggingface_hub.utils.sha import git_hash, sha_fileobj
 
 from .errors import HubError
-from .hub_download import (REPO_TYPE, GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError,
-                           RevisionNotFoundError, repo_not_found_message, short)
+from .hub_download import (
+    REPO_TYPE,
+    GatedRepoError,
+    HfHubHTTPError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+    repo_not_found_message,
+    short,
+)
 
 STATS_JSON = "meta/stats.json"
 DATASET_FOLDERS = ("meta", "data", "videos")

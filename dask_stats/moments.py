@@ -26,7 +26,7 @@ class Moments:
     quantiles: np.ndarray | None = None  # (Q, D): exact quantiles of these observations, when asked for
     histogram: np.ndarray | None = None  # (C, 256): pixel counts behind pixel moments (they merge by adding)
 
-    def merge(self, other: "Moments") -> "Moments":
+    def merge(self, other: Moments) -> Moments:
         return merge_all([self, other])
 
     @property
@@ -56,7 +56,7 @@ class MomentsTable:
     histogram: np.ndarray  # (n, C, 256) pixel counts; C = 0 for non-pixel features
 
     @classmethod
-    def segments(cls, keys: np.ndarray, x: np.ndarray, starts: np.ndarray, qs: tuple[float, ...] = ()) -> "MomentsTable":
+    def segments(cls, keys: np.ndarray, x: np.ndarray, starts: np.ndarray, qs: tuple[float, ...] = ()) -> MomentsTable:
         """Moments (and the quantiles ``qs``) of each contiguous row segment ``x[starts[i]:starts[i+1]]``
         (belonging to ``keys[i]``), vectorized with ``reduceat``."""
         from .quantiles import segment_quantiles
@@ -78,9 +78,9 @@ class MomentsTable:
                    np.zeros((len(starts), 0, 256), np.int64))
 
     @classmethod
-    def of(cls, keys: np.ndarray, moments: list[Moments]) -> "MomentsTable":
+    def of(cls, keys: np.ndarray, moments: list[Moments]) -> MomentsTable:
         """The table of separately computed ``moments`` (one per key)."""
-        stack = lambda name: np.stack([getattr(m, name) for m in moments])  # noqa: E731
+        stack = lambda name: np.stack([getattr(m, name) for m in moments])
         width = len(moments[0].count)
         quantiles = np.stack([m.quantiles if m.quantiles is not None else np.zeros((0, width)) for m in moments])
         histogram = np.stack([m.histogram if m.histogram is not None else np.zeros((0, 256), np.int64)
@@ -90,13 +90,13 @@ class MomentsTable:
                    histogram)
 
     @classmethod
-    def concat(cls, tables: list["MomentsTable"]) -> "MomentsTable":
+    def concat(cls, tables: list[MomentsTable]) -> MomentsTable:
         return cls(*(np.concatenate([getattr(t, name) for t in tables]) for name in cls.__dataclass_fields__))
 
-    def take(self, rows: np.ndarray) -> "MomentsTable":
+    def take(self, rows: np.ndarray) -> MomentsTable:
         return MomentsTable(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
 
-    def arrange(self, keys: np.ndarray) -> "MomentsTable":
+    def arrange(self, keys: np.ndarray) -> MomentsTable:
         """One row per key of ``keys``, in that order; rows sharing a key (an episode split across
         partitions) are merged."""
         unique, first, repeats = np.unique(self.keys, return_index=True, return_counts=True)

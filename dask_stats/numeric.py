@@ -10,6 +10,7 @@ an episode split across partitions merges exactly.
 from __future__ import annotations
 
 import io
+
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -32,7 +33,10 @@ FILES_PER_PARTITION = 64
 PartitionMoments = dict[str, MomentsTable]  # feature -> moments of the partition's episodes
 
 
-def read_episodes(batch: list[tuple[int, str, tuple[int, int] | None]], columns: list[str], store: Store) -> pd.DataFrame:
+Batch = list[tuple[int, str, tuple[int, int] | None]]  # (episode, data file, its rows in the file or None: all)
+
+
+def read_episodes(batch: Batch, columns: list[str], store: Store) -> pd.DataFrame:
     """Read a batch of episodes (only ``columns``) into one pyarrow-backed pandas frame.  An episode is a whole
     file (v2.x) or a row range of a file that several episodes share (v3.0, read once per batch)."""
     tables, files = [], {}
@@ -42,7 +46,7 @@ def read_episodes(batch: list[tuple[int, str, tuple[int, int] | None]], columns:
                 # ParquetFile.read: half the cost of read_table's dataset machinery on small files; Dask owns threads
                 with store.source(path) as source:
                     files[path] = pq.ParquetFile(source).read(columns=columns, use_threads=False)
-            except Exception as exc:  # noqa: BLE001 - any read error names the file
+            except Exception as exc:
                 raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {exc}", episode=episode,
                                         path=store.display(path), fix="restore the file")) from exc
         table = files[path]
@@ -139,7 +143,7 @@ def partition_moments(df: pd.DataFrame, plan_features: dict[str, dict], numeric:
         for feature in numeric + images:
             try:
                 result[feature] = _feature_moments(df, feature, plan_features, images, ids, starts, qs)
-            except Exception as exc:  # noqa: BLE001 - name the feature and the episode that fails
+            except Exception as exc:
                 bad = _failing_episode(df, feature, plan_features, images, ids, starts)
                 raise TaskError(Problem(f"cannot compute stats: {exc}", episode=bad, feature=feature,
                                         path=files.get(bad))) from exc

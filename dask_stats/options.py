@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from .errors import DatasetError, Problem
 from .video import BACKENDS
@@ -180,7 +181,7 @@ class Options:
     run: RunOptions = RunOptions()
 
     @classmethod
-    def of(cls, **keywords) -> "Options":
+    def of(cls, **keywords) -> Options:
         """Options from the flat keywords of ``convert``/``check`` (the CLI's flag names with underscores),
         each checked as the command line checks it; an unknown name is refused with the closest known one."""
         known = {f.name: (group, f) for group, kind in GROUPS.items() for f in fields(kind)}

@@ -208,7 +208,8 @@ def classify(features: dict, options: StatsOptions, info_path: str | None = None
         elif dtype in NO_STATS_DTYPES:
             kinds.skipped[name] = f"{dtype} features have no stats"
         else:
-            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, path=info_path, fix=f"--exclude-features {name}"))
+            problems.append(Problem(f"unknown dtype {dtype!r}", feature=name, path=info_path,
+                                    fix=f"--exclude-features {name}"))
     return kinds, problems
 
 

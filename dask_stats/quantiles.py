@@ -123,7 +123,7 @@ def histogram_quantiles(hist: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     n = hist.sum(axis=1)
     low, high, gamma = _positions(n, qs)  # (C, Q)
     cumulative = np.cumsum(hist, axis=1)
-    level = lambda rank: (cumulative[:, :, None] <= rank[:, None, :]).sum(axis=1).clip(max=255)  # noqa: E731
+    level = lambda rank: (cumulative[:, :, None] <= rank[:, None, :]).sum(axis=1).clip(max=255)
     out = _lerp(_LEVELS[level(low)], _LEVELS[level(high)], gamma)
     out[n == 0] = np.nan
     return out.T

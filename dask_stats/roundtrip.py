@@ -67,8 +67,16 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     """
     from huggingface_hub import HfApi
 
-    from .hub_download import (SOURCE_REVISION, Download, default_root, fetch_dataset, hub_dataset_version,
-                               hub_unreachable, local_version, why_unreachable)
+    from .hub_download import (
+        SOURCE_REVISION,
+        Download,
+        default_root,
+        fetch_dataset,
+        hub_dataset_version,
+        hub_unreachable,
+        local_version,
+        why_unreachable,
+    )
     from .hub_push import V30_STATS, layout_for, plan_push, push
 
     api = api or HfApi()

@@ -107,7 +107,8 @@ def open_client(options: RunOptions, client: Client | None = None) -> Iterator[C
     # The scheduler and the workers always run an HTTP server (distributed starts one even without a dashboard,
     # on port 8787 of every interface by default): bind it to a free loopback port, like everything else here.
     http = {"dashboard_address": dashboard,
-            "scheduler_kwargs": {"dashboard_address": dashboard or LOOPBACK_ANY_PORT, "dashboard": dashboard is not None}}
+            "scheduler_kwargs": {"dashboard_address": dashboard or LOOPBACK_ANY_PORT,
+                                 "dashboard": dashboard is not None}}
     if options.scheduler == "processes":
         # one single-threaded worker process per core (isolates decoders: a crash or a GIL-holding hang
         # costs one worker, which distributed replaces); TCP on loopback between them

@@ -21,7 +21,6 @@ from fsspec.implementations.local import LocalFileSystem
 
 from .errors import DatasetError, Problem
 
-
 TEMP_SUFFIX = ".tmp"  # of write_text's temporary files (".<name>.<random>.tmp" beside the file)
 
 
@@ -198,7 +197,7 @@ class Store:
         cut = len(self.root) + 1
         return sorted(p[cut:].replace(os.sep, "/") for p in found)
 
-    def mirror_to(self, target: "Store", skip: set[str]) -> None:
+    def mirror_to(self, target: Store, skip: set[str]) -> None:
         """Copy the dataset to ``target`` (hard links between local directories), leaving out ``skip``."""
         for relative in self.files():
             if relative in skip:

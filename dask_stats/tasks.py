@@ -27,6 +27,7 @@ from .scheduling import guarded
 from .video import VideoBackend
 from .video_stats import VideoEpisode, VideoJob, video_stats
 
+
 @dataclass
 class Task:
     """One Dask task of the graph: its kind, the episodes it covers, where it works, and its Dask object."""
@@ -146,7 +147,7 @@ def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], qs: t
     from the summed histograms of the sampled frames; numeric features by the passes of
     ``quantiles.DatasetQuantiles`` over the episode dataframe (each pass reads the partitions again and keeps
     only a bounded number of values)."""
-    from .quantiles import DatasetQuantiles, histogram_quantiles, merge, quantile_stats
+    from .quantiles import DatasetQuantiles, histogram_quantiles, quantile_stats
 
     out = {feature: quantile_stats(histogram_quantiles(tables[feature].total().histogram, qs), qs,
                                    plan.features[feature]) for feature in plan.images + plan.videos}
@@ -156,8 +157,16 @@ def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], qs: t
         while not all(state.done for state in states.values()):
             requests = {feature: state.request() for feature, state in states.items() if not state.done}
             passes = [dask.delayed(numeric.quantile_pass)(part, requests, plan.features) for part in parts]
-            merged = dask.delayed(lambda results: {f: merge(r[f] for r in results) for f in requests})(passes)
+            merged = dask.delayed(_merge_passes)(passes, list(requests))
             for feature, result in client.compute(merged).result().items():
                 states[feature].absorb(result)
-    out.update({feature: quantile_stats(state.result(), qs, plan.features[feature]) for feature, state in states.items()})
+    out.update({feature: quantile_stats(state.result(), qs, plan.features[feature])
+                for feature, state in states.items()})
     return out
+
+
+def _merge_passes(results: list[dict], features: list[str]) -> dict:
+    """One pass's partition results merged per feature."""
+    from .quantiles import merge
+
+    return {feature: merge(result[feature] for result in results) for feature in features}

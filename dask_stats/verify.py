@@ -168,7 +168,8 @@ def compare_episode_stats(records: list[dict], old: list[dict], features: dict[s
             for stat, value in stats.items():
                 try:
                     expected = np.asarray(theirs[feature][stat], dtype=np.float64).ravel()
-                    excess = np.abs(np.asarray(value, dtype=np.float64).ravel() - expected) - (atol + rtol * np.abs(expected))
+                    ours = np.asarray(value, dtype=np.float64).ravel()
+                    excess = np.abs(ours - expected) - (atol + rtol * np.abs(expected))
                 except (KeyError, TypeError, ValueError):  # absent, or another shape: not comparable
                     continue
                 bad = float(np.nanmax(excess, initial=-np.inf)) if excess.size else -np.inf

@@ -77,7 +77,7 @@ class _Inputs:
             self.readers[path] = self.stack.enter_context(_open(self.job.backend, local, where))
         return self.readers[path]
 
-    def __enter__(self) -> "_Inputs":
+    def __enter__(self) -> _Inputs:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -97,7 +97,8 @@ def video_stats(job: VideoJob) -> dict[tuple[int, str], Moments]:
                     # a v3.0 episode is anchored where lerobot looks for its first row: from_timestamp + timestamp
                     needs_times = job.frame_lookup == "timestamp" or ep.rows is not None
                     timestamps = inputs.episode_timestamps(ep) if needs_times else None
-                    work = partial(camera_moments, job, inputs, path, positions, timestamps, ep.offsets.get(feature, 0.0),
+                    offset = ep.offsets.get(feature, 0.0)
+                    work = partial(camera_moments, job, inputs, path, positions, timestamps, offset,
                                    job.channels[feature])
                     results[ep.index, feature] = guarded(work, where, job.timeouts[ep.index], where)
                 except DatasetError as exc:
@@ -148,6 +149,6 @@ def _open(backend: VideoBackend, local: str, where: Location) -> VideoReader:
     """The video opened by ``backend``, or the preflight check's error for an unreadable file."""
     try:
         return backend.open(local)
-    except Exception as exc:  # noqa: BLE001 - any container error means the same to the user
+    except Exception as exc:
         raise DatasetError(where.problem(f"the video cannot be opened: {exc}",
                                          fix="re-encode or restore the file")) from exc

@@ -97,7 +97,8 @@ class V30Build:
         by_timestamp = self.options.stats.frame_lookup == "timestamp"
         tasks, groups = [], {}
         for feature in plan.videos:
-            signatures = [sig for t in first if t.kind == "v30-probe" and t.feature == feature for sig in results[t.key]]
+            probes = [t for t in first if t.kind == "v30-probe" and t.feature == feature]
+            signatures = [signature for t in probes for signature in results[t.key]]
             sizes = [store.size(ep.video_paths[feature]) for ep in plan.episodes]
             groups[feature] = group_by_size(sizes, self.options.stats.video_file_size_in_mb, signatures=signatures)
             for group in groups[feature]:

@@ -106,7 +106,8 @@ def _conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
     try:
         return table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-        raise DatasetError(Problem(f"column types differ from the first episode of the file: {err}", path=where)) from err
+        raise DatasetError(Problem(f"column types differ from the first episode of the file: {err}",
+                                   path=where)) from err
 
 
 def _reindex(table: pa.Table, schema: pa.Schema, start: int) -> pa.Table:

@@ -66,7 +66,8 @@ def verify_episode_frames(
         new = frame_at(new_video, shifted, tolerance_s)
         if new is None:
             problems.append(Problem(
-                f"no frame at {shifted:.6f} s (from_timestamp {from_timestamp:.6f} + t {t:.6f}; tolerance {tolerance_s} s)",
+                f"no frame at {shifted:.6f} s (from_timestamp {from_timestamp:.6f} + t {t:.6f}; "
+                f"tolerance {tolerance_s} s)",
                 episode=episode, feature=feature, path=str(new_video)))
         elif new[0].shape != original[0].shape or not np.array_equal(new[0], original[0]):
             problems.append(Problem(

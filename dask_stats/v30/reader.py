@@ -132,7 +132,8 @@ def read_episodes(store: Store | str, info: dict | None = None) -> list[Episode]
     video_keys = [k for k, ft in info["features"].items() if ft.get("dtype") == "video"]
     files = episodes_files(store)
     if not files:
-        raise DatasetError(Problem("no meta/episodes/chunk-*/file-*.parquet", path=store.display(store.path(EPISODES_DIR))))
+        raise DatasetError(Problem("no meta/episodes/chunk-*/file-*.parquet",
+                                   path=store.display(store.path(EPISODES_DIR))))
     wanted = list(_REQUIRED) + [f"videos/{k}/{c}" for k in video_keys
                                 for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
     episodes: list[Episode] = []
@@ -193,7 +194,8 @@ def _episode(row: dict, info: dict, video_keys: list[str], position: int, where:
         vindex = FileIndex(int(values[0]), int(values[1]))
         start_s, end_s = float(values[2]), float(values[3])
         if end_s < start_s:  # from_timestamp may be negative: an episode whose timestamps start late
-            problems.append(Problem(f"bad timestamps from {start_s} to {end_s}", episode=index, feature=key, path=where))
+            problems.append(Problem(f"bad timestamps from {start_s} to {end_s}", episode=index, feature=key,
+                                    path=where))
         path = info["video_path"].format(video_key=key, chunk_index=vindex.chunk, file_index=vindex.file)
         videos[key] = VideoRef(posixpath.normpath(path), vindex, start_s, end_s)
     if problems:

@@ -79,7 +79,8 @@ def packet_span(path: str) -> tuple[PacketSpan, Fraction, Fraction | None]:
                 max_end = packet.pts + duration
             else:
                 if packet.dts <= last_dts:
-                    raise DatasetError(Problem("DTS not strictly increasing inside the episode's video", path=str(path)))
+                    raise DatasetError(Problem("DTS not strictly increasing inside the episode's video",
+                                               path=str(path)))
                 last_dts = packet.dts
                 min_pts, max_pts = min(min_pts, packet.pts), max(max_pts, packet.pts)
                 max_end = max(max_end, packet.pts + duration)

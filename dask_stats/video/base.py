@@ -31,10 +31,11 @@ class VideoReader(ABC):
     def read(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, frame)`` for the sorted, unique ``indices``; frames are (H, W, 3) uint8 RGB."""
 
+    @abstractmethod
     def close(self) -> None:
-        """Release the decoder."""
+        """Release the decoder; closing twice is harmless."""
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -62,14 +63,14 @@ class VideoBackend(ABC):
     def open(self, path: str | Path) -> VideoReader:
         """Open ``path`` for reading."""
 
-    def probe(self, source) -> "VideoHeader":
+    def probe(self, source) -> VideoHeader:
         """The header of ``source``'s first video stream (a path or a binary file object), without decoding.
         PyAV reads it for every backend: it is a core dependency and opens a container in milliseconds."""
         from .pyav_backend import probe
 
         return probe(source)
 
-    def unsupported(self, header: "VideoHeader") -> Unreadable | None:
+    def unsupported(self, header: VideoHeader) -> Unreadable | None:
         """Why this backend cannot decode a video with this ``header``; None when it can."""
         if header.codec in self.unsupported_codecs:
             return Unreadable(f"the {self.name} backend cannot decode {header.codec} video", fix="--video-backend pyav")

@@ -27,7 +27,7 @@ class DecordReader(VideoReader):
             batch = [int(i) for i in indices[start:start + BATCH]]
             try:
                 frames = self._reader.get_batch(batch).asnumpy()
-            except Exception as exc:  # noqa: BLE001 - decord's errors are C++ check failures
+            except Exception as exc:
                 raise ValueError(f"decord failed to decode frames {batch[0]}..{batch[-1]} ({exc}); "
                                  "decord mis-handles some frame sizes and codecs: use --video-backend pyav") from exc
             yield from zip(batch, frames)

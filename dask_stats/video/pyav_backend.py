@@ -12,8 +12,8 @@ dense samples or long GOPs the runs merge into one sequential decode, so the cho
 
 Decoded frames are mapped back to frame numbers by their pts, never by counting, so a run may start
 anywhere.  Only wanted frames are converted to RGB (swscale's ``rgba`` output viewed as RGB: the pixels of
-``to_ndarray(format="rgb24")``, with one swscale thread, as Dask already uses every core).  Streams whose packets lack a pts, or
-have duplicate pts, fall back to one sequential decode numbered by position.
+``to_ndarray(format="rgb24")``, with one swscale thread, as Dask already uses every core).  Streams whose
+packets lack a pts, or have duplicate pts, fall back to one sequential decode numbered by position.
 
 Damage is never concealed into the numbers: a packet the decoder rejects, or a frame it flags as corrupt
 (FFmpeg's error concealment filled in part of it), raises :class:`DamagedVideoError` naming the frame.

@@ -71,7 +71,7 @@ def _load():
     """torchcodec's VideoDecoder (imported once per process), or a clear error."""
     try:
         from torchcodec.decoders import VideoDecoder
-    except Exception as exc:  # noqa: BLE001 - ImportError, or OSError/RuntimeError when shared libraries are missing
+    except Exception as exc:
         raise RuntimeError(f"torchcodec cannot be loaded ({type(exc).__name__}: {exc}); it needs torch and "
                            f"FFmpeg's shared libraries: {TorchCodecBackend.install_hint}, "
                            "or use --video-backend pyav") from exc
