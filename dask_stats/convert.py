@@ -123,7 +123,8 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
             done = _resumable(checkpoint, video_tasks) if opts.run.resume else {}
             resumed += len(done)
             results.update(scheduling.run(dask_client, video_tasks, done, checkpoint.save, retries=opts.run.retries,
-                                          quiet=quiet, stall_s=scheduling.stall_limit_s(video_tasks)))
+                                          quiet=quiet, stall_s=scheduling.stall_limit_s(video_tasks),
+                                          label="videos copied"))
             tasks += video_tasks
         tables = collect(plan, tasks, results)
         qs = opts.stats.quantile_levels

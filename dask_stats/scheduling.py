@@ -157,7 +157,8 @@ def dashboard_url(client: Client, options: RunOptions) -> str | None:
 
 
 def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: Callable[[str, object], None],
-        retries: int = 0, quiet: bool = False, stall_s: float | None = None) -> dict[str, object]:
+        retries: int = 0, quiet: bool = False, stall_s: float | None = None,
+        label: str = "episodes") -> dict[str, object]:
     """Compute the ``tasks`` not already in ``done`` on ``client``; ``on_result`` sees each result as it lands.
 
     Returns every result by key, or raises TaskError listing every failed task (the others completed).
@@ -168,7 +169,7 @@ def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: C
     """
     watchdog = stall_s is not None and getattr(client, "dask_stats_in_process", False)
     try:
-        return _run(client, tasks, done, on_result, retries, quiet, stall_s if watchdog else None)
+        return _run(client, tasks, done, on_result, retries, quiet, stall_s if watchdog else None, label)
     finally:
         if watchdog:
             faulthandler.cancel_dump_traceback_later()
@@ -186,7 +187,7 @@ def _arm(stall_s: float | None) -> None:
         return
 
 
-def _run(client, tasks, done, on_result, retries, quiet, stall_s) -> dict[str, object]:
+def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> dict[str, object]:
     results = dict(done)
     todo = [t for t in tasks if t.key not in done]
     remaining: dict[int, int] = {}
@@ -197,7 +198,7 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s) -> dict[str, o
     problems = []
     by_key = {t.key: t for t in todo}
     with tqdm(total=len(all_episodes), initial=len(all_episodes) - len(remaining), unit="episode",
-              disable=quiet, desc="episodes") as bar:
+              disable=quiet, desc=label) as bar:
         # as_completed holds each future until it is done; the result is then released on the cluster at once,
         # so workers do not keep finished results (nor recompute them when a worker dies later in the run)
         finished = as_completed(client.compute([t.delayed for t in todo], retries=retries) if todo else [])
