@@ -17,9 +17,9 @@ from .checkpoint import Checkpoint, fingerprint, target_lock
 from .errors import DatasetError, Problem, VerificationError
 from .moments import MomentsTable
 from .options import Options
-from .output import episode_records, info_text, jsonl_text
 from .plan import Plan, read_jsonl
 from .progress import Phases
+from .records import episode_records, info_text, jsonl_text
 from .storage import Store
 from .tasks import Task, build_tasks, collect, dataset_quantiles
 from .v30.build import V30Build

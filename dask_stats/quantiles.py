@@ -25,7 +25,7 @@ does (e.g. q between 1 and inf gives inf; q between two infinities, or a single 
 
 Wiring: one ``DatasetQuantiles`` per numeric feature; a pass maps ``partition_pass(request, values)`` over the
 partitions (values as ``numeric.column_values`` gives them) and tree-reduces with ``merge``; ``quantile_stats``
-shapes the results like output.py's stats.  ``segment_quantiles`` needs whole episodes in a partition.
+shapes the results like records.py's stats.  ``segment_quantiles`` needs whole episodes in a partition.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .output import _shape
+from .records import _shape
 
 DEFAULT_QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 DEFAULT_BUDGET = 1_000_000  # values collected per pass, all dimensions together
@@ -70,7 +70,7 @@ def quantile_key(q: float) -> str:
 
 
 def quantile_stats(values: np.ndarray, qs: Sequence[float], feature: dict) -> dict[str, np.ndarray]:
-    """``{"q01": ..., ...}`` in output.py's shapes ((1,), (D,) or (C,1,1)) from (..., len(qs), D) values
+    """``{"q01": ..., ...}`` in records.py's shapes ((1,), (D,) or (C,1,1)) from (..., len(qs), D) values
     (leading axes, e.g. episodes, are kept)."""
     values = np.asarray(values)
     lead = values.shape[:-2]

@@ -17,7 +17,7 @@ import numpy as np
 from . import layout
 from .errors import Problem
 from .moments import MomentsTable
-from .output import PIXEL_DTYPES, finalize
+from .records import PIXEL_DTYPES, finalize
 
 NUMERIC_TOL = (5e-6, 6e-5)  # (rtol, atol) of lerobot's check_aggregate_stats
 PIXEL_TOL = (1e-2, 1e-2)
@@ -25,7 +25,7 @@ FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
 @dataclass
-class Check:
+class Comparison:
     feature: str
     stat: str
     max_diff: float
@@ -42,15 +42,15 @@ class Check:
 class VerificationReport:
     checked: bool
     reason: str = ""
-    checks: list[Check] = field(default_factory=list)
+    checks: list[Comparison] = field(default_factory=list)
     not_compared: list[str] = field(default_factory=list)
 
     @property
-    def failures(self) -> list[Check]:
+    def failures(self) -> list[Comparison]:
         return [c for c in self.checks if not c.ok and c.blocking]
 
     @property
-    def warnings(self) -> list[Check]:
+    def warnings(self) -> list[Comparison]:
         return [c for c in self.checks if not c.ok and not c.blocking]
 
     @property
@@ -117,7 +117,7 @@ def _verify(tables, features, reference, strict) -> VerificationReport:
             diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
             allowed = np.where(np.isfinite(allowed), allowed, 0.0) if np.ndim(allowed) else allowed
             worst = int(np.argmax(diff - allowed)) if diff.size else 0
-            check = Check(name, stat, float(diff[worst]), float(np.atleast_1d(allowed)[worst]),
+            check = Comparison(name, stat, float(diff[worst]), float(np.atleast_1d(allowed)[worst]),
                           blocking=strict or not pixel)
             if not check.ok:
                 check.episode = _deviating_episode(table, stat, worst, ref, float(actual[worst]),

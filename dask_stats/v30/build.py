@@ -22,8 +22,8 @@ from .. import layout as v2
 from ..errors import DatasetError, Location, Problem, TaskError
 from ..moments import MomentsTable
 from ..options import Options
-from ..output import finalize
 from ..plan import Plan, read_jsonl
+from ..records import finalize
 from ..storage import Store
 from ..tasks import Task, task_key
 from .data import write_data_file

@@ -1,4 +1,5 @@
-"""Turn moments into v2.1 stats (reference shapes and types) and the exact text of the metadata files."""
+"""Stats records: moments turned into v2.1 stats (the reference shapes and types), and the exact text of the
+metadata files."""
 
 from __future__ import annotations
 
