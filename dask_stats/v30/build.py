@@ -66,16 +66,17 @@ class V30Build:
         plan, store = self.plan, self.plan.store
         tasks = []
         cut = len(store.root) + 1
+        first_index = 0  # the global position of each file's first row
         for group in self.data_groups:
             episodes = [plan.episodes[i] for i in group.episodes]
             sources = [ep.data_path[cut:] for ep in episodes]
-            first_index = sum(ep.length for ep in plan.episodes[:group.first])
             dest = str(self.staging / data_path(group.index))
             where = Location(episodes[0].index, path=store.display(episodes[0].data_path))
             key = task_key("v30-data", [ep.index for ep in episodes])
             tasks.append(Task("v30-data", [ep.index for ep in episodes], where,
                               dask.delayed(write_data_file)(store, sources, dest, first_index, dask_key_name=key),
                               output=dest))
+            first_index += sum(ep.length for ep in episodes)
         for feature in plan.videos:
             for start in range(0, len(plan.episodes), PROBES_PER_TASK):
                 episodes = plan.episodes[start:start + PROBES_PER_TASK]
@@ -221,7 +222,7 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[
             raise TaskError([Problem(p.message, episode=episodes[0], feature=feature, path=p.path)
                              for p in exc.problems]) from exc
         problems, shifted = [], []
-        for source, (start, end), episode, rows in zip(local, spans, episodes, times):
+        for path, source, (start, end), episode, rows in zip(sources, local, spans, episodes, times):
             shift = 0.0
             if not by_timestamp:
                 frames = _first_last_frame_times(source)
@@ -231,7 +232,7 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[
                         f"the timestamps are not a constant offset from the video's frames (first row {rows[0]:.6f} s "
                         f"at frame {frames[0]:.6f} s, last row {rows[1]:.6f} s at frame {frames[1]:.6f} s): lerobot "
                         "would not find this episode's frames in a v3.0 dataset", episode=episode, feature=feature,
-                        path=store.display(sources[episodes.index(episode)]),
+                        path=store.display(path),
                         fix="fix the timestamps (k / fps), or write v2.1"))
                     continue
                 rows = frames

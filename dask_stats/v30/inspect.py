@@ -18,9 +18,10 @@ def diagnose_v30(store: Store, tolerance_s: float = 1e-4) -> list[Problem]:
         dataset = read_dataset(store)
     except DatasetError as exc:
         return exc.problems
-    problems, times = [], {}
-    for path in sorted({ep.data_path for ep in dataset.episodes}):
-        members = [ep for ep in dataset.episodes if ep.data_path == path]
+    problems, times, files = [], {}, {}
+    for ep in dataset.episodes:
+        files.setdefault(ep.data_path, []).append(ep)
+    for path, members in files.items():
         with store.source(store.path(path)) as source:
             table = pq.read_table(source, columns=["index", "episode_index", "timestamp"])
         index, episode, stamp = (table.column(c).to_numpy() for c in ("index", "episode_index", "timestamp"))
