@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from .errors import Problem, TaskError
 from .moments import Moments, MomentsTable
 from .pixels import PixelHistogram
-from .plan import Plan
+from .plan import Plan, channels_of
 from .storage import Store
 
 EPISODE = "__episode__"
@@ -152,7 +152,7 @@ def partition_moments(df: pd.DataFrame, plan_features: dict[str, dict], numeric:
 
 def _feature_moments(df, feature, plan_features, images, ids, starts, qs=()) -> MomentsTable:
     if feature in images:
-        return MomentsTable.of(ids, image_moments(df[feature], starts, plan_features[feature]["shape"][-1], qs))
+        return MomentsTable.of(ids, image_moments(df[feature], starts, channels_of(plan_features[feature]), qs))
     values = column_values(df[feature], feature, plan_features[feature]["shape"])
     return MomentsTable.segments(ids, values, starts, qs)
 
