@@ -12,7 +12,7 @@ import pytest
 
 pytest.register_assert_rewrite("helpers", "float64_reference")
 
-from helpers import AV1, FAST, MESSY, episodes_stats, with_tests_on_path  # noqa: E402
+from helpers import AV1, FAST, HUB_REPO, MESSY, episodes_stats, with_tests_on_path  # noqa: E402
 
 from dask_stats.sample import SampleSpec, make_dataset  # noqa: E402
 
@@ -154,9 +154,6 @@ def dask_cluster(request):
 
 
 # -- the Hugging Face Hub, stood in for on 127.0.0.1 (tests/hubstub.py) ------------------------------------------------
-HUB_REPO = "someone/tiny"
-
-
 @pytest.fixture
 def hf_env(tmp_path, monkeypatch):
     """Private HF cache and lerobot home; huggingface_hub read its constants at import, so patch them."""
@@ -169,7 +166,8 @@ def hf_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def offline(monkeypatch):
+def hf_offline(monkeypatch):
+    """HF_HUB_OFFLINE, as huggingface_hub read it at import."""
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)

@@ -23,6 +23,8 @@ FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
 """The options of a fast local run: two threads, no progress bars."""
 
 CAM = "observation.images.top"
+HUB_REPO = "someone/tiny"
+"""The dataset repo that the Hub stand-in (hubstub.py) serves to the Hub tests."""
 
 # -- sample datasets (built once per session by the ``make_sample`` fixture) ----------------------------------------
 MESSY = SampleSpec(lengths=[30, 140, 1, 45, 12], chunks_size=2, string_column=True,

@@ -1,6 +1,5 @@
-"""dask_stats.cli (and dask_stats.progress): the command line as a newcomer meets it. Help, flags, exit codes (2 for
-bad data, 4 for a timeout, 130 for an interrupt, 1 for `check` finding errors), the demo, `checkpoints`, progress
-of long phases."""
+"""dask_stats.cli: the command line as a newcomer meets it. Help, flags, exit codes (2 for bad data, 4 for a timeout,
+130 for an interrupt, 1 for `check` finding errors), nothing to do, the demo, `checkpoints`."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from helpers import (CAM, FAST, LONG_VIDEOS, REPO, SMALL, SMALL32, TINY, data, d
                      rewrite_parquet, run_cli, video, with_tests_on_path)
 
 import dask_stats
-from dask_stats import cli, progress
+from dask_stats import cli
 from dask_stats.errors import DatasetError
 
 
@@ -207,34 +206,6 @@ def test_demo_reruns_in_its_own_directory_and_removes_nothing_else(tmp_path, cap
     assert cli.main(["demo", "--dir", str(empty), "--quiet"]) == 0 and (empty / cli.DEMO_MARKER).is_file()
 
 
-# --- progress of the phases around the episode bar -----------------------------------------------------------
-
-def test_phases_show_while_long_and_stay_silent_when_short_or_quiet(capsys):
-    with progress.Phases(delay=0.1, interval=0.05)("verifying"):
-        time.sleep(0.4)
-    err = capsys.readouterr().err
-    assert "verifying:   0%" in err and "verifying: 100%" in err and "[00:00]" in err
-    with progress.Phases(delay=0.5)("writing"):
-        pass
-    with progress.Phases(quiet=True, delay=0)("planning"):
-        time.sleep(0.1)
-    assert capsys.readouterr().err == ""
-    with pytest.raises(ZeroDivisionError), progress.Phases(delay=0)("failing"):
-        1 / 0
-    assert "100%" not in capsys.readouterr().err
-
-
-def test_convert_shows_its_phases_unless_quiet(tiny, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(progress.Phases.__init__, "__defaults__", (False, 0.0, 0.5))  # show even short phases
-    dask_stats.convert(tiny, tmp_path / "loud", num_workers=2, dashboard_address="off")
-    err = capsys.readouterr().err
-    for phase in ("planning and checking: 100%", "episodes: 100%", "verifying: 100%", "writing: 100%"):
-        assert phase in err, err
-    assert err.index("planning") < err.index("episodes") < err.index("verifying") < err.index("writing")
-    dask_stats.convert(tiny, tmp_path / "quiet", **FAST)
-    assert capsys.readouterr().err == ""
-
-
 # --- checkpoints -------------------------------------------------------------------------------------------------
 
 def _saved_checkpoint(target: Path, tasks: int, age_days: float = 0.0) -> Path:
@@ -288,7 +259,7 @@ def test_checkpoints_command_refuses_a_negative_age(capsys):
     assert exit_.value.code == 2 and "--older-than-days" in capsys.readouterr().err
 
 
-# --- exit codes ------------------------------------------------------------------------------------------------
+# --- convert and demo in a subprocess, exit codes --------------------------------------------------------------
 
 def test_cli_help_version_and_convert(messy_dataset, tmp_path):
     assert "convert" in run_cli("--help").stdout
