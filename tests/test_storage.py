@@ -26,29 +26,24 @@ def dataset(make_sample):
     return make_sample(REMOTE, "remote")
 
 
-@pytest.fixture(scope="module")
-def local_result(dataset, local_stats) -> bytes:
-    return local_stats(dataset)
-
-
 @pytest.fixture
 def ds(make_sample, copy_of):
     return copy_of(make_sample(SMALL32))
 
 
 # -- remote filesystems ------------------------------------------------------------------------------------------
-def test_s3_round_trip_in_place_and_to_output(s3_server, dataset, local_result):
+def test_s3_round_trip_in_place_and_to_output(s3_server, dataset, local_stats):
     fs, options = s3_server
     fs.put(str(dataset), "robots/ds", recursive=True)
     result = dask_stats.convert("s3://robots/ds", "s3://robots/converted", storage_options=options, **FAST)
     assert result.output == "s3://robots/converted" and result.verification.checked
-    assert fs.cat_file("robots/converted/meta/episodes_stats.jsonl") == local_result
+    assert fs.cat_file("robots/converted/meta/episodes_stats.jsonl") == local_stats(dataset)
     assert json.loads(fs.cat_file("robots/converted/meta/info.json"))["codebase_version"] == "v2.1"
     assert fs.exists("robots/converted/videos/chunk-000/observation.images.top/episode_000001.mp4")
     assert json.loads(fs.cat_file("robots/ds/meta/info.json"))["codebase_version"] == "v2.0"  # source untouched
 
     dask_stats.convert("s3://robots/ds", storage_options=options, delete_old_stats=True, **FAST)  # in place
-    assert fs.cat_file("robots/ds/meta/episodes_stats.jsonl") == local_result
+    assert fs.cat_file("robots/ds/meta/episodes_stats.jsonl") == local_stats(dataset)
     assert not fs.exists("robots/ds/meta/stats.json")
 
 
@@ -61,25 +56,25 @@ def test_s3_errors_name_the_remote_file(s3_server, dataset):
     assert "s3://robots/broken/videos/chunk-000/observation.images.top/episode_000001.mp4" in str(info.value)
 
 
-def test_cli_reads_s3_with_the_standard_environment(s3_server, dataset, local_result, tmp_path):
+def test_cli_reads_s3_with_the_standard_environment(s3_server, dataset, local_stats, tmp_path):
     fs, _ = s3_server
     fs.put(str(dataset), "robots/cli", recursive=True)
     run = run_cli("convert", "--root", "s3://robots/cli", "--output", tmp_path / "out", "--scheduler", "threads")
     assert run.returncode == 0, run.stderr
-    assert episodes_stats(tmp_path / "out") == local_result
+    assert episodes_stats(tmp_path / "out") == local_stats(dataset)
 
 
-def test_memory_filesystem(dataset, local_result):
+def test_memory_filesystem(dataset, local_stats):
     fs = fsspec.filesystem("memory")
     fs.put(str(dataset), "/mem-ds", recursive=True)
     dask_stats.convert("memory://mem-ds", **FAST)
-    assert fs.cat_file("/mem-ds/meta/episodes_stats.jsonl") == local_result
+    assert fs.cat_file("/mem-ds/meta/episodes_stats.jsonl") == local_stats(dataset)
 
 
-def test_file_url(dataset, local_result, tmp_path):
+def test_file_url(dataset, local_stats, tmp_path):
     out = tmp_path / "out"
     dask_stats.convert(f"file://{dataset}", f"file://{out}", **FAST)
-    assert episodes_stats(out) == local_result
+    assert episodes_stats(out) == local_stats(dataset)
 
 
 # -- local writes ------------------------------------------------------------------------------------------------
