@@ -1,4 +1,5 @@
-"""The straightforward float64 computation of decisions.md, written independently of dask_stats.
+"""The straightforward float64 computation of the stats, written independently of dask_stats, and the assertion
+that an output's meta/episodes_stats.jsonl matches it.
 
 Decode everything, pick the sampled frames by nearest timestamp, reduce in float64 with plain numpy.
 """
@@ -62,3 +63,36 @@ def expected_episode_stats(root: Path, episode: int, by_index: bool = False, exc
             out[name] = {"min": x.min(axis=0), "max": x.max(axis=0), "mean": xf.mean(axis=0), "std": xf.std(axis=0),
                          "count": len(x)}
     return out
+
+
+STAT_KEYS = ["min", "max", "mean", "std", "count"]
+
+
+def assert_matches_reference(root, output, by_index=False, pixel_tol=1e-9, exclude=()):
+    """Every stat of ``output``'s meta/episodes_stats.jsonl equals the float64 computation on ``root``'s files."""
+    info = json.loads((output / "meta/info.json").read_text())
+    records = [json.loads(line) for line in (output / "meta/episodes_stats.jsonl").read_text().splitlines()]
+    assert [r["episode_index"] for r in records] == list(range(info["total_episodes"]))
+    for record in records:
+        expected = expected_episode_stats(root, record["episode_index"], by_index=by_index, exclude=exclude)
+        stats = record["stats"]
+        # features in info.json order, strings skipped
+        assert list(stats) == [f for f, ft in info["features"].items() if ft["dtype"] != "string" and f not in exclude]
+        for feature, exp in expected.items():
+            got = stats[feature]
+            assert list(got) == STAT_KEYS, feature
+            assert got["count"] == [exp["count"]], (record["episode_index"], feature)
+            dtype = info["features"][feature]["dtype"]
+            pixel = dtype in ("video", "image")
+            for key in ("min", "max", "mean", "std"):
+                value = np.asarray(got[key])
+                want = np.asarray(exp[key], dtype=np.float64)
+                shape = (3, 1, 1) if pixel else tuple(info["features"][feature]["shape"])
+                assert value.shape == shape, (feature, key, value.shape)
+                np.testing.assert_allclose(value.reshape(-1).astype(np.float64), want.reshape(-1),
+                                           rtol=pixel_tol if pixel else 1e-12, atol=1e-12,
+                                           err_msg=f"episode {record['episode_index']} {feature} {key}")
+            if dtype == "bool":
+                assert isinstance(got["min"][0], bool) and isinstance(got["max"][0], bool)
+            if dtype == "int64":
+                assert isinstance(got["min"][0], int) and isinstance(got["max"][0], int)

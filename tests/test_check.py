@@ -1,87 +1,33 @@
-"""The catalogue of bad inputs: each is detected by `check` with a clear message, and `convert` refuses it
-leaving the dataset byte-identical."""
+"""dask_stats.check: the catalogue of bad inputs. Each is detected by `check` with a clear message (the episode,
+feature, file and the flag that gets past it), and `convert` refuses it leaving the dataset byte-identical: missing
+or malformed metadata, data and videos that disagree with it, timestamps off the frame grid, paths outside the root,
+read-only sources, outputs that cannot be written."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import os
-import subprocess
-import sys
-from pathlib import Path
+import shutil
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import tree_digest
+from helpers import CAM, FAST, SMALL, data, edit_json, edit_jsonl, expect, rewrite_parquet, tree_digest, video
 
 import dask_stats
 from dask_stats.check import check
 from dask_stats.errors import DatasetError
-from dask_stats.sample import Camera, SampleSpec, make_dataset
-
-FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
-CAM = "observation.images.top"
 
 
-@pytest.fixture(scope="session")
-def small_dataset(tmp_path_factory) -> Path:
-    spec = SampleSpec(lengths=[20, 35, 12], cameras={CAM: Camera()}, chunks_size=2)
-    return make_dataset(tmp_path_factory.mktemp("small") / "ds", spec)
+@pytest.fixture(scope="module")
+def small_dataset(make_sample):
+    return make_sample(SMALL, "small")
 
 
 @pytest.fixture
-def ds(small_dataset, copy_of) -> Path:
+def ds(small_dataset, copy_of):
     return copy_of(small_dataset)
-
-
-def video(root: Path, episode: int) -> Path:
-    return root / f"videos/chunk-{episode // 2:03d}/{CAM}/episode_{episode:06d}.mp4"
-
-
-def data(root: Path, episode: int) -> Path:
-    return root / f"data/chunk-{episode // 2:03d}/episode_{episode:06d}.parquet"
-
-
-def edit_json(path: Path, change) -> None:
-    obj = json.loads(path.read_text())
-    change(obj)
-    path.write_text(json.dumps(obj, indent=4))
-
-
-def edit_jsonl(path: Path, change) -> None:
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    change(records)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-
-
-def rewrite_parquet(path: Path, change) -> None:
-    pq.write_table(change(pq.read_table(path)), path)
-
-
-def expect(root: Path, *, message: str, episode=None, feature=None, path_end=None, severity="error",
-           fix=None, options: dict | None = None, output=None):
-    """check() reports the problem; convert() refuses and leaves the tree byte-identical."""
-    problems = check(root, output, **(options or {}))
-    matching = [p for p in problems if message in p.message and p.severity == severity]
-    assert matching, f"no {severity} containing {message!r} in:\n" + "\n".join(map(str, problems))
-    problem = matching[0]
-    if episode is not None:
-        assert problem.episode == episode, problem
-    if feature is not None:
-        assert problem.feature == feature, problem
-    if path_end is not None:
-        assert problem.path and problem.path.endswith(path_end), problem
-    if fix is not None:
-        assert problem.fix and fix in problem.fix, problem
-    if severity == "error":
-        before = tree_digest(root)
-        with pytest.raises(DatasetError) as refused:
-            dask_stats.convert(root, output, **FAST, **(options or {}))
-        assert tree_digest(root) == before
-        assert any(message in p.message for p in refused.value.problems), refused.value  # the same words
-    return problem
 
 
 def test_clean_dataset_has_no_problems(small_dataset):
@@ -373,17 +319,75 @@ def test_read_only_source(ds, tmp_path, monkeypatch):
     assert [p for p in check(ds, output=tmp_path / "out") if p.severity == "error"] == []
 
 
-def test_cli_check_reports_everything_and_exit_codes(ds):
-    edit_json(ds / "meta/info.json", lambda i: i["features"].update(
-        {"observation.images.missing": {**i["features"][CAM]}}))
-    rewrite_parquet(data(ds, 1), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
-                                                        pa.array((np.arange(1, 36) / 30).astype(np.float32))))
-    run = subprocess.run([sys.executable, "-m", "dask_stats", "check", "--root", str(ds)], capture_output=True,
-                         text=True, timeout=120)
-    assert run.returncode == 1
-    assert "observation.images.missing" in run.stdout and "offset" in run.stdout  # both problems, at once
-    assert "Traceback" not in run.stdout + run.stderr
-    ok = subprocess.run([sys.executable, "-m", "dask_stats", "check", "--root", str(ds), "--frame-lookup", "index",
-                         "--exclude-features", "observation.images.missing"], capture_output=True, text=True,
-                        timeout=120)
-    assert ok.returncode == 0, ok.stdout
+def test_output_that_is_a_file_or_under_one(small_dataset, tmp_path):
+    (tmp_path / "file").write_text("")
+    for output, words in ((tmp_path / "file", "--output is a file"), (tmp_path / "file/out", "is inside")):
+        assert any(words in p.message for p in check(small_dataset, output)), check(small_dataset, output)
+        with pytest.raises(DatasetError, match=words):
+            dask_stats.convert(small_dataset, output, **FAST)
+
+
+# -- bad metadata: no crash, and check predicts it ----------------------------------------------------------------
+def test_no_episodes(ds):
+    (ds / "meta/episodes.jsonl").write_text("")
+    expect(ds, message="lists no episodes", path_end="meta/episodes.jsonl")
+
+
+def test_zero_sized_feature(ds):
+    edit_json(ds / "meta/info.json", lambda i: i["features"]["action"].update(shape=[0]))
+    expect(ds, message="zero-sized feature", feature="action", fix="--exclude-features action")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"action": {"mean": "high"}}', "not an array of numbers"),
+    ('{"action": {"mean": [[1, 2], [3]]}}', "not an array of numbers"),
+    ('{"action": 3}', "not a JSON object"),
+])
+def test_malformed_stats_json_is_found_before_computing(ds, text, words):
+    (ds / "meta/stats.json").write_text(text)
+    expect(ds, message=words, path_end="meta/stats.json", fix="--skip-verify")
+    assert dask_stats.convert(ds, skip_verify=True, **FAST).episodes == 3
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda i: i.update(data_path="data/{chunk}/episode_{episode_index:06d}.parquet"), "cannot be filled in"),
+    (lambda i: i.update(data_path=["data"]), "not a path template string"),
+    (lambda i: i.update(video_path=7), "not a path template string"),
+    (lambda i: i.update(fps="thirty"), "fps is 'thirty'"),
+    (lambda i: i.update(chunks_size="2"), "chunks_size is '2'"),
+    (lambda i: i["features"].update(action="float32"), "not a JSON object"),
+    (lambda i: i["features"]["action"].update(shape="4"), "not a list of non-negative integers"),
+])
+def test_malformed_info_json_fields(ds, change, words):
+    edit_json(ds / "meta/info.json", change)
+    expect(ds, message=words, path_end="meta/info.json")
+
+
+def test_fifo_in_the_tree(ds):
+    os.mkfifo(ds / "videos/notes.fifo")
+    expect(ds, message="not a regular file", path_end="notes.fifo")
+
+
+def test_fifo_as_metadata_file(ds):
+    (ds / "meta/tasks.jsonl").unlink()
+    os.mkfifo(ds / "meta/tasks.jsonl")
+    expect(ds, message="not a regular file", path_end="meta/tasks.jsonl")
+
+
+# -- errors name the right place ----------------------------------------------------------------------------------
+def test_duplicate_episode_lines_are_called_duplicates(ds):
+    edit_jsonl(ds / "meta/episodes.jsonl", lambda r: r.append(dict(r[1])))
+    problem = expect(ds, message="listed twice", episode=1)
+    assert "duplicate" in problem.message
+    assert not [p for p in dask_stats.check(ds) if "not contiguous" in p.message]
+
+
+def test_chunk_index_placeholder_is_accepted_with_a_warning(ds):
+    edit_json(ds / "meta/info.json", lambda i: i.update(
+        data_path=i["data_path"].replace("{episode_chunk", "{chunk_index"),
+        video_path=i["video_path"].replace("{episode_chunk", "{chunk_index")))
+    expect(ds, message="read as {episode_chunk}", severity="warning")
+    assert not [p for p in dask_stats.check(ds) if p.severity == "error"]
+    assert dask_stats.convert(ds, **FAST).episodes == 3

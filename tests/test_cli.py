@@ -1,29 +1,30 @@
-"""The command line as a newcomer meets it: help, flags, exit codes, the demo, progress of long phases."""
+"""dask_stats.cli: the command line as a newcomer meets it. Help, flags, exit codes (2 for bad data, 4 for a timeout,
+130 for an interrupt, 1 for `check` finding errors), nothing to do, the demo, `checkpoints`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
+from helpers import (CAM, FAST, LONG_VIDEOS, REPO, SMALL, SMALL32, TINY, data, damage, edit_json, fail_when_writing,
+                     rewrite_parquet, run_cli, video, with_tests_on_path)
 
 import dask_stats
-from dask_stats import cli, progress
+from dask_stats import cli
 from dask_stats.errors import DatasetError
-from dask_stats.sample import Camera, SampleSpec, make_dataset
-
-FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    spec = SampleSpec(lengths=[5, 8], cameras={"observation.images.top": Camera(16, 16)})
-    return make_dataset(tmp_path_factory.mktemp("tiny") / "ds", spec)
+def tiny(make_sample) -> Path:
+    return make_sample(TINY, "tiny")
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,6 @@ def converted(tiny, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("converted") / "out"
     dask_stats.convert(tiny, out, **FAST)
     return out
-
-
-def python_m(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dask_stats", *args], capture_output=True, text=True, timeout=120,
-                          **kwargs)
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -116,7 +112,7 @@ def test_usage_names_the_command_as_invoked(monkeypatch):
 
 
 def test_help_is_fast_and_imports_no_heavy_library():
-    help_ = python_m("convert", "--help")
+    help_ = run_cli("convert", "--help", timeout=120)
     assert help_.returncode == 0 and help_.stdout.startswith("usage: python -m dask_stats convert")
     assert "--push-to-hub [BOOL]" in help_.stdout
     timed = subprocess.run([sys.executable, "-X", "importtime", "-m", "dask_stats", "--help"],
@@ -210,58 +206,9 @@ def test_demo_reruns_in_its_own_directory_and_removes_nothing_else(tmp_path, cap
     assert cli.main(["demo", "--dir", str(empty), "--quiet"]) == 0 and (empty / cli.DEMO_MARKER).is_file()
 
 
-# --- progress of the phases around the episode bar -----------------------------------------------------------
-
-def test_phases_show_while_long_and_stay_silent_when_short_or_quiet(capsys):
-    with progress.Phases(delay=0.1, interval=0.05)("verifying"):
-        time.sleep(0.4)
-    err = capsys.readouterr().err
-    assert "verifying:   0%" in err and "verifying: 100%" in err and "[00:00]" in err
-    with progress.Phases(delay=0.5)("writing"):
-        pass
-    with progress.Phases(quiet=True, delay=0)("planning"):
-        time.sleep(0.1)
-    assert capsys.readouterr().err == ""
-    with pytest.raises(ZeroDivisionError), progress.Phases(delay=0)("failing"):
-        1 / 0
-    assert "100%" not in capsys.readouterr().err
-
-
-def test_convert_shows_its_phases_unless_quiet(tiny, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(progress.Phases.__init__, "__defaults__", (False, 0.0, 0.5))  # show even short phases
-    dask_stats.convert(tiny, tmp_path / "loud", num_workers=2, dashboard_address="off")
-    err = capsys.readouterr().err
-    for phase in ("planning and checking: 100%", "episodes: 100%", "verifying: 100%", "writing: 100%"):
-        assert phase in err, err
-    assert err.index("planning") < err.index("episodes") < err.index("verifying") < err.index("writing")
-    dask_stats.convert(tiny, tmp_path / "quiet", **FAST)
-    assert capsys.readouterr().err == ""
-
-
-# --- what dask already does ----------------------------------------------------------------------------------
-
-def test_scheduler_address_comes_from_dask_config_and_its_environment_variable():
-    import dask
-
-    from dask_stats.options import RunOptions
-    from dask_stats.scheduling import scheduler_address
-
-    assert scheduler_address(RunOptions(scheduler_address="tcp://a:1")) == "tcp://a:1"
-    with dask.config.set({"scheduler-address": "tcp://b:2"}):
-        assert scheduler_address(RunOptions()) == "tcp://b:2"
-        assert scheduler_address(RunOptions(scheduler_address="tcp://a:1")) == "tcp://a:1"
-    code = "from dask_stats.options import RunOptions; from dask_stats.scheduling import scheduler_address; " \
-           "print(scheduler_address(RunOptions()))"
-    env = {**__import__("os").environ, "DASK_SCHEDULER_ADDRESS": "tcp://c:3"}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-    assert run.stdout.strip() == "tcp://c:3", run.stderr
-
-
 # --- checkpoints -------------------------------------------------------------------------------------------------
 
 def _saved_checkpoint(target: Path, tasks: int, age_days: float = 0.0) -> Path:
-    import os
-
     from dask_stats.checkpoint import Checkpoint
     from dask_stats.storage import Store
 
@@ -310,3 +257,69 @@ def test_checkpoints_command_refuses_a_negative_age(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["checkpoints", "--clear", "--older-than-days", "-1"])
     assert exit_.value.code == 2 and "--older-than-days" in capsys.readouterr().err
+
+
+# --- convert and demo in a subprocess, exit codes --------------------------------------------------------------
+
+def test_cli_help_version_and_convert(messy_dataset, tmp_path):
+    assert "convert" in run_cli("--help").stdout
+    assert run_cli("--version").stdout.strip() == f"dask_stats {dask_stats.__version__}"
+    done = run_cli("convert", "--root", messy_dataset, "--output", tmp_path / "out", "--num-workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert "Converted 5 episodes, 228 frames" in done.stdout and str(tmp_path / "out") in done.stdout
+    assert "passed against meta/stats.json" in done.stdout
+    again = run_cli("convert", "--root", tmp_path / "out")
+    assert again.returncode == 0 and "already at v2.1; nothing to do" in again.stdout and not again.stderr
+
+
+def test_demo_command_converts_a_generated_dataset(tmp_path):
+    run = run_cli("demo", "--dir", tmp_path / "demo")
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "demo" / "v2.1"
+    assert f"v2.1 dataset: {out}" in run.stdout and "no stats for language_instruction" in run.stdout
+    assert json.loads((out / "meta/info.json").read_text())["codebase_version"] == "v2.1"
+    assert len((out / "meta/episodes_stats.jsonl").read_text().splitlines()) == 4
+
+
+def test_bad_data_found_by_a_task_exits_2_not_4(make_sample, copy_of, tmp_path):
+    root = copy_of(make_sample(LONG_VIDEOS))
+    damage(video(root, 0))
+    run = run_cli("convert", "--root", root, "--output", tmp_path / "out", "--num-workers", "2", "--quiet")
+    assert run.returncode == 2, run.stderr
+    assert "damaged at frame" in run.stderr and "the same command resumes it" not in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_timeout_exits_4(make_sample, tmp_path):
+    script = ("import sys, fake_backends, dask_stats.video as v; v.BACKENDS['pyav'] = fake_backends.HangingBackend; "
+              "from dask_stats.cli import main; sys.exit(main(sys.argv[1:]))")
+    run = subprocess.run([sys.executable, "-c", script, "convert", "--root", str(make_sample(SMALL32)), "--output",
+                          str(tmp_path / "out"), "--task-timeout", "2", "--retries", "0", "--quiet"],
+                         capture_output=True, text=True, timeout=300, env=with_tests_on_path())
+    assert run.returncode == 4, run.stderr
+    assert "the same command resumes it" in run.stderr
+
+
+def test_interrupt_after_episodes_stats_does_not_claim_nothing_was_committed(make_sample, copy_of, monkeypatch,
+                                                                             capsys):
+    ds = copy_of(make_sample(SMALL32))
+    fail_when_writing(monkeypatch, "meta/info.json", KeyboardInterrupt())
+    assert cli.main(["convert", "--root", str(ds), "--quiet", "--num-workers", "2"]) == 130
+    err = capsys.readouterr().err
+    assert "nothing was committed" not in err and "the same command finishes the conversion" in err
+    assert (ds / "meta/episodes_stats.jsonl").exists()
+
+
+def test_cli_check_reports_everything_and_exit_codes(make_sample, copy_of):
+    ds = copy_of(make_sample(SMALL))
+    edit_json(ds / "meta/info.json", lambda i: i["features"].update(
+        {"observation.images.missing": {**i["features"][CAM]}}))
+    rewrite_parquet(data(ds, 1), lambda t: t.set_column(t.schema.get_field_index("timestamp"), "timestamp",
+                                                        pa.array((np.arange(1, 36) / 30).astype(np.float32))))
+    run = run_cli("check", "--root", ds, timeout=120)
+    assert run.returncode == 1
+    assert "observation.images.missing" in run.stdout and "offset" in run.stdout  # both problems, at once
+    assert "Traceback" not in run.stdout + run.stderr
+    ok = run_cli("check", "--root", ds, "--frame-lookup", "index", "--exclude-features", "observation.images.missing",
+                 timeout=120)
+    assert ok.returncode == 0, ok.stdout

@@ -12,18 +12,17 @@ from pathlib import Path
 import pytest
 from distributed import get_task_stream
 from fake_backends import SlowBackend
+from helpers import FAST
 
 import dask_stats
-from dask_stats.sample import Camera, SampleSpec, make_dataset
-
-LOCAL = {"scheduler": "threads", "num_workers": 2, "quiet": True}
+from dask_stats.sample import Camera, SampleSpec
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
+def dataset(make_sample) -> Path:
     spec = SampleSpec(lengths=[24, 30, 18, 26, 22, 20, 28, 16], chunks_size=4,
                       cameras={"observation.images.top": Camera(32, 32), "observation.images.side": Camera(32, 32)})
-    return make_dataset(tmp_path_factory.mktemp("deploy") / "ds", spec)
+    return make_sample(spec, "deploy")
 
 
 @pytest.mark.parametrize("storage, to", [("s3", "v2.1"), ("shared", "v3.0")])
@@ -34,7 +33,7 @@ def test_cluster_spreads_work_survives_a_lost_worker_and_matches_local(s3_server
     if storage == "s3":
         fs.put(str(dataset), "robots/deploy", recursive=True)
         root, storage_options = "s3://robots/deploy", options
-    local = dask_stats.convert(dataset, tmp_path / "local", to=to, **LOCAL)
+    local = dask_stats.convert(dataset, tmp_path / "local", to=to, **FAST)
     monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one task per episode: many tasks
     monkeypatch.setenv("DASK_STATS_TEST_DELAY", "0.3")
     _, client, procs = dask_cluster

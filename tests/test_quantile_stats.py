@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import FAST
 
 import dask_stats
 from dask_stats.quantiles import DEFAULT_QUANTILES, quantile_key
 from dask_stats.sample import decode_all
 from dask_stats.sampling import sample_positions
 
-FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
 KEYS = [quantile_key(q) for q in DEFAULT_QUANTILES]
 
 

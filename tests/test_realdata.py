@@ -1,12 +1,13 @@
-"""The real GR00T demo dataset (../shared/realdata): its quirks need flags, and errors say which."""
+"""End to end on a real dataset (NVIDIA's GR00T pick-and-place demo, when present beside the repository): its quirks
+need flags, and errors say which."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from conftest import REALDATA, tree_digest
-from test_convert import FAST, assert_matches_reference
+from float64_reference import assert_matches_reference
+from helpers import FAST, REALDATA, tree_digest
 
 import dask_stats
 from dask_stats.errors import DatasetError

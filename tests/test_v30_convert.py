@@ -10,15 +10,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from helpers import FAST, tree_digest
 
 import dask_stats
 from dask_stats.sample import decode_all
 from dask_stats.v30.reader import read_dataset, read_episode_stats
 from dask_stats.v30.videos import output_packets
 
-from conftest import tree_digest
-
-FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
 TINY = {"data_file_size_in_mb": 0.01, "video_file_size_in_mb": 0.01}
 
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dask_stats.errors import DatasetError
-from dask_stats.sample import DATA_PATH, SampleSpec, make_dataset
+from dask_stats.sample import DATA_PATH, SampleSpec
 from dask_stats.storage import Store
 from dask_stats.v30.data import write_data_file
 from dask_stats.v30.grouping import group_by_size
@@ -17,10 +17,10 @@ from dask_stats.v30.layout import data_path
 
 
 @pytest.fixture(scope="module")
-def v20(tmp_path_factory):
+def v20(make_sample):
     spec = SampleSpec(lengths=[30, 140, 1, 45, 12, 7], chunks_size=2, cameras={}, string_column=True,
                       image_column="observation.images.cam_png", write_stats_json=False)
-    return make_dataset(tmp_path_factory.mktemp("data") / "ds", spec)
+    return make_sample(spec, "data")
 
 
 def sources(n):

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dask_stats.errors import DatasetError
-from dask_stats.sample import DATA_PATH, VIDEO_PATH, Camera, SampleSpec, make_dataset
+from dask_stats.sample import DATA_PATH, VIDEO_PATH, Camera, SampleSpec
 from dask_stats.storage import Store
 from dask_stats.v30 import layout
 from dask_stats.v30.data import write_data_file
@@ -44,12 +44,11 @@ def fake_stats(ep, length):
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+def converted(make_sample, tmp_path_factory):
     """A v2.0 dataset and its v3.0 conversion made with the building blocks (tiny limits: many rollovers)."""
-    base = tmp_path_factory.mktemp("meta")
-    src = make_dataset(base / "v20", SampleSpec(lengths=LENGTHS, chunks_size=3, cameras=CAMS,
-                                                image_column=None, write_stats_json=False))
-    out = base / "v30"
+    src = make_sample(SampleSpec(lengths=LENGTHS, chunks_size=3, cameras=CAMS, image_column=None,
+                                 write_stats_json=False), "meta")
+    out = tmp_path_factory.mktemp("meta") / "v30"
     store = Store(str(src))
     info2 = json.loads((src / "meta/info.json").read_text())
     n = len(LENGTHS)

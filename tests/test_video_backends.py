@@ -1,22 +1,22 @@
-"""Every fast path of the video backends and the pixel reduction against the straightforward computation.
+"""dask_stats.video: every fast path of the video backends against the straightforward decode, and damaged videos.
 
 - pyav: decoding only the packets a frame needs (keyframe runs, no seek) gives exactly the frames of a
   plain sequential ``to_ndarray(format="rgb24")`` decode, for short and long GOPs, B-frames, AV1 and
   h264, dense and sparse and edge samples;
-- pixels: the Pillow histogram (RGB and RGBA-view layouts) equals ``np.bincount``; moments from it equal
-  float64 numpy;
-- decord and torchcodec (when importable) agree with pyav; torchcodec's stats within 2e-3.
+- decord and torchcodec (when importable) agree with pyav; torchcodec's stats within 2e-3;
+- a video damaged in the middle fails the conversion naming its episode, feature, file and frame (FFmpeg would
+  conceal the damage), and leaves the dataset as it was.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
-from float64_reference import pixel_stats
+from helpers import CAM, FAST, LONG_VIDEOS, damage, tree_digest, video
 
-from dask_stats.pixels import PixelHistogram, channel_histograms
+import dask_stats
+from dask_stats.errors import TaskError
+from dask_stats.pixels import PixelHistogram
 from dask_stats.sample import _frames, decode_all, encode_video
 from dask_stats.video import BACKENDS, get_backend
 from dask_stats.video import pyav_backend
@@ -106,44 +106,6 @@ def test_pyav_two_reads_from_one_reader(videos, keep, monkeypatch):
     np.testing.assert_array_equal(second[10], expected[10])
 
 
-@pytest.mark.parametrize("shape", [(48, 80, 3), (7, 5, 3), (3, 1, 1), (4, 6, 4), (5, 3, 2), (1, 1, 3)])
-def test_channel_histograms_equal_bincount(shape):
-    rng = np.random.default_rng(sum(shape))
-    frame = rng.integers(0, 256, shape, dtype=np.uint8)
-    channels = shape[2]
-    expected = np.bincount((frame.reshape(-1, channels) + np.arange(channels) * 256).ravel(),
-                           minlength=256 * channels).reshape(channels, 256)
-    np.testing.assert_array_equal(channel_histograms(frame), expected)
-    np.testing.assert_array_equal(channel_histograms(frame[::-1, ::2]),
-                                  np.bincount((frame[::-1, ::2].reshape(-1, channels) + np.arange(channels) * 256)
-                                              .ravel(), minlength=256 * channels).reshape(channels, 256))
-    if channels == 3:  # the RGB view of an RGBA buffer (what the pyav backend yields)
-        rgba = np.concatenate([frame, np.full(shape[:2] + (1,), 7, np.uint8)], axis=2)
-        np.testing.assert_array_equal(channel_histograms(rgba[..., :3]), expected)
-
-
-def test_pixel_moments_equal_float64_on_extreme_values():
-    frames = [np.zeros((9, 11, 3), np.uint8), np.full((9, 11, 3), 255, np.uint8),
-              np.random.default_rng(3).integers(0, 256, (9, 11, 3), dtype=np.uint8)]
-    hist = PixelHistogram(3)
-    for frame in frames:
-        hist.add(frame)
-    hist.add(frames[2], weight=3)
-    expected = pixel_stats(np.stack(frames + [frames[2]] * 3))
-    moments = hist.moments()
-    np.testing.assert_allclose(moments.mean, expected["mean"], rtol=1e-14)
-    np.testing.assert_allclose(moments.std, expected["std"], rtol=1e-14)
-    # and exactly the correctly rounded values (plain float64 numpy is off by an ulp or so)
-    values = np.concatenate([f.reshape(-1, 3) for f in frames + [frames[2]] * 3]).astype(object)
-    for c in range(3):
-        n, s1, s2 = len(values), int(values[:, c].sum()), int((values[:, c] ** 2).sum())
-        assert moments.mean[c] == float(Fraction(s1, 255 * n))
-        assert moments.m2[c] == float(Fraction(n * s2 - s1 * s1, n * 255 * 255))
-    np.testing.assert_array_equal(moments.min, expected["min"])
-    np.testing.assert_array_equal(moments.max, expected["max"])
-    assert moments.samples == 6 and (moments.count == 6 * 99).all()
-
-
 def _stats_with(backend: str, path, indices):
     hist = PixelHistogram(3)
     with get_backend(backend).open(path) as reader:
@@ -185,7 +147,6 @@ def test_torchcodec_backend_is_registered_and_core_is_torch_free():
     code = ("import sys, dask_stats, dask_stats.video as v; v.BACKENDS['torchcodec'].available(); "
             "import dask_stats.cli; assert 'torch' not in sys.modules, 'the core imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert BACKENDS["torchcodec"].name == "torchcodec"
 
 
 @pytest.mark.skipif(not torchcodec_ok, reason="torchcodec (and torch) are not importable")
@@ -217,3 +178,21 @@ def test_pyav_sequential_fallback_without_usable_pts(videos):
     assert [i for i, _ in got] == SAMPLES["sparse"].tolist()
     for index, frame in got:
         np.testing.assert_array_equal(frame, expected[index])
+
+
+# -- damaged videos -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_damaged_mp4_fails_naming_episode_feature_file_and_frame(make_sample, copy_of, tmp_path, seed):
+    root = copy_of(make_sample(LONG_VIDEOS))
+    damage(video(root, 0), seed)
+    before = tree_digest(root)
+    with pytest.raises(TaskError) as info:
+        dask_stats.convert(root, tmp_path / "out", skip_verify=True, **FAST)
+    [problem] = info.value.problems
+    assert problem.episode == 0 and problem.feature == CAM and problem.path.endswith("episode_000000.mp4")
+    assert "damaged at frame " in problem.message, problem
+    assert tree_digest(root) == before and not (tmp_path / "out").exists()
+
+
+def test_clean_videos_still_convert(make_sample, tmp_path):
+    assert dask_stats.convert(make_sample(LONG_VIDEOS), tmp_path / "out", **FAST).verification.failures == []

@@ -1,4 +1,6 @@
-"""`convert --repo-id ... --push-to-hub` end to end, against the local Hub stand-in (no network)."""
+"""dask_stats.roundtrip: ``convert_hub`` (download, convert, plan the push, push) and its command line
+``convert --repo-id ... [--push-to-hub]``, end to end against the local Hub stand-in (tests/hubstub.py); a root that
+already holds the dataset never asks the Hub, and an unreachable Hub fails fast in one line. No network."""
 
 from __future__ import annotations
 
@@ -9,20 +11,77 @@ import sys
 import time
 
 import pytest
+from helpers import CAM, HUB_REPO
+from hubstub import HubStub, dataset_files
 
-from dask_stats.sample import Camera, SampleSpec, make_dataset
-
-try:
-    from hubstub import HubStub, dataset_files
-except ImportError:  # tests/ made a package
-    from tests.hubstub import HubStub, dataset_files
+from dask_stats.sample import Camera, SampleSpec
 
 REPO = "someone/robot"
 
 
+@pytest.mark.usefixtures("hf_env")
+def test_convert_hub_round_trip(stub, api, hub_v20, tmp_path):
+    from dask_stats import convert_hub
+
+    lines = []
+    dry = convert_hub(HUB_REPO, push_to_hub=True, dry_run=True, api=api, echo=lines.append)
+    assert dry.status == "dry-run" and dry.download.source == "hub" and dry.conversion is None
+    wanted = {p for p in stub.tree(HUB_REPO, "v2.0") if p.split("/")[0] in ("meta", "data", "videos")}
+    assert {f.filename for f in dry.download.files} == wanted and all(f.will_download for f in dry.download.files)
+    assert lines == str(dry).splitlines() and "would download" in lines[0] and stub.writes() == []
+
+    done = convert_hub(HUB_REPO, push_to_hub=True, api=api, num_workers=1, quiet=True)
+    assert done.status == "converted" and done.conversion.episodes == 2 and done.pushed.tag_action == "created"
+    assert stub.repos[HUB_REPO].tags["v2.1"] == done.pushed.commit_oid
+
+    again = convert_hub(HUB_REPO, push_to_hub=True, api=api, quiet=True)
+    assert again.status == "already-converted" and "already at v2.1 on the Hub" in str(again)
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_convert_hub_pushes_a_root_converted_earlier(stub, api, hub_v20, tiny_v21):
+    from dask_stats import convert_hub
+
+    result = convert_hub(HUB_REPO, root=tiny_v21, push_to_hub=True, api=api)
+    assert result.status == "pushed-only" and result.conversion is None
+    assert stub.repos[HUB_REPO].tags["v2.1"] == result.pushed.commit_oid
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_convert_hub_root_already_converted_asks_nothing(stub, api, hub_v20, tiny_v21):
+    from dask_stats import convert_hub
+
+    result = convert_hub(HUB_REPO, root=tiny_v21, api=api)
+    assert result.status == "already-converted" and stub.log == []
+    assert str(result).count("\n") == 0 and "--force" in str(result)
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_convert_hub_to_v30_then_recompute_pushes_only_the_stats(stub, api, hub_v20, tmp_path):
+    from dask_stats import convert_hub
+
+    first = convert_hub(HUB_REPO, root=tmp_path / "first", push_to_hub=True, api=api, to="v3.0", num_workers=1,
+                        quiet=True)
+    assert first.status == "converted" and first.pushed.tag_action == "created"
+    published = stub.tree(HUB_REPO, "v3.0")
+    assert "data/chunk-000/file-000.parquet" in published and "meta/episodes.jsonl" not in published
+    assert b"q01" in published["meta/stats.json"], "v3.0 output has quantiles by default"
+
+    again = convert_hub(HUB_REPO, root=tmp_path / "again", revision="v3.0", push_to_hub=True, api=api, force=True,
+                        quantiles="0.02,0.98", num_workers=1, quiet=True)
+    assert again.status == "converted"
+    changed = {f.path_in_repo for f in again.plan.uploads}
+    assert changed and all(p == "meta/stats.json" or p.startswith("meta/episodes/") for p in changed), changed
+    assert not again.plan.deletes
+    republished = stub.tree(HUB_REPO, "v3.0")
+    assert b"q02" in republished["meta/stats.json"] and b"q01" not in republished["meta/stats.json"]
+    assert republished["data/chunk-000/file-000.parquet"] == published["data/chunk-000/file-000.parquet"]
+
+
+# ------------------------------------------------------------------------------------------------ command line
 @pytest.fixture
-def hub(tmp_path):
-    source = make_dataset(tmp_path / "src", SampleSpec(lengths=[6, 4], cameras={"observation.images.top": Camera(16, 16)}))
+def hub(tmp_path, make_sample):
+    source = make_sample(SampleSpec(lengths=[6, 4], cameras={CAM: Camera(16, 16)}), "robot")
     with HubStub() as stub:
         stub.add_repo(REPO, {**dataset_files(source), "README.md": b"# robot\n"}, tag="v2.0")
         env = {**os.environ, "HF_ENDPOINT": stub.url, "HF_TOKEN": "hf_test", "HF_HUB_CACHE": str(tmp_path / "cache"),
@@ -58,8 +117,8 @@ def test_convert_by_repo_id_push_tag_and_rerun(hub, tmp_path):
     assert stub.repos[REPO].tags["v2.1"] == repo.tags["v2.1"]
 
 
-def test_missing_v20_tag_suggests_revision_main(tmp_path):
-    source = make_dataset(tmp_path / "src", SampleSpec(lengths=[3], cameras={}))
+def test_missing_v20_tag_suggests_revision_main(tmp_path, make_sample):
+    source = make_sample(SampleSpec(lengths=[3], cameras={}))
     with HubStub() as stub:
         stub.add_repo(REPO, dataset_files(source))
         env = {**os.environ, "HF_ENDPOINT": stub.url, "HF_TOKEN": "hf_test", "HF_HUB_CACHE": str(tmp_path / "c"),
@@ -84,9 +143,9 @@ def _stopped_stub_url():
 
 
 @pytest.mark.parametrize("offline", [False, True], ids=["stub-stopped", "HF_HUB_OFFLINE"])
-def test_root_holding_the_dataset_never_asks_the_hub(tmp_path, offline):
+def test_root_holding_the_dataset_never_asks_the_hub(tmp_path, make_sample, copy_of, offline):
     """lerobot's `--repo-id=local/x --root=x`: quick, silent with --quiet, and a re-run says it is done."""
-    make_dataset(tmp_path / "x", SampleSpec(lengths=[3, 2], cameras={}))
+    copy_of(make_sample(SampleSpec(lengths=[3, 2], cameras={})), "x")
     endpoint = "http://10.255.255.1" if offline else _stopped_stub_url()  # unroutable: would hang if asked
     env = _local_env(tmp_path, endpoint, offline)
     start = time.perf_counter()

@@ -1,0 +1,187 @@
+"""dask_stats.scheduling: where the tasks run and what happens when they misbehave. A real distributed scheduler
+with worker processes on loopback (the same output as a local run, a worker lost mid-run), the scheduler address
+from Dask's config, hung tasks cut off and reported (also hangs holding the GIL), the longest episodes first, the
+dashboard link, and local runs listening on loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+from fake_backends import GilHangBackend, HangingBackend, RecordingBackend, SlowBackend
+from helpers import FAST, SLOW_RUN, SMALL32, TESTS, TWO_CAMERAS, episodes_stats, run_cli
+
+import dask_stats
+from dask_stats.errors import TaskError
+
+
+@pytest.fixture(scope="module")
+def dataset(make_sample):
+    return make_sample(TWO_CAMERAS, "cluster")
+
+
+@pytest.fixture(scope="module")
+def reference_output(dataset, local_stats) -> bytes:
+    return local_stats(dataset)
+
+
+# -- a distributed scheduler -------------------------------------------------------------------------------------
+def test_distributed_run_equals_local(dask_cluster, dataset, reference_output, tmp_path):
+    address, client, _ = dask_cluster
+    dask_stats.convert(dataset, tmp_path / "api", client=client, quiet=True)
+    assert episodes_stats(tmp_path / "api") == reference_output
+    cli = run_cli("convert", "--root", dataset, "--output", tmp_path / "cli", "--scheduler-address", address)
+    assert cli.returncode == 0, cli.stderr
+    assert episodes_stats(tmp_path / "cli") == reference_output
+
+
+def test_losing_a_worker_mid_run_still_completes(dask_cluster, dataset, reference_output, tmp_path):
+    _, client, procs = dask_cluster
+    worker = procs[1]
+    killer = threading.Timer(1.5, lambda: os.kill(worker.pid, signal.SIGKILL))
+    killer.start()
+    start = time.monotonic()
+    result = dask_stats.convert(dataset, tmp_path / "out", client=client, video_backend=SlowBackend, quiet=True)
+    killer.join()
+    assert time.monotonic() - start > 1.5, "the run should still have been going when the worker died"
+    assert worker.poll() is not None
+    assert result.episodes == 6
+    assert episodes_stats(tmp_path / "out") == reference_output
+
+
+def test_scheduler_address_comes_from_dask_config_and_its_environment_variable():
+    import dask
+
+    from dask_stats.options import RunOptions
+    from dask_stats.scheduling import scheduler_address
+
+    assert scheduler_address(RunOptions(scheduler_address="tcp://a:1")) == "tcp://a:1"
+    with dask.config.set({"scheduler-address": "tcp://b:2"}):
+        assert scheduler_address(RunOptions()) == "tcp://b:2"
+        assert scheduler_address(RunOptions(scheduler_address="tcp://a:1")) == "tcp://a:1"
+    code = "from dask_stats.options import RunOptions; from dask_stats.scheduling import scheduler_address; " \
+           "print(scheduler_address(RunOptions()))"
+    env = {**os.environ, "DASK_SCHEDULER_ADDRESS": "tcp://c:3"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert run.stdout.strip() == "tcp://c:3", run.stderr
+
+
+# -- hangs -------------------------------------------------------------------------------------------------------
+def test_hanging_task_is_cut_off_reported_and_the_rest_resumes(dataset, reference_output, tmp_path):
+    with pytest.raises(TaskError) as info:
+        dask_stats.convert(dataset, tmp_path / "out", video_backend=HangingBackend, task_timeout=3, retries=0,
+                           **FAST)
+    problems = info.value.problems
+    assert {(p.episode, p.feature) for p in problems} == {(1, "observation.images.top"), (1, "observation.images.side")}
+    assert all("timed out after 3 s" in p.message and p.path.endswith("episode_000001.mp4") for p in problems)
+    assert not (tmp_path / "out").exists(), "nothing is committed for an incomplete run"
+    result = dask_stats.convert(dataset, tmp_path / "out", **FAST)
+    assert result.resumed == result.tasks - 1  # only the hung episode's task ran again
+    assert episodes_stats(tmp_path / "out") == reference_output
+
+
+def test_gil_holding_hang_is_cut_off_in_processes_mode(make_sample, tmp_path, monkeypatch):
+    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one video task per episode
+    start = time.monotonic()
+    with pytest.raises(TaskError) as info:
+        dask_stats.convert(make_sample(SMALL32), tmp_path / "out", video_backend=GilHangBackend,
+                           scheduler="processes", num_workers=2, task_timeout=2, retries=0, quiet=True)
+    assert time.monotonic() - start < 120
+    problems = info.value.problems  # tasks waiting on the same worker may be lost with it, and reported too
+    assert 1 in {p.episode for p in problems}
+    assert all("worker process running it died" in p.message and p.transient for p in problems)
+    assert info.value.transient
+
+
+GIL_HANG = """
+import sys
+sys.path.insert(0, {tests!r})
+from fake_backends import GilHangBackend
+import dask_stats
+dask_stats.convert({root!r}, {out!r}, video_backend=GilHangBackend, num_workers=2, task_timeout=2, quiet=True)
+"""
+
+
+def test_gil_holding_hang_in_threads_mode_ends_the_process(make_sample, tmp_path):
+    script = GIL_HANG.format(tests=str(TESTS), root=str(make_sample(SMALL32)), out=str(tmp_path / "out"))
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and time.monotonic() - start < 60
+    assert "Timeout" in run.stderr and "GilHangBackend" not in run.stdout
+    assert not (tmp_path / "out").exists()
+
+
+# -- order -------------------------------------------------------------------------------------------------------
+def test_longest_episodes_are_decoded_first(dataset, tmp_path, monkeypatch):
+    """So that a run ends on short tasks instead of one core finishing a long video alone."""
+    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one task per episode
+    RecordingBackend.opened.clear()
+    dask_stats.convert(dataset, tmp_path / "out", video_backend=RecordingBackend, **{**FAST, "num_workers": 1})
+    lengths = [json.loads(line)["length"] for line in (dataset / "meta/episodes.jsonl").read_text().splitlines()]
+    opened = [lengths[int(path[-10:-4])] for path in RecordingBackend.opened]
+    assert len(opened) == 2 * len(lengths) and opened == sorted(opened, reverse=True)
+
+
+# -- the dashboard and listening sockets -------------------------------------------------------------------------
+def test_dashboard_link_answers_while_running(dataset, copy_of):
+    root = copy_of(dataset)
+    script = SLOW_RUN.format(tests=str(TESTS), root=str(root))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env={**os.environ, "DASK_STATS_TEST_DELAY": "1.0"})
+    try:
+        line = ""
+        while "Dask dashboard:" not in line:
+            line = proc.stdout.readline()
+            assert line, "no dashboard link printed"
+        url = line.split("Dask dashboard:")[1].strip()
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200
+            assert "Dask" in response.read().decode(errors="replace")
+        assert proc.poll() is None, "the run should still be going"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+LISTENER = """
+import sys
+sys.path.insert(0, {tests!r})
+from fake_backends import SlowBackend
+import dask_stats
+dask_stats.convert({root!r}, {out!r}, video_backend=SlowBackend, scheduler={scheduler!r}, num_workers=2, quiet=True)
+"""
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_a_local_run_listens_on_loopback_only(make_sample, tmp_path, scheduler):
+    psutil = pytest.importorskip("psutil")
+    script = LISTENER.format(tests=str(TESTS), root=str(make_sample(SMALL32)), out=str(tmp_path / "out"),
+                             scheduler=scheduler)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "DASK_STATS_TEST_DELAY": "0.7"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = set()
+    try:
+        while proc.poll() is None:
+            try:
+                family = psutil.Process(proc.pid)
+                for process in [family, *family.children(recursive=True)]:
+                    seen |= {(c.laddr.ip, c.laddr.port) for c in process.net_connections("inet")
+                             if c.status == psutil.CONN_LISTEN}
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert seen, "the run should have been watched while its cluster was up"
+    assert all(ip in ("127.0.0.1", "::1") for ip, _ in seen), seen
+    assert 8787 not in {port for _, port in seen}
