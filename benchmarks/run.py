@@ -132,7 +132,7 @@ class TreeMonitor:
             self.sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "TreeMonitor":
+    def __enter__(self) -> TreeMonitor:
         self._thread.start()
         return self
 
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
 
     processes = os.cpu_count() or 1
     results: dict[str, dict[str, list[Sample]]] = {}
-    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)
     for name in args.sets:
         dataset = ensure_dataset(name, args.data, log=log)
         runs: dict[str, list[Sample]] = {}

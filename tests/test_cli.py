@@ -14,8 +14,23 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from helpers import (CAM, FAST, LONG_VIDEOS, REPO, SMALL, SMALL32, TINY, data, damage, edit_json, fail_when_writing,
-                     rewrite_parquet, run_cli, video, with_tests_on_path)
+from helpers import (
+    CAM,
+    FAST,
+    LONG_VIDEOS,
+    REPO,
+    SMALL,
+    SMALL32,
+    TINY,
+    damage,
+    data,
+    edit_json,
+    fail_when_writing,
+    rewrite_parquet,
+    run_cli,
+    video,
+    with_tests_on_path,
+)
 
 import dask_stats
 from dask_stats import cli

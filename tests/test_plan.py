@@ -1,5 +1,5 @@
-"""dask_stats.plan: what a conversion reads from info.json. Here: the channel axis of a video feature comes from its
-``names`` (as lerobot reads it), so channel-first declarations convert like channel-last ones."""
+"""dask_stats.plan: what a conversion reads from info.json. Here: the channel axis of a video or image feature
+comes from its ``names`` (as lerobot reads it), so channel-first declarations convert like channel-last ones."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def test_channel_first_video_declaration_converts_like_channel_last(make_sample,
     (ds / "meta/info.json").write_text(json.dumps(info, indent=4))
     dask_stats.convert(ds, tmp_path / "first", **FAST)
     dask_stats.convert(small, tmp_path / "last", **FAST)
-    first, last = ((tmp_path / name / "meta/episodes_stats.jsonl").read_text().splitlines() for name in ("first", "last"))
+    first, last = ((tmp_path / name / "meta/episodes_stats.jsonl").read_text().splitlines()
+                   for name in ("first", "last"))
     assert first == last
     assert len(json.loads(first[0])["stats"][CAM]["mean"]) == 3  # (C, 1, 1)
 
@@ -32,3 +33,21 @@ def test_channels_of_follows_names():
     assert channels_of({"shape": [224, 224, 3], "names": ["height", "width", "channels"]}) == 3
     assert channels_of({"shape": [224, 224, 3], "names": None}) == 3
     assert channels_of({"shape": [4, 224, 224], "names": ["Channels", "h", "w"]}) == 4
+
+
+def test_channel_first_image_declaration_converts_like_channel_last(make_sample, copy_of, tmp_path):
+    """An image column declared ``[3, H, W]`` with names ``["channel", "height", "width"]`` gets the stats of
+    its channel-last declaration."""
+    from dask_stats.sample import SampleSpec
+
+    source = make_sample(SampleSpec(lengths=[6, 4], cameras={}, image_column="observation.images.cam_png"), "images")
+    dask_stats.convert(source, tmp_path / "out_last", **FAST)
+    first = copy_of(source, name="channel_first")
+    info = json.loads((first / "meta/info.json").read_text())
+    feature = info["features"]["observation.images.cam_png"]
+    height, width, channels = feature["shape"]
+    feature.update(shape=[channels, height, width], names=["channel", "height", "width"])
+    (first / "meta/info.json").write_text(json.dumps(info, indent=4))
+    dask_stats.convert(first, tmp_path / "out_first", **FAST)
+    lines = [(tmp_path / name / "meta/episodes_stats.jsonl").read_text() for name in ("out_first", "out_last")]
+    assert lines[0] == lines[1]

@@ -23,7 +23,7 @@ def test_phases_show_while_long_and_stay_silent_when_short_or_quiet(capsys):
         time.sleep(0.1)
     assert capsys.readouterr().err == ""
     with pytest.raises(ZeroDivisionError), progress.Phases(delay=0)("failing"):
-        1 / 0
+        _ = 1 / 0
     assert "100%" not in capsys.readouterr().err
 
 

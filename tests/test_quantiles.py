@@ -11,9 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dask_stats.pixels import PixelHistogram
-from dask_stats.quantiles import (DEFAULT_QUANTILES, DatasetQuantiles, dataset_quantiles, float_keys,
-                                  histogram_quantiles, key_values, merge, parse_quantiles, partition_pass,
-                                  quantile_key, quantile_stats, segment_quantiles)
+from dask_stats.quantiles import (
+    DEFAULT_QUANTILES,
+    DatasetQuantiles,
+    dataset_quantiles,
+    float_keys,
+    histogram_quantiles,
+    key_values,
+    merge,
+    parse_quantiles,
+    partition_pass,
+    quantile_key,
+    quantile_stats,
+    segment_quantiles,
+)
 
 QS = DEFAULT_QUANTILES
 MANY_QS = tuple(p / 100 for p in range(1, 100))

@@ -107,7 +107,8 @@ def test_reader_round_trip(converted):
         for key in CAMS:
             ref = e.videos[key]
             assert (ref.index, ref.from_timestamp, ref.to_timestamp) == converted["videos"][e.index][key]
-            source = converted["src"] / VIDEO_PATH.format(episode_chunk=e.index // 3, video_key=key, episode_index=e.index)
+            source = converted["src"] / VIDEO_PATH.format(episode_chunk=e.index // 3, video_key=key,
+                                                          episode_index=e.index)
             assert verify_episode_frames(str(source), [0.0, (e.length - 1) / 30], str(out / ref.path),
                                          ref.from_timestamp) == []
     stats = read_episode_stats(str(out))

@@ -26,14 +26,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-
 from .conftest import REF04, REF061, our_convert
 from .refenv import require_env, run_in_env
-
-
-from .test_v30_parity import (QUANTILE_KEYS, QUANTILES, V30_FIXTURE, assert_same_numbers, check_frames,
-                              check_opens, our_episode_stats, read_our_episodes,
-                              require_v30_convert, source_frames)
+from .test_v30_parity import (
+    QUANTILE_KEYS,
+    QUANTILES,
+    V30_FIXTURE,
+    assert_same_numbers,
+    check_frames,
+    check_opens,
+    our_episode_stats,
+    read_our_episodes,
+    require_v30_convert,
+    source_frames,
+)
 
 pytestmark = pytest.mark.parity
 
