@@ -55,7 +55,7 @@ def check_concat(episodes, dest):
         assert abs(offset - round(offset)) < 1e-6
         assert round(offset) == first_pts - packet_span(path)[0].min_pts
         assert end == pytest.approx(start + n / FPS, abs=1e-9)  # to = from + the episode video's duration
-    for (start, _), (path, _n) in zip(spans, episodes):
+    for (start, _), (path, n) in zip(spans, episodes):
         assert verify_episode_frames(path, [0.0, (n - 1) / FPS], str(dest), start) == []
     # every frame, not only first and last: the new file presents the same frames at from + t
     new = decode(dest)
