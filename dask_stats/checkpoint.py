@@ -38,7 +38,7 @@ from .storage import Store
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # of the saved task results (3: one SQLite file per target); older checkpoints are not reused
+FORMAT = 4  # of the saved task results (4: video tasks sum their pixel histograms); older ones are not reused
 EXPIRY_DAYS = 14.0  # checkpoints unused for longer are removed when a conversion starts
 SUFFIX = ".sqlite"
 

@@ -21,7 +21,7 @@ from .plan import Plan, read_jsonl
 from .progress import Phases
 from .records import episode_records, info_text, jsonl_text
 from .storage import Store
-from .tasks import Task, build_tasks, collect, dataset_quantiles
+from .tasks import Task, build_tasks, collect, dataset_quantiles, pixel_histograms
 from .v30.build import V30Build
 from .v30.restat import commit_restat
 from .verify import VerificationReport, compare_episode_stats, verify
@@ -128,7 +128,10 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
             tasks += video_tasks
         tables = collect(plan, tasks, results)
         qs = opts.stats.quantile_levels
-        quantiles = dataset_quantiles(dask_client, plan, tables, qs) if (build or restat) and qs else None
+        quantiles = None
+        if (build or restat) and qs:
+            histograms = pixel_histograms(plan, tasks, results, tables)
+            quantiles = dataset_quantiles(dask_client, plan, tables, histograms, qs)
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):

@@ -55,8 +55,8 @@ def _rgbx_base(frame: np.ndarray) -> np.ndarray | None:
 
 
 def histogram_moments(hist: np.ndarray, samples: int, qs: tuple[float, ...] = ()) -> Moments:
-    """Moments (values in [0, 1]) of a (C, 256) integer histogram, exact up to one final rounding, with the
-    quantiles ``qs`` and the histogram itself (pixel histograms merge by adding)."""
+    """Moments (values in [0, 1]) of a (C, 256) integer histogram, exact up to one final rounding; with quantiles
+    ``qs``, also those and the histogram itself (dataset-wide pixel quantiles come from the summed histograms)."""
     from .quantiles import histogram_quantiles
 
     hist = np.asarray(hist, dtype=np.int64)
@@ -74,7 +74,7 @@ def histogram_moments(hist: np.ndarray, samples: int, qs: tuple[float, ...] = ()
     hi = 255 - np.argmax(nonzero[:, ::-1], axis=1)
     quantiles = histogram_quantiles(hist, qs) if qs else np.zeros((0, len(hist)))
     return Moments(count, np.array(means), np.array(m2s), _LEVELS[lo], _LEVELS[hi], samples=samples,
-                   quantiles=quantiles, histogram=hist)
+                   quantiles=quantiles, histogram=hist if qs else None)
 
 
 class PixelHistogram:

@@ -136,21 +136,34 @@ def collect(plan: Plan, tasks: list[Task], results: dict[str, object]) -> dict[s
     """Per stats feature, the moments of every episode (rows in plan order), from the task results."""
     keys = np.array([ep.index for ep in plan.episodes], dtype=np.int64)
     tables = numeric.episode_tables([results[t.key] for t in tasks if t.kind == "parquet"], keys)
-    videos = {unit: moments for t in tasks if t.kind == "video" for unit, moments in results[t.key].items()}
+    videos = {unit: moments for t in tasks if t.kind == "video" for unit, moments in results[t.key].moments.items()}
     for feature in plan.videos:
         tables[feature] = MomentsTable.of(keys, [videos[int(i), feature] for i in keys])
     return tables
 
 
-def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], qs: tuple[float, ...]) -> dict:
+def pixel_histograms(plan: Plan, tasks: list[Task], results: dict[str, object],
+                     tables: dict[str, MomentsTable]) -> dict[str, np.ndarray]:
+    """Per image or video feature, the summed (C, 256) histogram of every sampled pixel (when quantiles were
+    asked for): image features from their episodes' tables, videos from the per-task sums."""
+    sums = {feature: tables[feature].total().histogram for feature in plan.images}
+    for task in tasks:
+        if task.kind == "video":
+            for feature, histogram in results[task.key].histograms.items():
+                sums[feature] = sums.get(feature, 0) + histogram
+    return sums
+
+
+def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], histograms: dict[str, np.ndarray],
+                      qs: tuple[float, ...]) -> dict:
     """Exact quantiles of every stats feature over the whole dataset, ``{feature: {"q01": ..., ...}}``: pixels
     from the summed histograms of the sampled frames; numeric features by the passes of
     ``quantiles.DatasetQuantiles`` over the episode dataframe (each pass reads the partitions again and keeps
     only a bounded number of values)."""
     from .quantiles import DatasetQuantiles, histogram_quantiles, quantile_stats
 
-    out = {feature: quantile_stats(histogram_quantiles(tables[feature].total().histogram, qs), qs,
-                                   plan.features[feature]) for feature in plan.images + plan.videos}
+    out = {feature: quantile_stats(histogram_quantiles(histograms[feature], qs), qs, plan.features[feature])
+           for feature in plan.images + plan.videos}
     states = {feature: DatasetQuantiles(qs, tables[feature].count.shape[1]) for feature in plan.numeric}
     if states:
         parts = numeric.episode_frame(plan, numeric.batches(plan), columns=plan.numeric).to_delayed()

@@ -84,7 +84,16 @@ class _Inputs:
         self.stack.close()
 
 
-def video_stats(job: VideoJob) -> dict[tuple[int, str], Moments]:
+@dataclass
+class VideoOutcome:
+    """A video task's result: the moments of every (episode, camera), and per camera the sum of their pixel
+    histograms (kept once per task, not per episode: only dataset-wide quantiles need them)."""
+
+    moments: dict[tuple[int, str], Moments]
+    histograms: dict[str, np.ndarray]
+
+
+def video_stats(job: VideoJob) -> VideoOutcome:
     """Moments of the sampled frames of every (episode, camera) of ``job``.  Every unit is tried; if any fails,
     TaskError lists the failures, each naming episode, feature and file."""
     results, problems = {}, []
@@ -109,7 +118,12 @@ def video_stats(job: VideoJob) -> dict[tuple[int, str], Moments]:
                     problems.append(where.problem(f"video stats failed: {type(exc).__name__}: {exc}"))
     if problems:
         raise TaskError(problems)
-    return results
+    histograms: dict[str, np.ndarray] = {}
+    for (_, feature), moments in results.items():
+        if moments.histogram is not None:
+            histograms[feature] = histograms.get(feature, 0) + moments.histogram
+            moments.histogram = None
+    return VideoOutcome(results, histograms)
 
 
 def camera_moments(job: VideoJob, inputs: _Inputs, path: str, positions: np.ndarray, timestamps: np.ndarray | None,
