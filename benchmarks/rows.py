@@ -307,7 +307,7 @@ def bench_client(args, cache: Path) -> tuple[dict, list[str]]:
 # -- DROID-like -------------------------------------------------------------------------------------
 def bench_droid(args, cache: Path) -> tuple[dict, list[str]]:
     dataset = ensure_dataset(args.droid_set, cache, log=log)
-    episodes = len(json.loads(f"[{','.join((dataset / 'meta/episodes.jsonl').read_text().split())}]"))
+    episodes = json.loads((dataset / "meta/info.json").read_text())["total_episodes"]
     reps = args.droid_reps or args.reps
     runs: dict[str, list[Sample]] = {}
     for rep in range(reps):
