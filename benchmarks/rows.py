@@ -314,8 +314,8 @@ def bench_client(args, cache: Path) -> tuple[dict, list[str]]:
         log(f"[client] {n} episodes")
         evict(dataset)
         with tempfile.TemporaryDirectory(prefix="bench_client_", dir=_scratch(dataset)) as tmp:
-            proc = subprocess.run([sys.executable, str(HERE / "client_memory.py"), str(dataset), f"{tmp}/out"],
-                                  check=True, capture_output=True, text=True)
+            proc = subprocess.run([sys.executable, str(HERE / "client_memory.py"), str(dataset), f"{tmp}/out",
+                                   "--phases"], check=True, capture_output=True, text=True)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         results[n] = r
         t = r["timings"]
@@ -324,6 +324,17 @@ def bench_client(args, cache: Path) -> tuple[dict, list[str]]:
                      f"| {growth:.0f} | {1024 * growth / n:.2f} | {r['scheduler_peak_mb']:.0f} | {t['plan']:.1f} "
                      f"| {t['compute']:.1f} | {t['total'] - t['plan'] - t['compute']:.1f} | {t['total']:.1f} "
                      f"| {1e3 * t['total'] / n:.2f} |")
+    names = [p["phase"] for p in next(iter(results.values()))["phases"]] if results else []
+    lines += ["", "Per step of convert: seconds / RSS growth during the step (MB) / the step's own peak (MB):", "",
+              "| episodes | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for n, r in results.items():
+        cells = []
+        for name in names:
+            steps = [p for p in r["phases"] if p["phase"] == name]
+            cells.append(f"{sum(p['s'] for p in steps):.1f} s / "
+                         f"{sum(p['rss_after_mb'] - p['rss_before_mb'] for p in steps):+d} / "
+                         f"{max(p['peak_mb'] or 0 for p in steps)}")
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
     return results, lines
 
 
