@@ -4,7 +4,11 @@ import logging
 import os
 import sys
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python starts: one line, no traceback
+    print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
+    os._exit(130)
 
 if __name__ == "__main__":  # spawned worker processes import this module too
     code = main()

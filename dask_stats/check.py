@@ -9,11 +9,15 @@ video headers left to the video tasks (a 4 ms open per video adds up to minutes 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -34,7 +38,41 @@ def check(root: str | os.PathLike, output: str | os.PathLike | None = None, *, s
     with ``output``, the conversion would write a copy there (a read-only source is then fine)."""
     opts = Options.of(**options)
     backend = get_backend(opts.stats.video_backend)
-    return diagnose(Store(root, storage_options), opts, backend, in_place=output is None)[1]
+    source = Store(root, storage_options)
+    found = output_problems(source, Store(output, storage_options)) if output is not None else []
+    return found + diagnose(source, opts, backend, in_place=output is None)[1]
+
+
+OUTPUT_MARKER = ".dask_stats-output"  # in an --output directory this tool is writing (removed once complete)
+
+
+def mark_output(source: Store, target: Store) -> None:
+    """Mark ``target`` as the copy of ``source`` this tool is writing (the same command may then resume it)."""
+    target.write_text(target.path(OUTPUT_MARKER), json.dumps({"source": source.display(source.root)}))
+
+
+def output_problems(source: Store, target: Store) -> list[Problem]:
+    """Why ``target`` cannot receive a converted copy of ``source``: a file, under a file, or a directory
+    holding something else than an unfinished copy of ``source`` by this tool."""
+    where = target.display(target.root)
+    if target.local:
+        parent = Path(target.root)
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if parent.exists() and not parent.is_dir():
+            what = "is a file" if str(parent) == target.root else f"is inside {parent}, which is a file"
+            return [Problem(f"--output {what}", path=where, fix="choose a new or empty --output directory")]
+    elif target.fs.isfile(target.root):
+        return [Problem("--output is a file", path=where, fix="choose a new or empty --output directory")]
+    if target.is_empty_or_missing():
+        return []
+    try:
+        marker = json.loads(target.read_text(target.path(OUTPUT_MARKER)))
+    except (OSError, ValueError):
+        marker = None
+    if isinstance(marker, dict) and marker.get("source") == source.display(source.root):
+        return []  # an unfinished copy of this dataset: the same command resumes it
+    return [Problem("the output directory is not empty", path=where, fix="choose a new or empty --output directory")]
 
 
 def preflight(store: Store, options: Options, backend: VideoBackend, in_place: bool) -> tuple[Plan, list[Problem]]:
@@ -100,6 +138,9 @@ def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bo
         read_jsonl(store, layout.TASKS)
     except DatasetError as exc:
         problems += [replace(p, fix="restore it (LeRobot loaders need it)") for p in exc.problems]
+    problems += _special_files(store)
+    if plan.has_stats_json and not options.safety.skip_verify:
+        problems += stats_json_problems(plan)
     if not videos:
         problems += _first_videos_readable(plan, backend)
     work = EpisodeChecker(plan, options, backend, videos)
@@ -111,6 +152,62 @@ def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bo
         pool.shutdown(wait=False)
     for episode_problems in found:
         problems += episode_problems
+    return problems
+
+
+def _special_files(store: Store) -> list[Problem]:
+    """FIFOs, sockets and devices in a local dataset (copying or reading one would block or never end)."""
+    if not store.local:
+        return []
+    found = []
+    pending = [store.root]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir():
+                    pending.append(entry.path)
+                elif not entry.is_file() and (not entry.is_symlink() or os.path.exists(entry.path)):
+                    found.append(Problem("is not a regular file (a FIFO, socket or device?): it cannot be read or "
+                                         "copied as part of the dataset", path=entry.path,
+                                         fix="remove it from the dataset directory"))
+            except OSError:
+                continue
+    return found
+
+
+def stats_json_problems(plan: Plan) -> list[Problem]:
+    """Why meta/stats.json cannot serve as the reference of verification (checked before any computing)."""
+    store = plan.store
+    path = store.display(store.path(layout.STATS))
+    fix = "restore meta/stats.json, or --skip-verify"
+    try:
+        reference = json.loads(store.read_text(store.path(layout.STATS)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [Problem(f"meta/stats.json is not valid JSON: {exc}", path=path, fix=fix)]
+    except OSError as exc:
+        return [Problem(f"meta/stats.json cannot be read: {exc}", path=path, fix=fix)]
+    if not isinstance(reference, dict):
+        return [Problem("meta/stats.json is not a JSON object", path=path, fix=fix)]
+    problems = []
+    for name in plan.stats_features:
+        stats = reference.get(name)
+        if stats is None:
+            continue
+        if not isinstance(stats, dict):
+            problems.append(Problem("its entry in meta/stats.json is not a JSON object", feature=name, path=path,
+                                    fix=fix))
+            continue
+        for stat in ("mean", "std", "min", "max"):
+            if stat in stats:
+                try:
+                    np.asarray(stats[stat], dtype=np.float64)
+                except (TypeError, ValueError):
+                    problems.append(Problem(f"meta/stats.json's {stat} is not an array of numbers: "
+                                            f"{str(stats[stat])[:60]}", feature=name, path=path, fix=fix))
     return problems
 
 

@@ -23,12 +23,15 @@ import pickle
 import shutil
 import sqlite3
 import sys
+import tempfile
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .errors import DatasetError, Problem
 from .options import StatsOptions
 from .plan import Plan
 from .storage import Store
@@ -93,6 +96,36 @@ class CheckpointInfo:
     tasks: int
     bytes: int
     modified: float  # Unix time of the last saved result
+
+
+@contextmanager
+def target_lock(target: Store) -> Iterator[None]:
+    """Hold the lock of conversions into ``target`` (a lock file in the cache, else in the temporary
+    directory); a second conversion into the same target is refused while it is held."""
+    import filelock
+
+    name = hashlib.sha256(_target_name(target).encode()).hexdigest()[:16] + ".lock"
+    for directory in (cache_dir() / "locks", Path(tempfile.gettempdir()) / "dask_stats-locks"):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            lock = filelock.FileLock(str(directory / name), timeout=0)
+            lock.acquire()
+            break
+        except filelock.Timeout:
+            raise DatasetError(Problem(
+                "another dask_stats run is converting into this target right now", path=_target_name(target),
+                fix="wait for it to finish (then run again to see whether anything is left to do)")) from None
+        except OSError:
+            continue
+    else:
+        log.warning("no lock file can be created (cache and temporary directory unwritable); concurrent runs into "
+                    "%s are not prevented", _target_name(target))
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _files(path: Path) -> list[Path]:
@@ -199,12 +232,7 @@ class Checkpoint:
         self.disabled = why
         log.warning("checkpoints cannot be saved in %s (%s); the run goes on without resume "
                     "(set DASK_STATS_CACHE to a writable directory to resume interrupted runs)", self.path.parent, why)
-        if self._db is not None:
-            try:
-                self._db.close()
-            except sqlite3.Error:
-                pass
-            self._db = None
+        self.close()
 
     def load(self, keys: list[str]) -> dict[str, object]:
         """Results saved by an earlier run with the same fingerprint for any of ``keys``."""
@@ -235,6 +263,18 @@ class Checkpoint:
             db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)",
                        (key, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
         except (sqlite3.Error, OSError) as exc:  # e.g. the disk holding the cache is full
+            self._disable(f"{type(exc).__name__}: {exc}")
+
+    def rekey(self, fingerprint: str) -> None:
+        """Keep the saved results under ``fingerprint`` (the inputs' identities changed through this run's own
+        doing, e.g. hard links made to them)."""
+        db = self._open()
+        self.fingerprint = fingerprint
+        if db is None:
+            return
+        try:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint,))
+        except sqlite3.Error as exc:
             self._disable(f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:

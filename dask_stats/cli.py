@@ -14,8 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
-from . import options
+from . import __version__, options
 from .errors import DatasetError, HubError, TaskError
 
 DEMO_MARKER = ".dask_stats_demo"  # written into the directories the demo creates: the only ones it empties
@@ -63,7 +62,7 @@ def _flag(parser, name: str, help: str, default=False) -> None:
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(prog=prog or prog_name(),
-                    description="Convert LeRobot v2.0 datasets to v2.1 (per-episode stats) with Dask.",
+                    description="Statistics of LeRobot datasets with Dask: v2.0 -> v2.1 or v3.0, exact quantiles.",
                     epilog="Boolean flags take --flag, --flag=true or --flag=false. Exit codes: 0 done or nothing "
                            "to do, 1 check found errors, 2 bad input or options (nothing written), 3 unexpected "
                            "error, 4 incomplete (the same command resumes it).")
@@ -71,8 +70,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, title="commands", help="what to do")
 
-    conv = commands.add_parser("convert", help="compute meta/episodes_stats.jsonl and set codebase_version v2.1",
-                               description="Compute meta/episodes_stats.jsonl and set codebase_version v2.1.")
+    conv = commands.add_parser("convert", help="compute per-episode stats and write a v2.1 (default) or v3.0 dataset",
+                               description="Compute every episode's stats and write them as v2.1 (meta/episodes_stats"
+                                           ".jsonl beside the v2.0 files) or as a v3.0 dataset (--to v3.0); a v3.0 "
+                                           "dataset gets new stats with --force.")
     conv.add_argument("--root", help="the v2.0 dataset: a directory or an fsspec URL (s3://..., hf://datasets/...), "
                                      "converted in place; with --repo-id, where to download it (default: "
                                      "$HF_LEROBOT_HOME/<repo_id>)")
@@ -203,9 +204,8 @@ def _demo(args) -> int:
         print(f"dask_stats: {base} is not empty and was not created by the demo; nothing was removed. Choose a new "
               "or empty directory with --dir.", file=sys.stderr)
         return 2
-    make_dataset = _work("sample").make_dataset
-    SampleSpec = _work("sample").SampleSpec
-    convert = _work("convert").convert
+    convert = _work("convert").convert  # first: it sets up distributed's logging (see _work)
+    make_dataset, SampleSpec = _work("sample").make_dataset, _work("sample").SampleSpec
     source = make_dataset(base / "v2.0", SampleSpec(string_column=True))
     if not args.quiet:
         print(f"Sample v2.0 dataset: {source}")
@@ -220,9 +220,8 @@ def _claim_demo_dir(base: Path) -> bool:
     marker = base / DEMO_MARKER
     if base.is_symlink() or base.exists() and not base.is_dir():
         return False
-    if base.is_dir() and not marker.is_file():
-        if any(base.iterdir()):
-            return False
+    if base.is_dir() and not marker.is_file() and any(base.iterdir()):
+        return False
     base.mkdir(parents=True, exist_ok=True)
     marker.write_text("created by `dask_stats demo`; the demo may replace v2.0/ and v2.1/ in this directory\n")
     for name in ("v2.0", "v2.1"):  # only what the demo itself writes
@@ -255,9 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     except TaskError as exc:
         if args.debug:
             raise
-        print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
-              f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
-        return 4
+        if exc.transient:  # timeouts, lost workers: the run failed, not the data
+            print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
+                  f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
+            return 4
+        print(f"dask_stats: cannot convert: {len(exc.problems)} task(s) met bad data; nothing was committed. "
+              f"Fix the files named below (or exclude their features); finished work is checkpointed.\n{exc}",
+              file=sys.stderr)
+        return 2
     except HubError as exc:  # one line: what happened on the Hub and what to do
         if args.debug:
             raise
@@ -266,10 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as exc:
         if args.debug:
             raise
-        print(f"dask_stats: cannot convert:\n{exc}", file=sys.stderr)
+        partly = " (while writing the new metadata: part of it may be in place; once fixed, the same command " \
+                 "finishes the conversion)" if getattr(exc, "partial_commit", False) else ""
+        print(f"dask_stats: cannot convert{partly}:\n{exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "partial_commit", False):
+            print("dask_stats: interrupted while writing the new metadata (part of it may be in place); the same "
+                  "command finishes the conversion", file=sys.stderr)
+        else:
+            print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a plain sentence, not a traceback, unless --debug
         if args.debug:

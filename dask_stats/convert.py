@@ -12,19 +12,20 @@ import numpy as np
 from distributed import Client
 
 from . import layout, scheduling
-from .check import preflight
-from .checkpoint import Checkpoint, fingerprint
+from .check import OUTPUT_MARKER, mark_output, output_problems, preflight
+from .checkpoint import Checkpoint, fingerprint, target_lock
 from .errors import DatasetError, Problem, VerificationError
 from .moments import MomentsTable
+from .numeric import ROWS_PER_PARTITION
 from .options import Options
 from .output import episode_records, info_text, jsonl_text
-from .plan import Plan
+from .plan import Plan, read_jsonl
 from .progress import Phases
 from .storage import Store
 from .tasks import Task, build_tasks, collect, dataset_quantiles
 from .v30.build import V30Build
 from .v30.restat import commit_restat
-from .verify import VerificationReport, verify
+from .verify import VerificationReport, compare_episode_stats, verify
 from .video import get_backend
 
 EPISODES_STATS = layout.EPISODES_STATS
@@ -67,7 +68,8 @@ class ConversionResult:
 
 def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *, client: Client | None = None,
             storage_options: dict | None = None, **options) -> ConversionResult:
-    """Convert the LeRobot v2.0 dataset at ``root`` to v2.1.
+    """Convert the LeRobot v2.0 or v2.1 dataset at ``root`` to v2.1 (default) or, with ``to="v3.0"``, to v3.0;
+    recompute the stats of a v3.0 dataset (with ``force=True``).
 
     In place by default; with ``output``, a converted copy is written there (data and videos hard-linked
     or copied) and ``root`` is not modified.  ``options`` are the command line's flags with underscores
@@ -77,13 +79,21 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     where they live.
     """
     opts = Options.of(**options)
-    backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
-    start = time.perf_counter()
     source = Store(root, storage_options)
     target = Store(output, storage_options) if output is not None else source
-    if output is not None and not target.is_empty_or_missing():
-        raise DatasetError(Problem("the output directory is not empty", path=target.url,
-                                   fix="choose a new or empty --output directory"))
+    with target_lock(target):  # a second run into the same target refuses instead of racing this one
+        return _convert(source, target, opts, client)
+
+
+def _convert(source: Store, target: Store, opts: Options, client: Client | None) -> ConversionResult:
+    backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
+    start = time.perf_counter()
+    output = None if target is source else target
+    if output is not None:
+        problems = output_problems(source, target)
+        if problems:
+            raise DatasetError(problems)
+    target.remove_temporaries("meta")  # left by a run killed while writing
     phase = Phases(quiet=opts.run.quiet)
     with phase("planning and checking"):
         plan, findings = preflight(source, opts, backend, in_place=output is None)
@@ -99,6 +109,7 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     tasks = build_tasks(plan, opts, backend) + (build.first_tasks() if build else [])
     checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
     done = _resumable(checkpoint, tasks) if opts.run.resume else {}
+    resumed = len(done)
     quiet = opts.run.quiet
     if done and not quiet:
         print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
@@ -106,12 +117,17 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
         if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
-        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet)
+        longest = max([ROWS_PER_PARTITION] + [ep.length for ep in plan.episodes])
+        stall_s = scheduling.stall_limit_s(opts.run, longest)
+        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet,
+                                 stall_s=stall_s)
         if build:  # the stream copies need the probes and data files of the first phase
             video_tasks, video_groups = build.video_tasks(results, tasks)
             done = _resumable(checkpoint, video_tasks) if opts.run.resume else {}
+            resumed += len(done)
             results.update(scheduling.run(dask_client, video_tasks, done, checkpoint.save, retries=opts.run.retries,
-                                          quiet=quiet))
+                                          quiet=quiet, stall_s=stall_s))
+            tasks += video_tasks
         tables = collect(plan, tasks, results)
         qs = opts.stats.quantile_levels
         quantiles = dataset_quantiles(dask_client, plan, tables, qs) if (build or restat) and qs else None
@@ -126,17 +142,19 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
     with phase("writing"):
         records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
                                   plan.features, qs)
+        if plan.version == "v2.1" and plan.store.is_file(plan.store.path(layout.EPISODES_STATS)):
+            findings += compare_episode_stats(records, read_jsonl(plan.store, layout.EPISODES_STATS), plan.features)
         if build:
             build.commit(records, tables, results, video_tasks, video_groups, quantiles)
         elif restat:
             commit_restat(plan, target, records, tables, quantiles)
-        else:
-            commit(plan, target, records, opts)
+        else:  # hard links made by the copy change the source files' ctime: the results stay valid for this command
+            commit(plan, target, records, opts, after_copy=lambda: checkpoint.rekey(fingerprint(plan, opts.stats)))
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
                             plan.stats_features, plan.skipped, report, findings, timings, tasks=len(tasks),
-                            resumed=len(done), format=opts.stats.to)
+                            resumed=resumed, format=opts.stats.to)
 
 
 def _resumable(checkpoint: Checkpoint, tasks: list[Task]) -> dict[str, object]:
@@ -169,14 +187,25 @@ def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options
     return report
 
 
-def commit(plan: Plan, target: Store, records: list[dict], options: Options) -> None:
-    """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked."""
-    if target != plan.store:
-        plan.store.mirror_to(target, skip={EPISODES_STATS})
-    target.write_text(target.path(EPISODES_STATS), jsonl_text(records))
-    target.write_text(target.path(layout.INFO), info_text({**plan.info, "codebase_version": "v2.1"}))
-    if options.safety.delete_old_stats:
-        target.remove(target.path(layout.STATS))
+def commit(plan: Plan, target: Store, records: list[dict], options: Options, after_copy=None) -> None:
+    """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked.  A copy
+    (``--output``) is marked as this tool's until it is complete, so that the same command resumes it.  An
+    error or interrupt from here on carries ``partial_commit`` (something may already be written)."""
+    try:
+        if target != plan.store:
+            mark_output(plan.store, target)
+            plan.store.mirror_to(target, skip={EPISODES_STATS})
+            if after_copy is not None:
+                after_copy()
+        target.write_text(target.path(EPISODES_STATS), jsonl_text(records))
+        target.write_text(target.path(layout.INFO), info_text({**plan.info, "codebase_version": "v2.1"}))
+        if options.safety.delete_old_stats:
+            target.remove(target.path(layout.STATS))
+        if target != plan.store:
+            target.remove(target.path(OUTPUT_MARKER))
+    except BaseException as exc:
+        exc.partial_commit = True
+        raise
 
 
 def _location(store: Store) -> Path | str:

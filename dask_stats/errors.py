@@ -9,8 +9,9 @@ MAX_SHOWN = 10  # problems listed in an error message; all stay in ``DatasetErro
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding about a dataset. ``severity`` is "error" (blocks conversion), "warning" or "info"
-    (nothing wrong, e.g. nothing to do)."""
+    """One finding about a dataset. ``severity`` is "error" (blocks conversion), "warning" or "info" (nothing
+    wrong, e.g. nothing to do).  ``transient``: the run failed, not the data (a timeout, a lost worker), so
+    re-running can help; every other error is permanent (the dataset or the options must change)."""
 
     message: str
     severity: str = "error"
@@ -18,6 +19,7 @@ class Problem:
     feature: str | None = None
     path: str | None = None
     fix: str | None = None
+    transient: bool = False
 
     def __str__(self) -> str:
         where = ", ".join(
@@ -43,8 +45,9 @@ class Location:
     feature: str | None = None
     path: str | None = None
 
-    def problem(self, message: str, fix: str | None = None) -> Problem:
-        return Problem(message, episode=self.episode, feature=self.feature, path=self.path, fix=fix)
+    def problem(self, message: str, fix: str | None = None, transient: bool = False) -> Problem:
+        return Problem(message, episode=self.episode, feature=self.feature, path=self.path, fix=fix,
+                       transient=transient)
 
 
 class DatasetError(Exception):
@@ -67,6 +70,11 @@ class DatasetError(Exception):
 
 class TaskError(DatasetError):
     """A stats task failed on one episode/feature/file."""
+
+    @property
+    def transient(self) -> bool:
+        """Whether re-running can help: every problem is of the run (timeouts, lost workers), none of the data."""
+        return bool(self.problems) and all(p.transient for p in self.problems)
 
 
 class VerificationError(DatasetError):

@@ -79,6 +79,9 @@ V21 = PushLayout("v2.1", ("meta",), written=("meta/info.json", "meta/episodes_st
 V30 = PushLayout("v3.0", DATASET_FOLDERS, replace=True,
                  required=("meta/info.json", "meta/stats.json", "meta/tasks.parquet"),
                  description=" (file-based layout)")
+# new stats for a dataset already at v3.0: meta/ is pushed (unchanged files are skipped), data and videos stay
+V30_STATS = PushLayout("v3.0", ("meta",), required=("meta/info.json", "meta/stats.json", "meta/tasks.parquet"),
+                       description=" (recomputed stats)")
 LAYOUTS = {layout.version: layout for layout in (V21, V30)}
 TARGET_TAG = V21.tag  # the default target
 

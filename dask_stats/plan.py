@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 
 from . import layout
@@ -67,8 +68,18 @@ class Plan:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def _not_regular(store: Store, path: str) -> Problem | None:
+    """A FIFO, socket or device where a metadata file should be (reading it would block or never end)."""
+    if store.local and os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        return Problem("is not a regular file (a FIFO, socket or device?)", path=path, fix="replace it by the file")
+    return None
+
+
 def read_json(store: Store, relative: str) -> dict:
     path = store.path(relative)
+    odd = _not_regular(store, path)
+    if odd:
+        raise DatasetError(odd)
     try:
         return json.loads(store.read_text(path))
     except FileNotFoundError:
@@ -80,6 +91,9 @@ def read_json(store: Store, relative: str) -> dict:
 
 def read_jsonl(store: Store, relative: str) -> list[dict]:
     path = store.path(relative)
+    odd = _not_regular(store, path)
+    if odd:
+        raise DatasetError(odd)
     try:
         lines = store.read_text(path).splitlines()
     except FileNotFoundError:
@@ -93,6 +107,8 @@ def read_jsonl(store: Store, relative: str) -> list[dict]:
         except json.JSONDecodeError as exc:
             raise DatasetError(Problem(f"{relative} line {number} is not valid JSON: {exc}",
                                        path=store.display(path))) from None
+        if not isinstance(records[-1], dict):
+            raise DatasetError(Problem(f"{relative} line {number} is not a JSON object", path=store.display(path)))
     return records
 
 
@@ -104,6 +120,8 @@ def plan_dataset(store: Store, options: StatsOptions) -> tuple[Plan | None, list
     except DatasetError as exc:
         return None, exc.problems
     info_path = store.display(store.path(layout.INFO))
+    if not isinstance(info, dict):
+        return None, [Problem("info.json is not a JSON object", path=info_path)]
     version = info.get("codebase_version")
     if version not in VERSIONS:
         return None, [Problem(f"codebase_version is {version!r}; dask_stats reads v2.0, v2.1 and v3.0 datasets",
@@ -116,6 +134,7 @@ def plan_dataset(store: Store, options: StatsOptions) -> tuple[Plan | None, list
         from .v30.plan import plan_v30
 
         return plan_v30(store, info, kinds, problems)
+    problems += _number_problems(info, info_path)
 
     try:
         records = read_jsonl(store, layout.EPISODES)
@@ -144,7 +163,22 @@ def classify(features: dict, options: StatsOptions) -> tuple[Kinds, list[Problem
                 for name in options.exclude_features if name not in features]
     kinds = Kinds()
     for name, ft in features.items():
-        dtype = ft.get("dtype") if isinstance(ft, dict) else None
+        if not isinstance(ft, dict):
+            problems.append(Problem(f"the feature's declaration is {type(ft).__name__} {ft!r}, not a JSON object",
+                                    feature=name, fix="fix meta/info.json"))
+            continue
+        dtype, shape = ft.get("dtype"), ft.get("shape")
+        if name in options.exclude_features:
+            pass
+        elif shape is not None and not (isinstance(shape, list) and all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            problems.append(Problem(f"shape {shape!r} is not a list of non-negative integers", feature=name,
+                                    fix=f"fix meta/info.json, or --exclude-features {name}"))
+            continue
+        elif shape and 0 in shape:
+            problems.append(Problem(f"declares shape {shape}: a zero-sized feature has no values to take stats of",
+                                    feature=name, fix=f"--exclude-features {name}"))
+            continue
         if "/" in name:
             problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name))
         elif name in options.exclude_features:
@@ -162,10 +196,54 @@ def classify(features: dict, options: StatsOptions) -> tuple[Kinds, list[Problem
     return kinds, problems
 
 
+def _number_problems(info: dict, info_path: str) -> list[Problem]:
+    """fps and chunks_size must be positive numbers (chunks_size an integer) when present."""
+    problems = []
+    fps, chunks = info.get("fps"), info.get("chunks_size")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
+        problems.append(Problem(f"fps is {fps!r}, not a positive number", path=info_path, fix="fix meta/info.json"))
+    if chunks is not None and (isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1):
+        problems.append(Problem(f"chunks_size is {chunks!r}, not a positive integer", path=info_path,
+                                fix="fix meta/info.json"))
+    return problems
+
+
+PLACEHOLDERS = {"episode_chunk": 0, "episode_index": 0, "video_key": "x"}  # of v2.x path templates
+
+
+def _template(info: dict, key: str, info_path: str, problems: list[Problem]) -> str | None:
+    """The path template ``key`` of info.json, checked: a string, known placeholders, inside the root.
+    ``{chunk_index}`` (v3.0's name, in some hand-made v2.x datasets) is read as ``{episode_chunk}``."""
+    template = info.get(key)
+    if template is None:
+        return None
+    if not isinstance(template, str):
+        problems.append(Problem(f"{key} is {template!r}, not a path template string", path=info_path,
+                                fix="fix meta/info.json"))
+        return ""
+    if "{chunk_index" in template:
+        problems.append(Problem(f"{key} uses {{chunk_index}}; read as {{episode_chunk}}, its v2.x name",
+                                severity="warning", path=info_path, fix="rename it in meta/info.json"))
+        template = template.replace("{chunk_index", "{episode_chunk")
+    try:
+        template.format(**PLACEHOLDERS)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        problems.append(Problem(f"{key} {template!r} cannot be filled in ({type(exc).__name__}: {exc}); v2.x "
+                                "templates use {episode_chunk}, {episode_index} and {video_key}", path=info_path,
+                                fix="fix meta/info.json"))
+        return ""
+    return template
+
+
 def _plan_episodes(store, info, records, videos, problems) -> list[Episode]:
-    chunks_size = int(info.get("chunks_size") or layout.DEFAULT_CHUNKS_SIZE)
-    data_tpl, video_tpl = info.get("data_path"), info.get("video_path")
     info_path = store.display(store.path(layout.INFO))
+    chunks = info.get("chunks_size")
+    chunks_size = chunks if isinstance(chunks, int) and not isinstance(chunks, bool) and chunks > 0 \
+        else layout.DEFAULT_CHUNKS_SIZE
+    data_tpl = _template(info, "data_path", info_path, problems)
+    video_tpl = _template(info, "video_path", info_path, problems)
+    if data_tpl == "" or video_tpl == "":
+        return []
     if not data_tpl:
         problems.append(Problem("info.json has no data_path", path=info_path))
         return []
@@ -173,21 +251,34 @@ def _plan_episodes(store, info, records, videos, problems) -> list[Episode]:
         problems.append(Problem("info.json has video features but no video_path", path=info_path))
         return []
     for template in (data_tpl, video_tpl or ""):
-        if not store.inside(template.format(episode_chunk=0, episode_index=0, video_key="x")):
+        if not store.inside(template.format(**PLACEHOLDERS)):
             problems.append(Problem(f"path template {template!r} leads outside the dataset root", path=info_path,
                                     fix="fix data_path/video_path in meta/info.json"))
             return []
     episodes = []
     episodes_path = store.display(store.path(layout.EPISODES))
-    for position, rec in enumerate(sorted(records, key=lambda r: r.get("episode_index", -1))):
+    if not records:
+        problems.append(Problem("meta/episodes.jsonl lists no episodes: there is nothing to convert",
+                                path=episodes_path))
+        return []
+    seen: set[int] = set()
+    position = 0
+    for rec in sorted(records, key=lambda r: r.get("episode_index") if isinstance(r.get("episode_index"), int)
+                      else -1):
         index, length = rec.get("episode_index"), rec.get("length")
         if not isinstance(index, int) or not isinstance(length, int) or length < 1:
             problems.append(Problem(f"episodes.jsonl record {rec!r} needs an integer episode_index and length >= 1",
                                     path=episodes_path))
             continue
+        if index in seen:
+            problems.append(Problem(f"episode {index} is listed twice in episodes.jsonl (duplicate episode_index)",
+                                    episode=index, path=episodes_path, fix="remove the duplicate line"))
+            continue
+        seen.add(index)
         if index != position:
             problems.append(Problem(f"episode indices are not contiguous from 0 (expected {position})",
                                     episode=index, path=episodes_path))
+        position += 1
         chunk = index // chunks_size
         data_path = store.path(data_tpl.format(episode_chunk=chunk, episode_index=index))
         if not store.is_file(data_path):

@@ -69,7 +69,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
 
     from .hub_download import (SOURCE_REVISION, Download, default_root, fetch_dataset, hub_dataset_version,
                                hub_unreachable, local_version, why_unreachable)
-    from .hub_push import layout_for, plan_push, push
+    from .hub_push import V30_STATS, layout_for, plan_push, push
 
     api = api or HfApi()
     revision = revision or SOURCE_REVISION
@@ -108,6 +108,8 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
             say(str(result.download))
         version = local_version(target)
 
+    if version == "v3.0" and force:  # an existing v3.0 dataset gets new stats: only meta/ changes
+        layout = V30_STATS
     converted = version == layout.version and not force
     if converted and not push_to_hub:
         return already(f"in {target}")

@@ -7,15 +7,18 @@ timeout, and collects every failure instead of stopping at the first.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import dask
-from distributed import Client, LocalCluster, Worker, as_completed
+from distributed import Client, KilledWorker, LocalCluster, Worker, as_completed
 from tqdm.auto import tqdm
 
 from .errors import DatasetError, Location, TaskError
@@ -35,12 +38,18 @@ LOCAL_CLUSTER_CONFIG = {
 }
 
 
+HARD_TIMEOUT_ENV = "DASK_STATS_HARD_TIMEOUT"  # set in the worker processes of a local "processes" cluster
+HARD_GRACE_S = 5.0  # how long after a task's timeout its worker process is killed if the timeout could not act
+
+
 def guarded(function: Callable, argument, timeout_s: float, where: Location):
     """Run ``function(argument)`` but give up after ``timeout_s`` seconds with an error naming the work.
 
     The work runs in a helper thread; a hung decoder stays behind in it, but the worker goes on with
-    other tasks. (A decoder that hangs while holding the GIL stalls its worker: the scheduler then
-    declares the worker dead after ``distributed.scheduler.worker-ttl`` and the task fails as a lost worker.)
+    other tasks.  A hang that holds the GIL stops every thread of its process, this one included; in the
+    single-threaded worker processes of ``--scheduler processes`` a watchdog that needs no GIL (faulthandler's)
+    then ends the process ``HARD_GRACE_S`` after the timeout, distributed replaces the worker, and the task
+    fails as a lost worker (a transient problem: re-running retries it).
     """
     outcome: dict = {}
 
@@ -50,15 +59,30 @@ def guarded(function: Callable, argument, timeout_s: float, where: Location):
         except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=target, daemon=True, name=f"dask_stats-episode-{where.episode}")
-    thread.start()
-    thread.join(timeout_s)
+    hard = os.environ.get(HARD_TIMEOUT_ENV) == "1"
+    if hard:
+        faulthandler.dump_traceback_later(timeout_s + HARD_GRACE_S, exit=True)
+    try:
+        thread = threading.Thread(target=target, daemon=True, name=f"dask_stats-episode-{where.episode}")
+        thread.start()
+        thread.join(timeout_s)
+    finally:
+        if hard:
+            faulthandler.cancel_dump_traceback_later()
     if thread.is_alive():
         raise TaskError(where.problem(f"timed out after {timeout_s:g} s (hung decoder or unreadable file?)",
-                                      fix="inspect the file; raise --task-timeout if it is just slow"))
+                                      fix="inspect the file; raise --task-timeout if it is just slow",
+                                      transient=True))
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def stall_limit_s(options: RunOptions, longest_task_frames: int) -> float:
+    """How long an in-process (threads) run may go without any task finishing before its watchdog ends the
+    process: twice the longest task's timeout (a hang that does not hold the GIL is cut off by its timeout
+    long before; only a hang holding the GIL, which stops every thread, reaches this)."""
+    return 2 * options.task_timeout_s(longest_task_frames, base=300.0)
 
 
 def scheduler_address(options: RunOptions) -> str | None:
@@ -88,16 +112,21 @@ def open_client(options: RunOptions, client: Client | None = None) -> Iterator[C
         # one single-threaded worker process per core (isolates decoders: a crash or a GIL-holding hang
         # costs one worker, which distributed replaces); TCP on loopback between them
         layout = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
-                  "env": {"OMP_NUM_THREADS": "1"}}
+                  "env": {"OMP_NUM_THREADS": "1", HARD_TIMEOUT_ENV: "1"}}
+        # a worker lost to a crash or a cut-off hang: its tasks are tried again on other workers (at least once,
+        # as tasks merely assigned to it are lost with it), then reported
+        config = {**LOCAL_CLUSTER_CONFIG, "distributed.scheduler.allowed-failures": max(1, options.retries)}
     else:
         # one in-process worker with a thread per core: PyAV, Pillow and numpy release the GIL, and this was
         # fastest on every benchmark set (benchmarks/RESULTS.md), with a single process's memory; the scheduler
         # and worker talk in memory (inproc), no socket
         layout = {"n_workers": 1, "threads_per_worker": workers, "processes": False, "protocol": "inproc://",
                   "worker_class": _LoopbackWorker}
-    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+        config = LOCAL_CLUSTER_CONFIG
+    with dask.config.set(config), \
             LocalCluster(**layout, **http, silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as local:
+        local.dask_stats_in_process = options.scheduler != "processes"  # its workers share this process
         yield local
 
 
@@ -127,11 +156,36 @@ def dashboard_url(client: Client, options: RunOptions) -> str | None:
 
 
 def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: Callable[[str, object], None],
-        retries: int = 0, quiet: bool = False) -> dict[str, object]:
+        retries: int = 0, quiet: bool = False, stall_s: float | None = None) -> dict[str, object]:
     """Compute the ``tasks`` not already in ``done`` on ``client``; ``on_result`` sees each result as it lands.
 
     Returns every result by key, or raises TaskError listing every failed task (the others completed).
+    With ``stall_s``, on a client whose workers run in this process (threads mode), a watchdog that needs no
+    GIL ends the process (exit status 1, every thread's stack on stderr) when no task has finished for
+    ``stall_s`` seconds: a hang that holds the GIL stops every thread, so nothing else could act.
+    Checkpointed results are kept: the same command resumes.
     """
+    watchdog = stall_s is not None and getattr(client, "dask_stats_in_process", False)
+    try:
+        return _run(client, tasks, done, on_result, retries, quiet, stall_s if watchdog else None)
+    finally:
+        if watchdog:
+            faulthandler.cancel_dump_traceback_later()
+
+
+def _arm(stall_s: float | None) -> None:
+    if stall_s is None:
+        return
+    for stream in (sys.stderr, sys.__stderr__):  # a real file is needed (captured streams have none)
+        try:
+            stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        faulthandler.dump_traceback_later(stall_s, exit=True, file=stream)
+        return
+
+
+def _run(client, tasks, done, on_result, retries, quiet, stall_s) -> dict[str, object]:
     results = dict(done)
     todo = [t for t in tasks if t.key not in done]
     remaining: dict[int, int] = {}
@@ -143,16 +197,29 @@ def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: C
     by_key = {t.key: t for t in todo}
     with tqdm(total=len(all_episodes), initial=len(all_episodes) - len(remaining), unit="episode",
               disable=quiet, desc="episodes") as bar:
-        futures = client.compute([t.delayed for t in todo], retries=retries) if todo else []
-        for future in as_completed(futures):
+        # as_completed holds each future until it is done; the result is then released on the cluster at once,
+        # so workers do not keep finished results (nor recompute them when a worker dies later in the run)
+        finished = as_completed(client.compute([t.delayed for t in todo], retries=retries) if todo else [])
+        _arm(stall_s)
+        for future in finished:
+            _arm(stall_s)
             task = by_key[future.key]
             try:
                 results[task.key] = future.result()
                 on_result(task.key, results[task.key])
             except DatasetError as exc:
                 problems += exc.problems
-            except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: blame the task's episode/file
+            except KilledWorker:
+                problems.append(task.where.problem(
+                    f"task {task.key} failed: the worker process running it died (a crash, or a hang holding the "
+                    "GIL cut off after the task's timeout)", transient=True,
+                    fix="run the same command again (finished work is resumed); raise --task-timeout if it is slow"))
+            except (OSError, TimeoutError, CancelledError) as exc:  # lost connections, a cluster going away
+                problems.append(task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}",
+                                                   transient=True))
+            except Exception as exc:  # noqa: BLE001 - blame the task's episode/file
                 problems.append(task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}"))
+            future.release()
             for ep in task.episodes:
                 remaining[ep] -= 1
                 if remaining[ep] == 0:

@@ -19,6 +19,8 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from .errors import DatasetError, Problem
+
 
 TEMP_SUFFIX = ".tmp"  # of write_text's temporary files (".<name>.<random>.tmp" beside the file)
 
@@ -132,6 +134,15 @@ class Store:
         if not self.local:
             self.fs.pipe_file(path, text.encode("utf-8"))
             return
+        try:
+            self._write_local(path, text)
+        except OSError as exc:  # a full disk, a read-only directory...: name the file being written
+            raise DatasetError(Problem(f"cannot write the file: {exc.strerror or exc}", path=path,
+                                       fix="free some space or fix the permissions, then run the same command "
+                                           "again")) from exc
+
+    @staticmethod
+    def _write_local(path: str, text: str) -> None:
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
         try:
@@ -155,6 +166,25 @@ class Store:
         finally:
             os.close(dir_fd)
 
+    def remove_temporaries(self, relative: str) -> list[str]:
+        """Remove ``write_text``'s temporary files left in directory ``relative`` by a killed run (local only:
+        remote writes leave none); returns them."""
+        if not self.local:
+            return []
+        directory = self.path(relative)
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return []
+        removed = []
+        for name in names:
+            path = os.path.join(directory, name)
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX) and os.path.isfile(path) \
+                    and not os.path.islink(path):
+                os.unlink(path)
+                removed.append(path)
+        return removed
+
     def remove(self, path: str) -> None:
         if self.fs.exists(path):
             self.fs.rm_file(path)
@@ -176,6 +206,8 @@ class Store:
             src, dst = self.path(relative), target.path(relative)
             if self.local and target.local:
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
+                if os.path.lexists(dst):  # resuming an unfinished copy
+                    os.unlink(dst)
                 try:
                     if relative.startswith("meta/"):
                         raise OSError("metadata is small and rewritten later: never share it")

@@ -1,8 +1,9 @@
 """The stats graph: which Dask tasks a plan needs, what each is called, and how their results come back.
 
 Two kinds of task: ``parquet`` (a partition of the Dask dataframe of episode files: the numeric and image
-features of a run of episodes) and ``video`` (every camera of an episode, so that its timestamps are read
-once; a job type that can hold several episodes, for batching short ones).  A task's key says what it
+features of a run of episodes) and ``video`` (every camera of a run of consecutive episodes, so that each
+episode's timestamps are read once and short episodes share a task; or, in a v3.0 dataset, the episodes of
+one concatenated video file).  A task's key says what it
 covers (``video-stats-ep000012``, ``parquet-stats-ep000000-000063``), and results are matched back through
 the :class:`Task`, never by parsing keys.
 """
@@ -21,6 +22,7 @@ from .errors import Location
 from .moments import MomentsTable
 from .options import Options
 from .plan import Plan
+from .sampling import sample_positions
 from .scheduling import guarded
 from .video import VideoBackend
 from .video_stats import VideoEpisode, VideoJob, video_stats
@@ -39,6 +41,9 @@ class Task:
     @property
     def key(self) -> str:
         return self.delayed.key
+
+
+SAMPLED_FRAMES_PER_VIDEO_TASK = 200  # a v2.x video task covers consecutive episodes until it samples this many
 
 
 def task_key(name: str, episodes: list[int]) -> str:
@@ -96,11 +101,20 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
 
 
 def _video_batches(plan: Plan) -> list[tuple[str | None, list[VideoEpisode]]]:
-    """The episodes of each video task: every camera of one episode (v2.x: timestamps read once), or the
-    episodes that share one concatenated video file of one camera (v3.0: the file is opened once)."""
-    if all(ep.rows is None for ep in plan.episodes):
-        return [(None, [VideoEpisode(ep.index, ep.length, ep.data_path, dict(ep.video_paths))]) for ep in plan.episodes]
+    """The episodes of each video task: every camera of consecutive episodes, until the task samples
+    ``SAMPLED_FRAMES_PER_VIDEO_TASK`` frames (v2.x: timestamps read once per episode; short episodes share a
+    task, so that per-task overhead stays small next to decoding), or the episodes that share one concatenated
+    video file of one camera (v3.0: the file is opened once)."""
     batches = []
+    if all(ep.rows is None for ep in plan.episodes):
+        current, sampled = [], 0
+        for ep in plan.episodes:
+            current.append(VideoEpisode(ep.index, ep.length, ep.data_path, dict(ep.video_paths)))
+            sampled += len(sample_positions(ep.length)) * len(ep.video_paths)
+            if sampled >= SAMPLED_FRAMES_PER_VIDEO_TASK:
+                batches.append((None, current))
+                current, sampled = [], 0
+        return batches + ([(None, current)] if current else [])
     for feature in plan.videos:
         current: list[VideoEpisode] = []
         for ep in plan.episodes:

@@ -1,4 +1,5 @@
-"""Check the new per-episode stats against the old ``meta/stats.json`` (decisions.md, "Verification").
+"""Check the new stats against what the dataset already says: ``meta/stats.json`` (the dataset-wide stats), and an
+old ``episodes_stats.jsonl`` (reported, never trusted).
 
 The episode moments are merged (``MomentsTable.total``, the merge used everywhere: count-weighted mean,
 pooled variance) and compared with the reference tolerances.  Old stats files were often float32 running
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import layout
+from .errors import Problem
 from .moments import MomentsTable
 from .output import PIXEL_DTYPES, finalize
 
@@ -105,3 +108,35 @@ def verify(tables: dict[str, MomentsTable], features: dict[str, dict], reference
             report.checks.append(Check(name, stat, float(diff[worst]), float(np.atleast_1d(allowed)[worst]),
                                        blocking=strict or not pixel))
     return report
+
+
+def compare_episode_stats(records: list[dict], old: list[dict], features: dict[str, dict]) -> list[Problem]:
+    """Warnings where an old ``episodes_stats.jsonl`` (``old``) disagrees with the new per-episode stats
+    (``records``) beyond the verification tolerances: one per feature, naming the stat and the episode with the
+    largest difference.  The new stats are written either way: the old file is compared, never carried over."""
+    before = {r.get("episode_index"): r.get("stats", {}) for r in old}
+    worst: dict[str, tuple[float, str, int]] = {}
+    for record in records:
+        theirs = before.get(record["episode_index"])
+        if theirs is None:
+            continue
+        for feature, stats in record["stats"].items():
+            rtol, atol = PIXEL_TOL if features[feature]["dtype"] in PIXEL_DTYPES else NUMERIC_TOL
+            for stat, value in stats.items():
+                try:
+                    expected = np.asarray(theirs[feature][stat], dtype=np.float64).ravel()
+                    excess = np.abs(np.asarray(value, dtype=np.float64).ravel() - expected) - (atol + rtol * np.abs(expected))
+                except (KeyError, TypeError, ValueError):  # absent, or another shape: not comparable
+                    continue
+                bad = float(np.nanmax(excess, initial=-np.inf)) if excess.size else -np.inf
+                if bad > 0 and bad > worst.get(feature, (0.0,))[0]:
+                    worst[feature] = (bad, stat, record["episode_index"])
+    missing = sorted(set(r["episode_index"] for r in records) - set(before))
+    problems = [Problem(f"the old episodes_stats.jsonl differs from the new stats: {stat} beyond tolerance by {bad:.3g}"
+                        " (largest difference)", severity="warning", episode=episode, feature=feature,
+                        path=layout.EPISODES_STATS)
+                for feature, (bad, stat, episode) in worst.items()]
+    if missing:
+        problems.append(Problem(f"the old episodes_stats.jsonl has no line for {len(missing)} episode(s)",
+                                severity="warning", episode=missing[0], path=layout.EPISODES_STATS))
+    return problems

@@ -57,3 +57,77 @@ def tree_digest(root: Path) -> str:
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3 server on 127.0.0.1, with a bucket ``robots``; credentials and endpoint through the
+    standard AWS variables (so that subprocesses, e.g. Dask workers, reach it too).  Yields (filesystem, options)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto")
+    import fsspec
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", endpoint.rsplit(":", 1)[1]],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": endpoint}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    options = {"endpoint_url": endpoint, "key": "test", "secret": "test"}
+    fs = fsspec.filesystem("s3", **options)
+    for _ in range(100):
+        try:
+            fs.mkdir("robots")
+            break
+        except Exception:  # noqa: BLE001 - the server is still starting
+            time.sleep(0.1)
+    yield fs, options
+    server.kill()
+    server.wait()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def dask_cluster():
+    """A Dask deployment as on SLURM or Kubernetes: ``dask scheduler`` and two ``dask worker`` processes, started
+    separately on 127.0.0.1 (tests/ importable by the workers).  Yields (address, client, processes)."""
+    import os
+    import subprocess
+    import sys
+
+    from distributed import Client
+
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    address = f"tcp://127.0.0.1:{free_port()}"
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", address.rsplit(":", 1)[1], "--dashboard-address", "127.0.0.1:0"], **quiet)]
+    procs += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"], **quiet) for _ in range(2)]
+    client = Client(address, timeout=60)
+    client.wait_for_workers(2, timeout=60)
+    yield address, client, procs
+    client.close()
+    for proc in procs:
+        proc.kill()
+        proc.wait()

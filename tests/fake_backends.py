@@ -39,3 +39,27 @@ class RecordingBackend(PyAVBackend):
     def open(self, path):
         RecordingBackend.opened.append(str(path))
         return super().open(path)
+
+
+class FailingBackend(PyAVBackend):
+    """pyav, but the file of the episode named by DASK_STATS_TEST_FAIL (default 1) cannot be opened."""
+
+    name = "pyav"  # the same decoder with a fault injected: it shares pyav's checkpoints
+
+    def open(self, path):
+        if str(path).endswith(f"episode_{int(os.environ.get('DASK_STATS_TEST_FAIL', '1')):06d}.mp4"):
+            raise OSError("injected failure")
+        return super().open(path)
+
+
+class GilHangBackend(PyAVBackend):
+    """pyav, but opening the file of episode 1 blocks in C while holding the GIL (no other thread can run)."""
+
+    name = "pyav"
+
+    def open(self, path):
+        if str(path).endswith("episode_000001.mp4"):
+            import ctypes
+
+            ctypes.PyDLL(None).sleep(3600)  # PyDLL: the GIL stays held during the call
+        return super().open(path)

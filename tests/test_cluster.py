@@ -116,13 +116,16 @@ RUNNER = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from fake_backends import SlowBackend
     import dask_stats
+    import dask_stats.tasks
+    dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK = 1  # one task per episode
     dask_stats.convert({root!r}, video_backend=SlowBackend, scheduler="threads", num_workers=2,
                        dashboard_address="127.0.0.1:0")
 """)
 
 
-def test_longest_episodes_are_decoded_first(dataset, tmp_path):
+def test_longest_episodes_are_decoded_first(dataset, tmp_path, monkeypatch):
     """So that a run ends on short tasks instead of one core finishing a long video alone."""
+    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one task per episode
     RecordingBackend.opened.clear()
     dask_stats.convert(dataset, tmp_path / "out", video_backend=RecordingBackend, **{**LOCAL, "num_workers": 1})
     lengths = [json.loads(line)["length"] for line in (dataset / "meta/episodes.jsonl").read_text().splitlines()]
@@ -130,13 +133,14 @@ def test_longest_episodes_are_decoded_first(dataset, tmp_path):
     assert len(opened) == 2 * len(lengths) and opened == sorted(opened, reverse=True)
 
 
-def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_output, tmp_path, copy_of):
+def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_output, tmp_path, copy_of,
+                                                            monkeypatch):
     root = copy_of(dataset)
     info_before = (root / "meta/info.json").read_bytes()
     checkpoint = checkpoint_path(Store(root))  # this dataset's (other tests leave theirs)
     script = RUNNER.format(tests=str(TESTS), root=str(root))
-    env = {**os.environ, "DASK_STATS_TEST_DELAY": "1.0"}  # 6 tasks of 2 videos on 2 threads: >= 6 s per run
-    for delay in (1.5, 2.5, 4.5):  # kill at several points of the run (startup, first tasks, mid-way)
+    env = {**os.environ, "DASK_STATS_TEST_DELAY": "0.6"}  # 6 tasks of 2 videos on 2 threads: >= 3.6 s per run
+    for delay in (2.0, 3.0, 4.0):  # kill at several points of the run (startup, first tasks, mid-way)
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=env)
         time.sleep(delay)
@@ -146,6 +150,7 @@ def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(dataset, reference_o
         assert not (root / "meta/episodes_stats.jsonl").exists()
     saved = [c.tasks for c in list_checkpoints() if c.path == checkpoint]
     assert saved and saved[0], "finished tasks should have been checkpointed before the kill"
+    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # the tasks of the killed runs
     result = dask_stats.convert(root, **LOCAL)
     assert result.resumed >= saved[0]
     assert (root / "meta/episodes_stats.jsonl").read_bytes() == reference_output

@@ -516,3 +516,24 @@ def test_convert_hub_root_already_converted_asks_nothing(stub, api, hub_v20, con
     result = convert_hub(REPO, root=converted, api=api)
     assert result.status == "already-converted" and stub.log == []
     assert str(result).count("\n") == 0 and "--force" in str(result)
+
+
+def test_convert_hub_to_v30_then_recompute_pushes_only_the_stats(stub, api, hub_v20, tmp_path):
+    from dask_stats import convert_hub
+
+    first = convert_hub(REPO, root=tmp_path / "first", push_to_hub=True, api=api, to="v3.0", num_workers=1,
+                        quiet=True)
+    assert first.status == "converted" and first.pushed.tag_action == "created"
+    published = stub.tree(REPO, "v3.0")
+    assert "data/chunk-000/file-000.parquet" in published and "meta/episodes.jsonl" not in published
+    assert b"q01" in published["meta/stats.json"], "v3.0 output has quantiles by default"
+
+    again = convert_hub(REPO, root=tmp_path / "again", revision="v3.0", push_to_hub=True, api=api, force=True,
+                        quantiles="0.02,0.98", num_workers=1, quiet=True)
+    assert again.status == "converted"
+    changed = {f.path_in_repo for f in again.plan.uploads}
+    assert changed and all(p == "meta/stats.json" or p.startswith("meta/episodes/") for p in changed), changed
+    assert not again.plan.deletes
+    republished = stub.tree(REPO, "v3.0")
+    assert b"q02" in republished["meta/stats.json"] and b"q01" not in republished["meta/stats.json"]
+    assert republished["data/chunk-000/file-000.parquet"] == published["data/chunk-000/file-000.parquet"]

@@ -73,3 +73,29 @@ def test_a_quantile_that_is_not_a_whole_percent_is_refused(messy_dataset, tmp_pa
     with pytest.raises(dask_stats.DatasetError, match="whole percents"):
         dask_stats.convert(messy_dataset, tmp_path / "out", quantiles="0.015", **FAST)
     assert not (tmp_path / "out").exists()
+
+
+def test_nan_policy_follows_numpy(messy_dataset, tmp_path):
+    """A dimension holding NaN gets NaN quantiles (per episode and dataset-wide); the other dimensions are exact."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "ds"
+    shutil.copytree(messy_dataset, root)
+    path = sorted((root / "data").rglob("*.parquet"))[1]
+    table = pq.read_table(path)
+    state = table.column("observation.state").to_pylist()
+    state[5] = [float("nan")] + state[5][1:]
+    column = pa.array(state, type=table.schema.field("observation.state").type)
+    pq.write_table(table.set_column(table.column_names.index("observation.state"), "observation.state", column), path)
+    out = tmp_path / "out"
+    dask_stats.convert(root, out, to="v3.0", skip_verify=True, **FAST)
+    stats = json.loads((out / "meta/stats.json").read_text())
+    frames = pd.concat(episodes(root), ignore_index=True)
+    expected = np.quantile(values(frames, "observation.state"), DEFAULT_QUANTILES, axis=0)
+    for key, row in zip(KEYS, expected):
+        got = np.array(stats["observation.state"][key], dtype=float)
+        assert np.isnan(got[0]) and np.isnan(row[0])
+        np.testing.assert_array_equal(got[1:], row[1:])

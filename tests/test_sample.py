@@ -9,7 +9,15 @@ from fractions import Fraction
 import numpy as np
 import pyarrow.parquet as pq
 
-from dask_stats.sample import Camera, SampleSpec, _frame_iter, decode_all, decode_iter, encode_video, make_dataset
+from dask_stats.sample import (
+    Camera,
+    SampleSpec,
+    _frame_iter,
+    decode_all,
+    decode_iter,
+    encode_video,
+    make_dataset,
+)
 
 CAM = "observation.images.top"
 

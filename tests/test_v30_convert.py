@@ -168,3 +168,38 @@ def test_recompute_the_stats_of_a_v30_dataset_in_place(messy_dataset, v30, tmp_p
     stats = json.loads((root / "meta/stats.json").read_text())
     assert {"q02", "q50", "q98"} <= set(stats["observation.images.top"])
     assert [p for p in dask_stats.check(root) if p.severity == "error"] == []
+
+
+def test_a_v21_source_episodes_stats_are_compared_not_trusted(v21, tmp_path):
+    """v2.1 -> v3.0: the old per-episode stats are compared with the new ones and differences reported."""
+    import shutil
+
+    source = tmp_path / "v21"
+    shutil.copytree(v21, source)
+    lines = [json.loads(line) for line in (source / "meta/episodes_stats.jsonl").read_text().splitlines()]
+    lines[3]["stats"]["action"]["mean"] = [v + 1.0 for v in lines[3]["stats"]["action"]["mean"]]
+    (source / "meta/episodes_stats.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = dask_stats.convert(source, tmp_path / "out", to="v3.0", **FAST)
+    warnings = [w for w in result.warnings if "old episodes_stats.jsonl differs" in w.message]
+    assert [(w.feature, w.episode) for w in warnings] == [("action", 3)] and "mean" in warnings[0].message
+    ours = read_episode_stats(str(tmp_path / "out"))
+    reference = json.loads((v21 / "meta/episodes_stats.jsonl").read_text().splitlines()[3])
+    np.testing.assert_array_equal(np.ravel(ours[3]["action"]["mean"]), np.ravel(reference["stats"]["action"]["mean"]))
+
+
+def test_an_interrupted_v30_run_resumes_without_rewriting_finished_files(messy_dataset, tmp_path, monkeypatch):
+    from fake_backends import FailingBackend
+
+    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one stats task per episode
+    out = tmp_path / "out"
+    with pytest.raises(dask_stats.DatasetError, match="injected failure"):
+        dask_stats.convert(messy_dataset, out, to="v3.0", video_backend=FailingBackend, **TINY, **FAST)
+    staging = tmp_path / "out.v3.0-partial"
+    assert not out.exists() and staging.is_dir(), "nothing is committed; finished files wait in the staging tree"
+    written = {p: p.stat().st_mtime_ns for p in staging.rglob("*.parquet")}
+    assert written, "the data files were written before the failure"
+    result = dask_stats.convert(messy_dataset, out, to="v3.0", **TINY, **FAST)
+    assert result.resumed > 0 and not staging.exists()
+    for path, mtime in written.items():
+        assert (out / path.relative_to(staging)).stat().st_mtime_ns == mtime, f"{path} was rewritten"
+    assert [p.severity for p in dask_stats.check(out)] == ["info"]
