@@ -294,7 +294,8 @@ def bench_tiny(args, cache: Path) -> tuple[dict, list[str]]:
         lines.append(f"| tiny-{args.tiny_episodes} | {key} | {fmt(median(samples))} "
                      f"| {fmt(ratio(median(samples), floor_s), 'x', 2)} | {' | '.join(_cell_memory(samples))} |")
     per_task = (ours_s - floor_s) / tasks["total"] if tasks["total"] else None
-    lines += ["", f"Tasks: {tasks['total']} ({tasks['video']} video tasks, {tasks['parquet']} Parquet partitions); "
+    lines += ["", f"Tasks: {tasks['total']} ({tasks['video']} video tasks for {args.tiny_episodes} episodes, "
+              f"{tasks['parquet']} Parquet partitions); "
               f"(ours - command floor) / task = {fmt(1e3 * per_task if per_task is not None else None, ' ms', 2)}.",
               f"API run on {api_set.name} ({api['tasks']} tasks, a fresh python calling dask_stats.convert): plan "
               f"{timings['plan']:.1f} s, compute {timings['compute']:.1f} s, verify+write "
