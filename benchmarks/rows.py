@@ -318,6 +318,7 @@ def bench_client(args, cache: Path) -> tuple[dict, list[str]]:
             proc = subprocess.run([sys.executable, str(HERE / "client_memory.py"), str(dataset), f"{tmp}/out",
                                    "--phases"], check=True, capture_output=True, text=True)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
+        log(f"[client] {n} episodes: {json.dumps(r)}")  # as it comes: a long run stopped later keeps it
         results[n] = r
         t = r["timings"]
         growth = r["client_peak_mb"] - r["client_before_mb"]
