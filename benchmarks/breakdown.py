@@ -49,6 +49,9 @@ def instrument() -> dict:
                     entry[1] += time.perf_counter() - t0
 
         setattr(module, name, wrapper)
+        home = importlib.import_module(original.__module__)  # tasks pickle functions by reference: the
+        if getattr(home, name, None) is original:            # defining module must name the wrapper too
+            setattr(home, name, wrapper)
     return totals
 
 
