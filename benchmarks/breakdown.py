@@ -72,7 +72,8 @@ def main(argv: list[str]) -> int:
         result = dask_stats.convert(dataset, f"{tmp}/out", quiet=True, **options)
         seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": round(seconds, 2), "timings": {k: round(v, 2) for k, v in result.timings.items()},
-                      "tasks": result.tasks, "steps": {k: {"calls": c, "s": round(s, 2)} for k, (c, s) in totals.items()}}))
+                      "tasks": result.tasks,
+                      "steps": {k: {"calls": c, "s": round(s, 2)} for k, (c, s) in totals.items()}}))
     return 0
 
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,7 @@ from run import Sample, TreeMonitor, fmt, median, ratio  # noqa: E402
 ROWS = ("v30", "quantiles", "tiny", "client", "droid")
 DROID_EPISODES = 92_233
 PROJECTION_CORES = (32, 128, 256)
-log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+log = lambda *a: print(*a, file=sys.stderr, flush=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,7 +135,8 @@ def official_two_step(dataset: Path, backend: str) -> dict[str, Sample]:
             refenv.run_in_env("lerobot-0.3.3", "reference/lerobot033_convert.py", *args, env=env, timeout=3600)
         data = json.loads(report.read_text())
         out["official-0.3.3-stats"] = Sample(time.perf_counter() - t0, monitor.result(),
-                                             {"phase_s": data.get("convert_s"), "backend": data.get("video_backend_used")})
+                                             {"phase_s": data.get("convert_s"),
+                                              "backend": data.get("video_backend_used")})
         evict(tmp / "v21")
         report = tmp / "report044.json"
         monitor = TreeMonitor(exclude_self=True)

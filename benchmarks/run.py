@@ -54,7 +54,8 @@ from datasets import ensure_dataset, specs  # noqa: E402
 from dask_stats.sampling import sample_positions  # noqa: E402
 
 VIDEO_SETS = ("h264", "av1")
-FLOOR = {"h264": "floor-decode-all", "av1": "floor-seek", "numeric": "floor-read"}  # the floor each set's target refers to
+# the floor each set's target refers to
+FLOOR = {"h264": "floor-decode-all", "av1": "floor-seek", "numeric": "floor-read"}
 
 
 # -- memory ---------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ class TreeMonitor:
             self.sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "TreeMonitor":
+    def __enter__(self) -> TreeMonitor:
         self._thread.start()
         return self
 
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
 
     processes = os.cpu_count() or 1
     results: dict[str, dict[str, list[Sample]]] = {}
-    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)
     for name in args.sets:
         dataset = ensure_dataset(name, args.data, log=log)
         runs: dict[str, list[Sample]] = {}
@@ -478,7 +479,8 @@ def report(results: dict[str, dict[str, list[Sample]]], args) -> str:
     lines += ["", "official: lerobot 0.3.3 (tests/parity/reference/lerobot033_convert.py), 'stats' = its "
               "convert_stats phase (what the targets refer to), total = the whole subprocess; ours: the whole "
               "`python -m dask_stats convert` command.  floor: h264 = decode-all, av1 = seek, numeric = read (the "
-              "targets' floors: the decoding or reading alone); command floor: the same decoding as a whole command (a fresh "
+              "targets' floors: the decoding or reading alone); command floor: the same decoding as a whole command "
+              "(a fresh "
               "python importing dask, distributed, pyarrow, av and Pillow) that also reduces every sampled frame to "
               "its exact stats (channel histograms)."]
     return "\n".join(lines)
