@@ -1,8 +1,9 @@
-"""Benchmarks of issue 4: our ``convert`` against lerobot 0.3.3's converter and the decode floors.
+"""Benchmarks against the targets: our ``convert`` against lerobot 0.3.3's converter and the decode floors.
 
     python benchmarks/run.py                          # everything, 3 repetitions (official: 1)
     python benchmarks/run.py --sets h264 av1 --reps 5 --official-reps 2
     python benchmarks/run.py --skip-official          # ours and the floors only (no lerobot env needed)
+    python benchmarks/run.py --sets v30 quantiles tiny client droid   # the further rows (benchmarks/rows.py)
 
 (a) The datasets (``benchmarks/datasets.py``) are generated once and cached under ``--data``.
 (b) The official converter runs in the isolated lerobot-0.3.3 environment of ``tests/parity/refenv.py``
@@ -53,7 +54,8 @@ from datasets import ensure_dataset, specs  # noqa: E402
 from dask_stats.sampling import sample_positions  # noqa: E402
 
 VIDEO_SETS = ("h264", "av1")
-FLOOR = {"h264": "floor-decode-all", "av1": "floor-seek", "numeric": "floor-read"}  # issue 4's floor of each set
+# the floor each set's target refers to
+FLOOR = {"h264": "floor-decode-all", "av1": "floor-seek", "numeric": "floor-read"}
 
 
 # -- memory ---------------------------------------------------------------------------------------
@@ -223,11 +225,11 @@ def _dataset_videos(dataset: Path) -> list[tuple[str, np.ndarray]]:
     return sorted(out, key=lambda v: -len(v[1]))
 
 
-def _floor_decode_all(job: tuple[str, np.ndarray, bool]) -> int:
+def _floor_decode_all(job: tuple) -> int:
     import av
 
-    path, wanted, stats = job
-    reduce = _reducer(stats)
+    path, wanted, stats, *reuse = job
+    reduce = _reducer(stats, *reuse)
     wanted = set(wanted.tolist())
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -238,11 +240,11 @@ def _floor_decode_all(job: tuple[str, np.ndarray, bool]) -> int:
     return len(wanted)
 
 
-def _floor_seek(job: tuple[str, np.ndarray, bool]) -> int:
+def _floor_seek(job: tuple) -> int:
     import av
 
-    path, wanted, stats = job
-    reduce = _reducer(stats)
+    path, wanted, stats, *reuse = job
+    reduce = _reducer(stats, *reuse)
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_count = 1
@@ -257,35 +259,47 @@ def _floor_seek(job: tuple[str, np.ndarray, bool]) -> int:
     return len(wanted)
 
 
-def _reducer(stats: bool):
-    """What happens to a wanted frame: RGB conversion (the issue's floors), or RGB conversion and the exact
+def _reducer(stats: bool, reuse: bool = False):
+    """What happens to a wanted frame: RGB conversion (the first floors), or RGB conversion and the exact
     stats of the frame, done the cheapest way we know (RGBA output viewed as RGB, channel histograms of
-    dask_stats.pixels without a copy)."""
+    dask_stats.pixels without a copy).  ``reuse``: one swscale context per video, single-threaded, instead of
+    ``to_ndarray``'s fresh one per frame (which starts swscale's threads for every frame: 5 ms on a 32x32
+    frame, 0.1 ms reused); the floors of the tiny and DROID-like rows use it."""
     if not stats:
         return lambda frame: frame.to_ndarray(format="rgb24")
     from dask_stats.pixels import PixelHistogram
 
     histogram = PixelHistogram(3)
+    if reuse:
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = VideoReformatter()
+        return lambda frame: histogram.add(reformatter.reformat(frame, format="rgba", threads=1).to_ndarray()[..., :3])
     return lambda frame: histogram.add(frame.to_ndarray(format="rgba")[..., :3])
 
 
-def run_video_floor(dataset: Path, kind: str, processes: int, stats: bool = False) -> Sample:
-    jobs = [(path, wanted, stats) for path, wanted in _dataset_videos(dataset)]
+def run_video_floor(dataset: Path, kind: str, processes: int, stats: bool = False, reuse: bool = False) -> Sample:
+    jobs = [(path, wanted, stats, reuse) for path, wanted in _dataset_videos(dataset)]
     fn = {"decode-all": _floor_decode_all, "seek": _floor_seek}[kind]
+    # thousands of short jobs go to the pool in chunks (one round trip per job would be the floor's own overhead)
+    chunksize = max(1, len(jobs) // (processes * 64)) if len(jobs) > 1000 else 1
     t0 = time.perf_counter()
     with ProcessPoolExecutor(processes) as pool:
-        frames = sum(pool.map(fn, jobs))
+        frames = sum(pool.map(fn, jobs, chunksize=chunksize))
     return Sample(time.perf_counter() - t0, {}, {"frames": frames})
 
 
 STACK = ("dask.dataframe", "distributed", "pyarrow.parquet", "av", "PIL.Image")  # what a converter on it imports
 
 
-def run_command_floor(dataset: Path, kind: str) -> Sample:
+def run_command_floor(dataset: Path, kind: str, processes: int | None = None, reuse: bool = False) -> Sample:
     """The floor of a whole command: a fresh ``python`` imports the stack (``STACK``), then decodes as the
-    ``kind`` floor and reduces every sampled frame to its channel histograms (the exact stats)."""
+    ``kind`` floor in ``processes`` processes (default: one per core) and reduces every sampled frame to its
+    channel histograms (the exact stats); ``reuse``: see ``_reducer``."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--command-floor", kind, str(dataset)], check=True)
+    subprocess.run([sys.executable, __file__, "--command-floor", kind, str(dataset),
+                    *(["--floor-processes", str(processes)] if processes else []),
+                    *(["--floor-reuse"] if reuse else [])], check=True)
     return Sample(time.perf_counter() - t0, {}, {})
 
 
@@ -329,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "dask_stats_bench",
                         help="where the generated datasets are cached")
-    parser.add_argument("--sets", nargs="+", default=["h264", "av1", "numeric", "long"], choices=list(specs()))
+    parser.add_argument("--sets", nargs="+", default=["h264", "av1", "numeric", "long"],
+                        choices=[*specs(), *rows_module().ROWS],
+                        help="datasets of the first table, and/or the row kinds of benchmarks/rows.py "
+                             "(v30 quantiles tiny client droid)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of ours and the floors")
     parser.add_argument("--official-reps", type=int, default=1)
     parser.add_argument("--skip-official", action="store_true")
@@ -339,12 +356,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="ours: default CLI (pyav), other backends, and settings under evaluation")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--command-floor", nargs=2, metavar=("KIND", "DATASET"), help=argparse.SUPPRESS)
+    parser.add_argument("--floor-processes", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-reuse", action="store_true", help=argparse.SUPPRESS)
+    import rows
+
+    rows.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.command_floor:  # the inside of run_command_floor
         for module in STACK:
             importlib.import_module(module)
-        run_video_floor(Path(args.command_floor[1]), args.command_floor[0], os.cpu_count() or 1, stats=True)
+        run_video_floor(Path(args.command_floor[1]), args.command_floor[0], args.floor_processes or os.cpu_count() or 1,
+                        stats=True, reuse=args.floor_reuse)
         return 0
+    new_rows = [name for name in args.sets if name in rows.ROWS]
+    args.sets = [name for name in args.sets if name not in rows.ROWS]
 
     processes = os.cpu_count() or 1
     results: dict[str, dict[str, list[Sample]]] = {}
@@ -381,13 +406,22 @@ def main(argv: list[str] | None = None) -> int:
                     except Exception as exc:  # noqa: BLE001 - report, keep benchmarking the rest
                         log(f"[{name}] official ({backend}) failed: {exc}")
 
-    print(report(results, args))
+    if args.sets:
+        print(report(results, args))
+    extra = rows.run_rows(new_rows, args) if new_rows else {}
     if args.json:
         args.json.write_text(json.dumps({
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
             "results": {n: {k: [s.__dict__ for s in v] for k, v in r.items()} for n, r in results.items()},
-        }, indent=2))
+            "rows": extra,
+        }, indent=2, default=str))
     return 0
+
+
+def rows_module():
+    import rows
+
+    return rows
 
 
 def _applies(variant: str, dataset: str) -> bool:
@@ -443,9 +477,10 @@ def report(results: dict[str, dict[str, list[Sample]]], args) -> str:
                 f"| {fmt(ratio(seconds, command_floor), 'x', 2) if ours or 'floor' in key else ''} "
                 f"| {memory[0]} | {memory[1]} |")
     lines += ["", "official: lerobot 0.3.3 (tests/parity/reference/lerobot033_convert.py), 'stats' = its "
-              "convert_stats phase (what issue 4 quotes), total = the whole subprocess; ours: the whole "
-              "`python -m dask_stats convert` command.  floor: h264 = decode-all, av1 = seek, numeric = read (issue 4's "
-              "floors: the decoding or reading alone); command floor: the same decoding as a whole command (a fresh "
+              "convert_stats phase (what the targets refer to), total = the whole subprocess; ours: the whole "
+              "`python -m dask_stats convert` command.  floor: h264 = decode-all, av1 = seek, numeric = read (the "
+              "targets' floors: the decoding or reading alone); command floor: the same decoding as a whole command "
+              "(a fresh "
               "python importing dask, distributed, pyarrow, av and Pillow) that also reduces every sampled frame to "
               "its exact stats (channel histograms)."]
     return "\n".join(lines)
