@@ -31,8 +31,7 @@ class VideoReader(ABC):
     def read(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, frame)`` for the sorted, unique ``indices``; frames are (H, W, 3) uint8 RGB."""
 
-    @abstractmethod
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a reader that holds nothing has nothing to release
         """Release the decoder; closing twice is harmless."""
 
     def __enter__(self) -> VideoReader:
