@@ -117,3 +117,32 @@ def test_a_full_disk_names_the_file_being_written(ds, monkeypatch):
         dask_stats.convert(ds, **FAST)
     [problem] = info.value.problems
     assert "No space left on device" in problem.message and problem.path.endswith("meta/episodes_stats.jsonl")
+
+
+# -- the Hugging Face cache --------------------------------------------------------------------------------------
+def hf_cache_snapshot(source, cache):
+    """``source`` laid out as huggingface_hub caches a dataset: content in ``blobs/``, and a snapshot folder of
+    relative symlinks into it."""
+    import hashlib
+
+    repo = cache / "datasets--robots--tiny"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        blob = repo / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(path.read_bytes())
+        link = snapshot / path.relative_to(source)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    return snapshot
+
+
+@pytest.mark.parametrize("to", ["v2.1", "v3.0"])
+def test_a_hugging_face_cache_snapshot_converts(dataset, local_stats, tmp_path, to):
+    snapshot = hf_cache_snapshot(dataset, tmp_path / "hub")
+    blobs = sorted((p.name, p.read_bytes()) for p in (tmp_path / "hub").rglob("blobs/*"))
+    result = dask_stats.convert(snapshot, tmp_path / "out", to=to, **FAST)
+    assert result.episodes == 3
+    if to == "v2.1":
+        assert episodes_stats(tmp_path / "out") == local_stats(dataset)
+    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "hub").rglob("blobs/*")) == blobs, "cache untouched"
