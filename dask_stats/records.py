@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable, Iterator
 
 import jsonlines
 import numpy as np
@@ -34,14 +35,37 @@ def finalize(moments: Moments, feature: dict) -> dict[str, np.ndarray]:
     }
 
 
+CHUNK = 1000  # episodes whose records exist as Python objects at a time
+
+
+class EpisodeRecords:
+    """The lines of episodes_stats.jsonl, ``{"episode_index": i, "stats": {feature: {stat: list}}}``: ``finalize``
+    of every episode (row of ``tables``) as lists (float32 values keep their exact float64 repr), quantiles ``qs``
+    after ``count``.  Made ``CHUNK`` episodes at a time whenever iterated, so that 100k episodes are never all held
+    as Python objects."""
+
+    def __init__(self, indices: list[int], tables: dict[str, MomentsTable], features: dict[str, dict],
+                 qs: tuple[float, ...] = ()):
+        self.indices, self.tables, self.features, self.qs = list(indices), tables, features, qs
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[dict]:
+        for start in range(0, len(self.indices), CHUNK):
+            rows = np.arange(start, min(start + CHUNK, len(self.indices)))
+            columns = {name: _finalize_rows(table.take(rows), self.features[name], self.qs)
+                       for name, table in self.tables.items()}
+            for i, index in enumerate(self.indices[start:start + CHUNK]):
+                yield {"episode_index": index,
+                       "stats": {name: {stat: values[i] for stat, values in column.items()}
+                                 for name, column in columns.items()}}
+
+
 def episode_records(indices: list[int], tables: dict[str, MomentsTable], features: dict[str, dict],
-                    qs: tuple[float, ...] = ()) -> list[dict]:
-    """The lines of episodes_stats.jsonl: ``finalize`` of every episode (row of ``tables``), one feature at a
-    time, as lists (float32 values keep their exact float64 repr); quantiles ``qs`` after ``count``."""
-    columns = {name: _finalize_rows(table, features[name], qs) for name, table in tables.items()}
-    return [{"episode_index": index,
-             "stats": {name: {stat: values[i] for stat, values in column.items()} for name, column in columns.items()}}
-            for i, index in enumerate(indices)]
+                    qs: tuple[float, ...] = ()) -> EpisodeRecords:
+    """The episodes' stats records (see :class:`EpisodeRecords`)."""
+    return EpisodeRecords(indices, tables, features, qs)
 
 
 def _finalize_rows(table: MomentsTable, feature: dict, qs: tuple[float, ...]) -> dict[str, list]:
@@ -60,11 +84,18 @@ def _finalize_rows(table: MomentsTable, feature: dict, qs: tuple[float, ...]) ->
     return rows
 
 
-def jsonl_text(records: list[dict]) -> str:
-    """jsonlines defaults, as lerobot writes them: ", "/": " separators, ensure_ascii=False, "\\n" per line."""
+def jsonl_text(records: Iterable[dict]) -> Iterator[str]:
+    """The JSON Lines text of ``records``, a chunk at a time, with jsonlines' defaults as lerobot writes them:
+    ", "/": " separators, ensure_ascii=False, "\\n" per line."""
     buffer = io.StringIO()
-    jsonlines.Writer(buffer).write_all(records)
-    return buffer.getvalue()
+    writer = jsonlines.Writer(buffer)
+    for number, record in enumerate(records, 1):
+        writer.write(record)
+        if number % CHUNK == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 def info_text(info: dict) -> str:

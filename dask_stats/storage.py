@@ -12,7 +12,7 @@ import posixpath
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -122,8 +122,9 @@ class Store:
             self.fs.get_file(path, tmp.name)
             yield tmp.name
 
-    def write_text(self, path: str, text: str) -> None:
-        """Replace ``path`` atomically: readers see the old or the new file, never half of one.
+    def write_text(self, path: str, text: str | Iterable[str]) -> None:
+        """Replace ``path`` atomically with ``text`` (a string, or pieces of one written in turn): readers see the
+        old or the new file, never half of one.
 
         Locally: temp file in the same directory, fsync, rename. The new file keeps the mode of the file it
         replaces (a new file gets ``0o666 & ~umask``, as ``open`` would give it). A symlink at ``path`` is
@@ -131,7 +132,7 @@ class Store:
         Remotely: a single PUT (object stores replace objects atomically).
         """
         if not self.local:
-            self.fs.pipe_file(path, text.encode("utf-8"))
+            self.fs.pipe_file(path, (text if isinstance(text, str) else "".join(text)).encode("utf-8"))
             return
         try:
             self._write_local(path, text)
@@ -141,7 +142,7 @@ class Store:
                                            "again")) from exc
 
     @staticmethod
-    def _write_local(path: str, text: str) -> None:
+    def _write_local(path: str, text: str | Iterable[str]) -> None:
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
         try:
@@ -152,7 +153,7 @@ class Store:
         try:
             os.fchmod(fd, mode)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
+                handle.writelines([text] if isinstance(text, str) else text)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
