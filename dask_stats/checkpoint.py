@@ -38,7 +38,7 @@ from .storage import Store
 
 log = logging.getLogger(__name__)
 
-FORMAT = 4  # of the saved task results (4: video tasks sum their pixel histograms); older ones are not reused
+FORMAT = 5  # of the saved task results (5: a video task returns a table of moments per camera); older: not reused
 EXPIRY_DAYS = 14.0  # checkpoints unused for longer are removed when a conversion starts
 SUFFIX = ".sqlite"
 

@@ -136,9 +136,10 @@ def collect(plan: Plan, tasks: list[Task], results: dict[str, object]) -> dict[s
     """Per stats feature, the moments of every episode (rows in plan order), from the task results."""
     keys = np.array([ep.index for ep in plan.episodes], dtype=np.int64)
     tables = numeric.episode_tables([results[t.key] for t in tasks if t.kind == "parquet"], keys)
-    videos = {unit: moments for t in tasks if t.kind == "video" for unit, moments in results[t.key].moments.items()}
     for feature in plan.videos:
-        tables[feature] = MomentsTable.of(keys, [videos[int(i), feature] for i in keys])
+        outcomes = [results[t.key] for t in tasks if t.kind == "video"]
+        parts = [outcome.tables[feature] for outcome in outcomes if feature in outcome.tables]
+        tables[feature] = MomentsTable.concat(parts).arrange(keys)
     return tables
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .errors import DatasetError, Location, TaskError
-from .moments import Moments
+from .moments import Moments, MomentsTable
 from .pixels import PixelHistogram
 from .sampling import FrameLookupError, locate_frames, sample_positions, video_problems
 from .scheduling import guarded
@@ -86,10 +86,10 @@ class _Inputs:
 
 @dataclass
 class VideoOutcome:
-    """A video task's result: the moments of every (episode, camera), and per camera the sum of their pixel
-    histograms (kept once per task, not per episode: only dataset-wide quantiles need them)."""
+    """A video task's result, compact (a few arrays per camera, not an object per episode): per camera the moments
+    of its episodes as a table, and the sum of their pixel histograms (only dataset-wide quantiles need them)."""
 
-    moments: dict[tuple[int, str], Moments]
+    tables: dict[str, MomentsTable]
     histograms: dict[str, np.ndarray]
 
 
@@ -119,11 +119,15 @@ def video_stats(job: VideoJob) -> VideoOutcome:
     if problems:
         raise TaskError(problems)
     histograms: dict[str, np.ndarray] = {}
-    for (_, feature), moments in results.items():
+    by_feature: dict[str, dict[int, Moments]] = {}
+    for (episode, feature), moments in results.items():
         if moments.histogram is not None:
             histograms[feature] = histograms.get(feature, 0) + moments.histogram
             moments.histogram = None
-    return VideoOutcome(results, histograms)
+        by_feature.setdefault(feature, {})[episode] = moments
+    tables = {feature: MomentsTable.of(np.array(list(units), dtype=np.int64), list(units.values()))
+              for feature, units in by_feature.items()}
+    return VideoOutcome(tables, histograms)
 
 
 def camera_moments(job: VideoJob, inputs: _Inputs, path: str, positions: np.ndarray, timestamps: np.ndarray | None,
