@@ -87,18 +87,9 @@ def ours(dataset: Path, *args: str) -> Sample:
     """``python -m dask_stats convert --root DS --output OUT --quiet ARGS``: wall clock and process-tree memory."""
     evict(dataset)
     with tempfile.TemporaryDirectory(prefix="bench_rows_", dir=_scratch(dataset)) as tmp:
-        cmd = [sys.executable, "-m", "dask_stats", "convert", "--root", str(dataset), "--output", f"{tmp}/out",
-               "--quiet", *args]
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        monitor = TreeMonitor(proc.pid)
-        with monitor:
-            out, err = proc.communicate()
-        seconds = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f"ours failed ({proc.returncode}): {' '.join(cmd)}\n{out[-3000:]}\n{err[-6000:]}")
+        seconds, memory = run.time_convert(dataset, f"{tmp}/out", args)
         version = json.loads(Path(f"{tmp}/out/meta/info.json").read_text())["codebase_version"]
-    return Sample(seconds, monitor.result(), {"codebase_version": version, "load": os.getloadavg()[0]})
+    return Sample(seconds, memory, {"codebase_version": version, "load": os.getloadavg()[0]})
 
 
 def _scratch(dataset: Path) -> str:

@@ -165,23 +165,29 @@ VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
 }
 
 
+def time_convert(dataset: Path, out: str, args: tuple[str, ...] = (), env: dict | None = None) -> tuple[float, dict]:
+    """``python -m dask_stats convert --root DATASET --output OUT --quiet ARGS`` in a subprocess: its wall clock
+    and the memory of its whole process tree; raises if it fails."""
+    cmd = [sys.executable, "-m", "dask_stats", "convert", "--root", str(dataset), "--output", out, "--quiet", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    monitor = TreeMonitor(proc.pid)
+    with monitor:
+        out_text, err = proc.communicate()
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"ours failed ({proc.returncode}): {' '.join(cmd)}\n{out_text[-3000:]}\n{err[-6000:]}")
+    return seconds, monitor.result()
+
+
 def run_ours(dataset: Path, variant: str = "pyav") -> Sample:
     """Our CLI in a subprocess; wall clock and the memory of its whole process tree."""
     extra_args, extra_env = VARIANTS[variant]
     with tempfile.TemporaryDirectory(prefix="bench_ours_") as tmp:
-        cmd = [sys.executable, "-m", "dask_stats", "convert", "--root", str(dataset), "--output", f"{tmp}/out",
-               "--quiet", *extra_args]
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, **extra_env})
-        monitor = TreeMonitor(proc.pid)
-        with monitor:
-            out, err = proc.communicate()
-        seconds = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f"ours failed ({proc.returncode}): {' '.join(cmd)}\n{out[-3000:]}\n{err[-6000:]}")
+        seconds, memory = time_convert(dataset, f"{tmp}/out", tuple(extra_args), extra_env)
         lines = (Path(tmp) / "out/meta/episodes_stats.jsonl").read_text().count("\n")
-    return Sample(seconds, monitor.result(), {"episodes_written": lines})
+    return Sample(seconds, memory, {"episodes_written": lines})
 
 
 def run_official(dataset: Path, backend: str) -> Sample:
