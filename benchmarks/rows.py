@@ -16,10 +16,11 @@ v30        ours ``--to v3.0`` vs the official two-step path: lerobot 0.3.3's sta
 quantiles  the numeric set and a video set: v2.1 without / with ``--quantiles``, v3.0 with ``--no-quantiles`` /
            default (quantiles on).
 tiny       20,000 episodes x 2 cameras of 20-40 frames of 32x32 (``datasets.ensure_replicated``): the whole
-           command vs its command floor (``run.run_command_floor``: a fresh python importing the stack, decoding
-           every video and histogramming every sampled frame, in 2 processes, one swscale context per video);
-           the task count comes from the graph ``convert`` builds; one API run on a 2,000-episode tiny set (a
-           fresh python calling ``dask_stats.convert``) splits the time into phases.
+           command (default, ``--scheduler threads`` and ``processes``) vs its command floor
+           (``run.run_command_floor``: a fresh python importing the stack, decoding every video and
+           histogramming every sampled frame, in 2 processes, one swscale context per video); the task count
+           comes from the graph ``convert`` builds; one API run on a 2,000-episode tiny set (a fresh python
+           calling ``dask_stats.convert``) splits the time into phases.
 client     the client process's peak RSS (VmHWM) for ``convert`` at 10k, 30k and 100k episodes x 3 cameras, with
            the constant-frame backend of ``fake_video.py`` and a separate cluster process (scheduler + 2
            single-threaded worker processes), so that the number is the client's alone (``client_memory.py``).
@@ -262,12 +263,17 @@ def count_tasks(dataset: Path) -> dict:
     return {"total": len(tasks), "video": kinds.count("video"), "parquet": kinds.count("parquet")}
 
 
+TINY_VARIANTS = {"ours": (), "ours-threads": ("--scheduler", "threads"),
+                 "ours-processes": ("--scheduler", "processes")}  # the default, and each local cluster kind
+
+
 def bench_tiny(args, cache: Path) -> tuple[dict, list[str]]:
     dataset = ensure_replicated("tiny", args.tiny_episodes, cache, log=log)
     runs: dict[str, list[Sample]] = {}
     for rep in range(args.reps):
-        log(f"[tiny] ours rep {rep + 1}")
-        runs.setdefault("ours", []).append(ours(dataset))
+        for name, options in TINY_VARIANTS.items():
+            log(f"[tiny] {name} rep {rep + 1}")
+            runs.setdefault(name, []).append(ours(dataset, *options))
         log(f"[tiny] command floor rep {rep + 1}")
         evict(dataset)
         runs.setdefault("command-floor-decode-all", []).append(

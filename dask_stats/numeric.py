@@ -45,7 +45,7 @@ def read_episodes(batch: Batch, columns: list[str], store: Store) -> pd.DataFram
             try:
                 # ParquetFile.read: half the cost of read_table's dataset machinery on small files; Dask owns threads
                 with store.source(path) as source:
-                    files[path] = pq.ParquetFile(source).read(columns=columns, use_threads=False)
+                    files[path] = pq.ParquetFile(source, pre_buffer=False).read(columns=columns, use_threads=False)
             except Exception as exc:
                 raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {exc}", episode=episode,
                                         path=store.display(path), fix="restore the file")) from exc

@@ -10,11 +10,13 @@ from __future__ import annotations
 import faulthandler
 import logging
 import os
+import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 import dask
@@ -43,39 +45,64 @@ HARD_GRACE_S = 5.0  # how long after a task's timeout its worker process is kill
 
 
 def guarded(function: Callable, argument, timeout_s: float, where: Location):
-    """Run ``function(argument)`` but give up after ``timeout_s`` seconds with an error naming the work.
+    """Run ``function(argument)`` but give up after ``timeout_s`` seconds with an error naming the work."""
+    [(value, error)] = guarded_each([(partial(function, argument), timeout_s, where)])
+    if error is not None:
+        raise error
+    return value
 
-    The work runs in a helper thread; a hung decoder stays behind in it, but the worker goes on with
-    other tasks.  A hang that holds the GIL stops every thread of its process, this one included; in the
-    single-threaded worker processes of ``--scheduler processes`` a watchdog that needs no GIL (faulthandler's)
-    then ends the process ``HARD_GRACE_S`` after the timeout, distributed replaces the worker, and the task
-    fails as a lost worker (a transient problem: re-running retries it).
+
+Unit = tuple[Callable[[], object], float, Location]  # the work, its time limit (s), what to blame if it hangs
+
+
+def guarded_each(units: Sequence[Unit]) -> Iterator[tuple[object, BaseException | None]]:
+    """Run the units one after another and yield ``(value, None)`` or ``(None, error)`` for each, in order; a
+    unit that outlasts its time limit yields a transient TaskError naming its Location.
+
+    The work runs in one helper thread (one per unit would cost a thread start per video: a third of the Python
+    time of a tiny video); a hung unit stays behind in it, and the units after it go on in a fresh thread.  A
+    hang that holds the GIL stops every thread of its process, this one included; in the single-threaded
+    worker processes of ``--scheduler processes`` a watchdog that needs no GIL (faulthandler's) then ends the
+    process ``HARD_GRACE_S`` after the time limit, distributed replaces the worker, and the task fails as a
+    lost worker (a transient problem: re-running retries it).  The watchdog is armed before the helper thread
+    starts and re-armed (never disarmed) as each unit ends: a unit that takes the GIL at once is covered too.
     """
-    outcome: dict = {}
-
-    def target():
-        try:
-            outcome["value"] = function(argument)
-        except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
-            outcome["error"] = exc
-
     hard = os.environ.get(HARD_TIMEOUT_ENV) == "1"
-    if hard:
-        faulthandler.dump_traceback_later(timeout_s + HARD_GRACE_S, exit=True)
+    first = 0
     try:
-        thread = threading.Thread(target=target, daemon=True, name=f"dask_stats-episode-{where.episode}")
-        thread.start()
-        thread.join(timeout_s)
+        while first < len(units):
+            outcomes: queue.SimpleQueue = queue.SimpleQueue()
+            abandoned = threading.Event()
+            thread = threading.Thread(target=_run_units, args=(units[first:], outcomes, abandoned), daemon=True,
+                                      name=f"dask_stats-episode-{units[first][2].episode}")
+            for n, (_, timeout_s, where) in enumerate(units[first:]):
+                if hard:
+                    faulthandler.dump_traceback_later(timeout_s + HARD_GRACE_S, exit=True)
+                if n == 0:
+                    thread.start()
+                first += 1
+                try:
+                    outcome = outcomes.get(timeout=timeout_s)
+                except queue.Empty:
+                    abandoned.set()  # should the hung unit ever return, its thread stops there
+                    yield None, TaskError(where.problem(
+                        f"timed out after {timeout_s:g} s (hung decoder or unreadable file?)",
+                        fix="inspect the file; raise --task-timeout if it is just slow", transient=True))
+                    break
+                yield outcome
     finally:
         if hard:
             faulthandler.cancel_dump_traceback_later()
-    if thread.is_alive():
-        raise TaskError(where.problem(f"timed out after {timeout_s:g} s (hung decoder or unreadable file?)",
-                                      fix="inspect the file; raise --task-timeout if it is just slow",
-                                      transient=True))
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+
+
+def _run_units(units: Sequence[Unit], outcomes: queue.SimpleQueue, abandoned: threading.Event) -> None:
+    for function, _, _ in units:
+        if abandoned.is_set():
+            return
+        try:
+            outcomes.put((function(), None))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the waiting thread
+            outcomes.put((None, exc))
 
 
 def stall_limit_s(tasks: list[Task]) -> float | None:

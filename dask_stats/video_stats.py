@@ -14,7 +14,7 @@ from .errors import DatasetError, Location, TaskError
 from .moments import Moments, MomentsTable
 from .pixels import PixelHistogram
 from .sampling import FrameLookupError, locate_frames, sample_positions, video_problems
-from .scheduling import guarded
+from .scheduling import guarded_each
 from .storage import Store
 from .video import VideoBackend, VideoReader
 
@@ -52,7 +52,7 @@ class VideoJob:
 def read_timestamps(store: Store, data_path: str) -> np.ndarray:
     """The ``timestamp`` column of a data file, as float64."""
     with store.source(data_path) as source:
-        column = pq.ParquetFile(source).read(columns=["timestamp"], use_threads=False).column("timestamp")
+        column = pq.ParquetFile(source, pre_buffer=False).read(columns=["timestamp"], use_threads=False).column(0)
     return column.to_numpy().astype(np.float64)
 
 
@@ -94,28 +94,27 @@ class VideoOutcome:
 
 
 def video_stats(job: VideoJob) -> VideoOutcome:
-    """Moments of the sampled frames of every (episode, camera) of ``job``.  Every unit is tried; if any fails,
-    TaskError lists the failures, each naming episode, feature and file."""
+    """Moments of the sampled frames of every (episode, camera) of ``job``.  Every unit is tried (each within its
+    own time limit); if any fails, TaskError lists the failures, each naming episode, feature and file."""
     results, problems = {}, []
     with _Inputs(job) as inputs:
+        units, keys = [], []
         for ep in job.episodes:
             positions = sample_positions(ep.length)
             for feature, path in ep.videos.items():
                 where = Location(ep.index, feature, job.store.display(path))
-                try:
-                    # a v3.0 episode is anchored where lerobot looks for its first row: from_timestamp + timestamp
-                    needs_times = job.frame_lookup == "timestamp" or ep.rows is not None
-                    timestamps = inputs.episode_timestamps(ep) if needs_times else None
-                    offset = ep.offsets.get(feature, 0.0)
-                    work = partial(camera_moments, job, inputs, path, positions, timestamps, offset,
-                                   job.channels[feature])
-                    results[ep.index, feature] = guarded(work, where, job.timeouts[ep.index], where)
-                except DatasetError as exc:
-                    problems += exc.problems
-                except FrameLookupError as exc:
-                    problems.append(where.problem(str(exc), fix=exc.fix))
-                except Exception as exc:  # noqa: BLE001 - name the episode/feature/file
-                    problems.append(where.problem(f"video stats failed: {type(exc).__name__}: {exc}"))
+                units.append((partial(camera_moments, job, inputs, ep, feature, positions, where),
+                              job.timeouts[ep.index], where))
+                keys.append((ep.index, feature))
+        for key, (_, _, where), (moments, error) in zip(keys, units, guarded_each(units)):
+            if error is None:
+                results[key] = moments
+            elif isinstance(error, DatasetError):
+                problems += error.problems
+            elif isinstance(error, FrameLookupError):
+                problems.append(where.problem(str(error), fix=error.fix))
+            else:  # name the episode/feature/file
+                problems.append(where.problem(f"video stats failed: {type(error).__name__}: {error}"))
     if problems:
         raise TaskError(problems)
     histograms: dict[str, np.ndarray] = {}
@@ -125,16 +124,20 @@ def video_stats(job: VideoJob) -> VideoOutcome:
             histograms[feature] = histograms.get(feature, 0) + moments.histogram
             moments.histogram = None
         by_feature.setdefault(feature, {})[episode] = moments
-    tables = {feature: MomentsTable.of(np.array(list(units), dtype=np.int64), list(units.values()))
-              for feature, units in by_feature.items()}
+    tables = {feature: MomentsTable.of(np.array(list(episodes), dtype=np.int64), list(episodes.values()))
+              for feature, episodes in by_feature.items()}
     return VideoOutcome(tables, histograms)
 
 
-def camera_moments(job: VideoJob, inputs: _Inputs, path: str, positions: np.ndarray, timestamps: np.ndarray | None,
-                   offset: float, channels: int, where: Location) -> Moments:
-    """Moments of the frames of one video at the sampled rows ``positions`` (the episode starts ``offset``
-    seconds into the video: 0, except in a v3.0 file)."""
-    reader = inputs.reader(path, where)
+def camera_moments(job: VideoJob, inputs: _Inputs, ep: VideoEpisode, feature: str, positions: np.ndarray,
+                   where: Location) -> Moments:
+    """Moments of the frames of one camera of ``ep`` at the sampled rows ``positions`` (the episode starts
+    ``ep.offsets[feature]`` seconds into the video: 0, except in a v3.0 file)."""
+    # a v3.0 episode is anchored where lerobot looks for its first row: from_timestamp + timestamp
+    needs_times = job.frame_lookup == "timestamp" or ep.rows is not None
+    timestamps = inputs.episode_timestamps(ep) if needs_times else None
+    offset = ep.offsets.get(feature, 0.0)
+    reader = inputs.reader(ep.videos[feature], where)
     times = reader.frame_times()
     by_timestamp = job.frame_lookup == "timestamp"
     try:
@@ -152,7 +155,7 @@ def camera_moments(job: VideoJob, inputs: _Inputs, path: str, positions: np.ndar
             raise DatasetError(problems) from None
         raise
     unique, weights = np.unique(frames, return_counts=True)
-    histogram = PixelHistogram(channels)
+    histogram = PixelHistogram(job.channels[feature])
     for (index, frame), expected, weight in zip(reader.read(unique), unique, weights):
         if index != expected:
             raise RuntimeError(f"the decoder returned frame {index} where {expected} was expected")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from float64_reference import pixel_stats
 
-from dask_stats.pixels import PixelHistogram, channel_histograms
+from dask_stats.pixels import PixelHistogram, channel_histograms, histogram_moments
 
 
 def test_pixel_histogram_is_exact():
@@ -64,3 +64,16 @@ def test_pixel_moments_equal_float64_on_extreme_values():
     np.testing.assert_array_equal(moments.min, expected["min"])
     np.testing.assert_array_equal(moments.max, expected["max"])
     assert moments.samples == 6 and (moments.count == 6 * 99).all()
+
+
+@pytest.mark.parametrize("scale", [1, 10**15])  # 10**15 pixels per channel: sum(x^2) no longer fits int64
+def test_histogram_moments_are_correctly_rounded_at_any_count(scale):
+    hist = np.zeros((3, 256), np.int64)
+    hist[:, [0, 3, 254, 255]] = np.array([[5, 1, 2, 9], [1, 1, 1, 1], [7, 0, 0, 2]]) * scale
+    moments = histogram_moments(hist, samples=1)
+    for c, row in enumerate(hist.tolist()):
+        n = sum(row)
+        s1 = sum(count * v for v, count in enumerate(row))
+        s2 = sum(count * v * v for v, count in enumerate(row))
+        assert moments.mean[c] == float(Fraction(s1, 255 * n))
+        assert moments.m2[c] == float(Fraction(n * s2 - s1 * s1, n * 65025))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import CAM, FAST, LONG_VIDEOS, damage, tree_digest, video
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dask_stats
 from dask_stats.errors import TaskError
@@ -195,3 +197,21 @@ def test_damaged_mp4_fails_naming_episode_feature_file_and_frame(make_sample, co
 
 def test_clean_videos_still_convert(make_sample, tmp_path):
     assert dask_stats.convert(make_sample(LONG_VIDEOS), tmp_path / "out", **FAST).verification.failures == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_plan_decode_covers_what_each_frame_needs_in_disjoint_runs(data):
+    n = data.draw(st.integers(1, 40))
+    pts = np.array(data.draw(st.permutations(range(n))))  # any decode order (B-frames, open GOPs)
+    key = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    wanted = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1))))
+    plan = plan_decode(pts, key, wanted)
+    order = np.argsort(pts)
+    for frame in wanted:  # from its last keyframe presented no later than itself (or the start) to its own packet
+        end = order[frame]
+        start = max((k for k in range(end + 1) if key[k] and pts[k] <= frame), default=0)
+        run = next(r for r, (a, b) in enumerate(plan.runs) if a <= start and end <= b)
+        assert frame in plan.wanted[run]
+    assert sorted(np.concatenate(plan.wanted).tolist()) == wanted.tolist()
+    assert all(b + 1 < a for (_, b), (a, _) in zip(plan.runs, plan.runs[1:])), "sorted, not touching"

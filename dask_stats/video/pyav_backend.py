@@ -83,27 +83,21 @@ def plan_decode(pts: np.ndarray, keyframe: np.ndarray, indices: np.ndarray) -> D
     order = np.argsort(pts, kind="stable")  # presentation index -> decode position
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))  # decode position -> presentation index
-    keys = np.flatnonzero(keyframe)
+    keys = np.append(np.flatnonzero(keyframe), 0)  # keys[-1] = 0: where a frame before any keyframe starts
     indices = np.asarray(indices, dtype=np.int64)
     ends = order[indices]
-    slot = np.searchsorted(keys, ends, side="right") - 1  # last keyframe at or before each packet
-    starts = np.empty_like(ends)
-    for n, (i, s) in enumerate(zip(indices, slot)):
-        while s >= 0 and rank[keys[s]] > i:  # a leading picture of that keyframe: go one GOP back
-            s -= 1
-        starts[n] = keys[s] if s >= 0 else 0
+    slot = np.searchsorted(keys[:-1], ends, side="right") - 1  # the last keyframe at or before each packet
+    for n in np.flatnonzero((slot >= 0) & (rank[keys[slot]] > indices)):
+        while slot[n] >= 0 and rank[keys[slot[n]]] > indices[n]:  # a leading picture: go one GOP back
+            slot[n] -= 1
+    starts = keys[slot]
     by_start = np.lexsort((ends, starts))
-    runs: list[list[int]] = []
-    wanted: list[list[int]] = []
-    for n in by_start:
-        start, end = int(starts[n]), int(ends[n])
-        if runs and start <= runs[-1][1] + 1:
-            runs[-1][1] = max(runs[-1][1], end)
-            wanted[-1].append(int(indices[n]))
-        else:
-            runs.append([start, end])
-            wanted.append([int(indices[n])])
-    return DecodePlan([(s, e) for s, e in runs], [np.unique(w) for w in wanted])
+    starts, ends, indices = starts[by_start], ends[by_start], indices[by_start]
+    first = np.ones(len(starts), dtype=bool)  # where a run begins: past the reach of every earlier interval
+    first[1:] = starts[1:] > np.maximum.accumulate(ends)[:-1] + 1
+    heads = np.flatnonzero(first)
+    runs = list(zip(starts[heads].tolist(), np.maximum.reduceat(ends, heads).tolist()))
+    return DecodePlan(runs, [np.unique(w) for w in np.split(indices, heads[1:])])
 
 
 class PyAVReader(VideoReader):
