@@ -10,6 +10,7 @@ the :class:`Task`, never by parsing keys.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -45,7 +46,13 @@ class Task:
         return self.delayed.key
 
 
-SAMPLED_FRAMES_PER_VIDEO_TASK = 200  # a v2.x video task covers consecutive episodes until it samples this many
+VIDEO_TASK_SECONDS = 0.5  # a v2.x video task covers consecutive episodes until its estimated work reaches this
+
+
+def video_seconds(sampled: int, pixels: int) -> float:
+    """A rough one-core estimate of the work on one video: opening and indexing it (~2 ms), then decoding and
+    reducing each sampled frame (~50 us plus ~15 ns per pixel), from the benchmark sets (32x32 to 480x640)."""
+    return 2e-3 + sampled * (5e-5 + 1.5e-8 * pixels)
 
 
 def task_key(name: str, episodes: list[int]) -> str:
@@ -104,19 +111,22 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
 
 
 def _video_batches(plan: Plan) -> list[tuple[str | None, list[VideoEpisode]]]:
-    """The episodes of each video task: every camera of consecutive episodes, until the task samples
-    ``SAMPLED_FRAMES_PER_VIDEO_TASK`` frames (v2.x: timestamps read once per episode; short episodes share a
-    task, so that per-task overhead stays small next to decoding), or the episodes that share one concatenated
-    video file of one camera (v3.0: the file is opened once)."""
+    """The episodes of each video task: every camera of consecutive episodes, until the task's estimated work
+    reaches ``VIDEO_TASK_SECONDS`` (v2.x: timestamps read once per episode; short episodes share a task, so that
+    the few milliseconds Dask spends on each task stay small next to its work), or the episodes that share one
+    concatenated video file of one camera (v3.0: the file is opened once)."""
     batches = []
     if all(ep.rows is None for ep in plan.episodes):
-        current, sampled = [], 0
+        pixels = {key: max(1, math.prod(plan.features[key]["shape"]) // channels_of(plan.features[key]))
+                  for key in plan.videos}
+        current, seconds = [], 0.0
         for ep in plan.episodes:
             current.append(VideoEpisode(ep.index, ep.length, ep.data_path, dict(ep.video_paths)))
-            sampled += len(sample_positions(ep.length)) * len(ep.video_paths)
-            if sampled >= SAMPLED_FRAMES_PER_VIDEO_TASK:
+            sampled = len(sample_positions(ep.length))
+            seconds += sum(video_seconds(sampled, pixels[key]) for key in ep.video_paths)
+            if seconds >= VIDEO_TASK_SECONDS:
                 batches.append((None, current))
-                current, sampled = [], 0
+                current, seconds = [], 0.0
         return batches + ([(None, current)] if current else [])
     for feature in plan.videos:
         current: list[VideoEpisode] = []

@@ -154,7 +154,7 @@ sys.path.insert(0, {tests!r})
 from fake_backends import SlowBackend
 import dask_stats
 import dask_stats.tasks
-dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK = 1  # one task per episode
+dask_stats.tasks.VIDEO_TASK_SECONDS = 0  # one task per episode
 dask_stats.convert({root!r}, video_backend=SlowBackend, scheduler="threads", num_workers=2,
                    dashboard_address="127.0.0.1:0")
 """

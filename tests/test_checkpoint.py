@@ -95,7 +95,7 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
 
 def test_one_checkpoint_file_per_run_listed_expired_and_cleared(ds, monkeypatch, tmp_path):
     monkeypatch.setenv("DASK_STATS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one task per episode
+    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one task per episode
     interrupted_run(ds)
     [saved] = checkpoint.list_checkpoints()
     assert saved.target == str(ds) and saved.tasks >= 2
@@ -147,7 +147,7 @@ def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(make_sample, local_s
         assert not (root / "meta/episodes_stats.jsonl").exists()
     finished = saved()
     assert finished >= 2, "finished tasks should have been checkpointed before the kills"
-    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # the tasks of the killed runs
+    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # the tasks of the killed runs
     result = dask_stats.convert(root, **FAST)
     assert result.resumed >= finished
     assert episodes_stats(root) == local_stats(dataset)

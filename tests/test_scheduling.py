@@ -88,7 +88,7 @@ def test_hanging_task_is_cut_off_reported_and_the_rest_resumes(dataset, referenc
 
 
 def test_gil_holding_hang_is_cut_off_in_processes_mode(make_sample, tmp_path, monkeypatch):
-    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one video task per episode
+    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one video task per episode
     start = time.monotonic()
     with pytest.raises(TaskError) as info:
         dask_stats.convert(make_sample(SMALL32), tmp_path / "out", video_backend=GilHangBackend,
@@ -121,7 +121,7 @@ def test_gil_holding_hang_in_threads_mode_ends_the_process(make_sample, tmp_path
 # -- order -------------------------------------------------------------------------------------------------------
 def test_longest_episodes_are_decoded_first(dataset, tmp_path, monkeypatch):
     """So that a run ends on short tasks instead of one core finishing a long video alone."""
-    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one task per episode
+    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one task per episode
     RecordingBackend.opened.clear()
     dask_stats.convert(dataset, tmp_path / "out", video_backend=RecordingBackend, **{**FAST, "num_workers": 1})
     lengths = [json.loads(line)["length"] for line in (dataset / "meta/episodes.jsonl").read_text().splitlines()]

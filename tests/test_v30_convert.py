@@ -197,7 +197,7 @@ def test_a_v21_source_episodes_stats_are_compared_not_trusted(v21, tmp_path):
 def test_an_interrupted_v30_run_resumes_without_rewriting_finished_files(messy_dataset, tmp_path, monkeypatch):
     from fake_backends import FailingBackend
 
-    monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one stats task per episode
+    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one stats task per episode
     out = tmp_path / "out"
     with pytest.raises(dask_stats.DatasetError, match="injected failure"):
         dask_stats.convert(messy_dataset, out, to="v3.0", video_backend=FailingBackend, **TINY, **FAST)
