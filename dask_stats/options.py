@@ -144,8 +144,9 @@ class RunOptions:
     scheduler: str = option("threads", "local cluster: one process with a thread per worker (default, fastest) or "
                                        "one single-threaded process per worker (isolates decoder crashes and "
                                        "hangs)", choices=("threads", "processes"))
-    scheduler_address: str | None = option(None, "run on an existing Dask scheduler (tcp://host:8786)",
-                                           metavar="ADDRESS")
+    scheduler_address: str | None = option(None, "run on an existing Dask scheduler (tcp://host:8786); check: "
+                                                 "its workers check the episodes' files", metavar="ADDRESS",
+                                           check=True)
     dashboard_address: str | None = option(None, "where the local cluster serves its dashboard (default: a free "
                                                  "port on 127.0.0.1, none with --quiet; 'off': none)",
                                            metavar="HOST:PORT")

@@ -5,6 +5,7 @@ read-only sources, outputs that cannot be written."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -391,3 +392,24 @@ def test_chunk_index_placeholder_is_accepted_with_a_warning(ds):
     expect(ds, message="read as {episode_chunk}", severity="warning")
     assert not [p for p in dask_stats.check(ds) if p.severity == "error"]
     assert dask_stats.convert(ds, **FAST).episodes == 3
+
+
+def test_episode_checks_on_a_cluster_find_the_same_problems_in_episode_order(ds, monkeypatch):
+    """With a client whose workers run outside this process, the episodes' files are checked there in batches named
+    by the episodes they cover; the problems are those found here, in the same order, each naming its file."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    data(ds, 2).write_bytes(data(ds, 2).read_bytes()[:-20])  # a damaged footer
+    video(ds, 0).write_bytes(b"")
+    video(ds, 1).unlink()
+    here = check(ds)
+    monkeypatch.setattr(importlib.import_module("dask_stats.check"), "CHECK_BATCH", 2)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client, get_task_stream(client) as stream:
+        there = check(ds, client=client)
+    assert {task["key"] for task in stream.data} == {"check-ep000000-000001", "check-ep000002"}
+    assert there == here
+    found = [(p.episode, p.feature, p.message[:30], os.path.basename(p.path)) for p in there]
+    assert found == [(1, CAM, "video file is missing", "episode_000001.mp4"),  # the plan's (here)
+                     (0, CAM, "the video file is empty", "episode_000000.mp4"),  # the checks' (there)
+                     (2, None, "the Parquet file cannot be rea", "episode_000002.parquet")]
