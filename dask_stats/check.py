@@ -6,6 +6,8 @@ episode: the Parquet footer (rows, columns, types, null counts, episode_index), 
 the video's start, and each video container (opens, codec the backend can read, enough frames).
 ``convert`` runs it as its preflight with the
 video headers left to the video tasks (a 4 ms open per video adds up to minutes on DROID's 276k videos).
+The per-episode checks run in batches of episodes on a cluster's workers when its workers are not threads of this
+process (``check_plan``).
 """
 
 from __future__ import annotations

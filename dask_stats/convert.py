@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -95,10 +96,11 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
     target.remove_temporaries("meta")  # left by a run killed while writing
     phase = Phases(quiet=opts.run.quiet)
     quiet = opts.run.quiet
-    with scheduling.open_client(opts.run, client) as dask_client:  # before the preflight, which may use it
-        url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
-        if not quiet and url:
-            print(f"Dask dashboard: {url}", flush=True)
+    with ExitStack() as stack:
+        # the preflight checks the episodes on a cluster whose workers are not threads of this process: that one is
+        # opened first; a local threads cluster after planning (a refused dataset does not wait for its start)
+        early = client is not None or scheduling.scheduler_address(opts.run) or opts.run.scheduler == "processes"
+        dask_client = stack.enter_context(scheduling.open_client(opts.run, client)) if early else None
         with phase("planning and checking"):
             plan, findings = preflight(source, opts, backend, in_place=output is None, client=dask_client)
             restat = plan.version == "v3.0"  # an existing v3.0 dataset gets new stats, and stays v3.0
@@ -116,6 +118,11 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         resumed = len(done)
         if done and not quiet:
             print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
+        if dask_client is None:
+            dask_client = stack.enter_context(scheduling.open_client(opts.run, client))
+        url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
+        if not quiet and url:
+            print(f"Dask dashboard: {url}", flush=True)
         results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet,
                                  stall_s=scheduling.stall_limit_s(tasks))
         if build:  # the stream copies need the probes and data files of the first phase

@@ -413,3 +413,27 @@ def test_episode_checks_on_a_cluster_find_the_same_problems_in_episode_order(ds,
     assert found == [(1, CAM, "video file is missing", "episode_000001.mp4"),  # the plan's (here)
                      (0, CAM, "the video file is empty", "episode_000000.mp4"),  # the checks' (there)
                      (2, None, "the Parquet file cannot be rea", "episode_000002.parquet")]
+
+
+def test_convert_checks_on_the_process_cluster_it_starts_once(small_dataset, tmp_path, monkeypatch):
+    """``scheduler="processes"``: the cluster that convert starts for the stats is started once, before the preflight,
+    whose episode checks run on its worker processes."""
+    from dask_stats import scheduling
+
+    module = importlib.import_module("dask_stats.check")
+    clusters, checked_on = [], []
+
+    class Counted(scheduling.LocalCluster):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            clusters.append(self)
+
+    def on_cluster(client, *args):
+        checked_on.append(client.scheduler.address)
+        return checks(client, *args)
+
+    checks = module._on_cluster
+    monkeypatch.setattr(scheduling, "LocalCluster", Counted)
+    monkeypatch.setattr(module, "_on_cluster", on_cluster)
+    dask_stats.convert(small_dataset, tmp_path / "out", scheduler="processes", num_workers=1, quiet=True)
+    assert [cluster.scheduler_address for cluster in clusters] == checked_on and len(checked_on) == 1
