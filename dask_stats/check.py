@@ -44,29 +44,30 @@ def check(root: str | os.PathLike, output: str | os.PathLike | None = None, *, c
     """Every problem found in the dataset at ``root`` (errors and warnings); [] when all is well.
 
     ``options`` are those of :func:`dask_stats.convert` (the ones that do not concern checking are ignored);
-    with ``output``, the conversion would write a copy there (a read-only source is then fine).  With ``client``
-    or a scheduler address (``scheduler_address=``, ``DASK_SCHEDULER_ADDRESS``), the episodes' files are checked
-    on that cluster's workers; no cluster is started for a check."""
+    with ``output``, the conversion would write a copy there (a read-only source is then fine).  With ``client``,
+    a scheduler address (``scheduler_address=``, ``DASK_SCHEDULER_ADDRESS``) or ``scheduler="processes"`` (a local
+    cluster of ``num_workers`` processes), the episodes' files are checked on that cluster's workers."""
     opts = Options.of(**options)
     backend = get_backend(opts.stats.video_backend)
     source = Store(root, storage_options)
     found = output_problems(source, Store(output, storage_options)) if output is not None else []
-    with _existing_cluster(opts, client) as cluster:
+    with _cluster(opts, client) as cluster:
         return found + diagnose(source, opts, backend, in_place=output is None, client=cluster)[1]
 
 
 @contextmanager
-def _existing_cluster(options: Options, client: Client | None) -> Iterator[Client | None]:
-    """``client``, else a client of the scheduler the options name (as ``scheduling.scheduler_address`` reads
-    them), else None."""
+def _cluster(options: Options, client: Client | None) -> Iterator[Client | None]:
+    """``client``, a client of the scheduler the options name (as ``scheduling.scheduler_address`` reads them), or
+    of a local cluster of worker processes (``scheduler="processes"``); else None: the check runs here."""
     import dask
 
-    if client is None and not (options.run.scheduler_address or dask.config.get("scheduler-address", None)):
+    address = options.run.scheduler_address or dask.config.get("scheduler-address", None)
+    if client is None and not address and options.run.scheduler != "processes":
         yield None  # distributed (seconds to import) is not needed
         return
     from .scheduling import open_client
 
-    with open_client(options.run, client) as cluster:
+    with open_client(replace(options.run, quiet=True), client) as cluster:  # quiet: no dashboard (no link printed)
         yield cluster
 
 
@@ -299,11 +300,12 @@ class EpisodeChecker:
 
     def batch(self, episodes: list[Episode]) -> list[Problem]:
         """The problems of ``episodes``, in their order (here, or as one task on a cluster)."""
-        store = self.plan.store
-        if store.local and not (self.videos and self.plan.videos):  # local footers: serial beats threads (GIL)
+        local = self.plan.store.local
+        if local and not (self.videos and self.plan.videos):  # local footers: serial beats threads (GIL)
             found = map(self, episodes)
         else:  # remote files: many small reads, overlapped; local videos: FFmpeg opens them without the GIL
-            with ThreadPoolExecutor(max_workers=16 if not store.local else os.cpu_count() or 1) as pool:
+            threads = (self.options.run.num_workers or os.cpu_count() or 1) if local else 16
+            with ThreadPoolExecutor(max_workers=threads) as pool:
                 found = list(pool.map(self, episodes))
         return [problem for episode_problems in found for problem in episode_problems]
 

@@ -18,6 +18,7 @@ from helpers import CAM, FAST, SMALL, data, edit_json, edit_jsonl, expect, rewri
 
 import dask_stats
 from dask_stats.check import check
+from dask_stats.cli import main
 from dask_stats.errors import DatasetError
 
 
@@ -415,9 +416,10 @@ def test_episode_checks_on_a_cluster_find_the_same_problems_in_episode_order(ds,
                      (2, None, "the Parquet file cannot be rea", "episode_000002.parquet")]
 
 
-def test_convert_checks_on_the_process_cluster_it_starts_once(small_dataset, tmp_path, monkeypatch):
-    """``scheduler="processes"``: the cluster that convert starts for the stats is started once, before the preflight,
-    whose episode checks run on its worker processes."""
+@pytest.mark.parametrize("command", ["convert", "check"])
+def test_episodes_are_checked_on_the_process_cluster_started_once(small_dataset, tmp_path, monkeypatch, command):
+    """``--scheduler processes``: one local cluster is started (convert: before the preflight, and the stats run on
+    it too), and the episodes are checked on its worker processes."""
     from dask_stats import scheduling
 
     module = importlib.import_module("dask_stats.check")
@@ -435,5 +437,8 @@ def test_convert_checks_on_the_process_cluster_it_starts_once(small_dataset, tmp
     checks = module._on_cluster
     monkeypatch.setattr(scheduling, "LocalCluster", Counted)
     monkeypatch.setattr(module, "_on_cluster", on_cluster)
-    dask_stats.convert(small_dataset, tmp_path / "out", scheduler="processes", num_workers=1, quiet=True)
+    if command == "convert":
+        dask_stats.convert(small_dataset, tmp_path / "out", scheduler="processes", num_workers=1, quiet=True)
+    else:
+        assert main(["check", "--root", str(small_dataset), "--scheduler", "processes", "--num-workers", "1"]) == 0
     assert [cluster.scheduler_address for cluster in clusters] == checked_on and len(checked_on) == 1
