@@ -442,3 +442,22 @@ def test_episodes_are_checked_on_the_process_cluster_started_once(small_dataset,
     else:
         assert main(["check", "--root", str(small_dataset), "--scheduler", "processes", "--num-workers", "1"]) == 0
     assert [cluster.scheduler_address for cluster in clusters] == checked_on and len(checked_on) == 1
+
+
+def test_a_remote_dataset_is_planned_from_one_listing(small_dataset, s3_server, monkeypatch):
+    """Which files are missing comes from one listing of the dataset, not a request per file (400,000 of them for
+    100,000 episodes); missing files are still reported with episode and path."""
+    from dask_stats.options import StatsOptions
+    from dask_stats.plan import plan_dataset
+    from dask_stats.storage import Store
+
+    fs, options = s3_server
+    fs.put(str(small_dataset), "robots/listed", recursive=True)
+    fs.rm("robots/listed/" + str(data(small_dataset, 1).relative_to(small_dataset)))
+    fs.rm("robots/listed/" + str(video(small_dataset, 2).relative_to(small_dataset)))
+    asked = []
+    monkeypatch.setattr(Store, "is_file", lambda store, path: asked.append(path) or fs.isfile(path))
+    _, problems = plan_dataset(Store("s3://robots/listed", options), StatsOptions())
+    assert [(p.episode, p.message, p.path.rsplit("/", 1)[1]) for p in problems] == [
+        (1, "Parquet file is missing", "episode_000001.parquet"), (2, "video file is missing", "episode_000002.mp4")]
+    assert asked == ["robots/listed/meta/stats.json"]
