@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import posixpath
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -301,6 +302,9 @@ class EpisodeChecker:
     def batch(self, episodes: list[Episode]) -> list[Problem]:
         """The problems of ``episodes``, in their order (here, or as one task on a cluster)."""
         local = self.plan.store.local
+        if not local:  # one listing per directory answers "is it a file, how big" for all (not a request per file)
+            self._list({posixpath.dirname(path) for ep in episodes
+                        for path in (ep.data_path, *(ep.video_paths.values() if self.videos else ()))})
         if local and not (self.videos and self.plan.videos):  # local footers: serial beats threads (GIL)
             found = map(self, episodes)
         else:  # remote files: many small reads, overlapped; local videos: FFmpeg opens them without the GIL
@@ -308,6 +312,14 @@ class EpisodeChecker:
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 found = list(pool.map(self, episodes))
         return [problem for episode_problems in found for problem in episode_problems]
+
+    def _list(self, directories: set[str]) -> None:
+        """List ``directories`` into the filesystem's listings cache (planning did so on the client)."""
+        for directory in sorted(directories):
+            try:
+                self.plan.store.fs.ls(directory)
+            except FileNotFoundError:
+                continue  # its files are reported missing by the plan
 
     def __call__(self, ep: Episode) -> list[Problem]:
         plan = self.plan
