@@ -461,3 +461,27 @@ def test_a_remote_dataset_is_planned_from_one_listing(small_dataset, s3_server, 
     assert [(p.episode, p.message, p.path.rsplit("/", 1)[1]) for p in problems] == [
         (1, "Parquet file is missing", "episode_000001.parquet"), (2, "video file is missing", "episode_000002.mp4")]
     assert asked == ["robots/listed/meta/stats.json"]
+
+
+def test_a_batch_of_remote_episodes_asks_for_listings_not_for_each_file(small_dataset, s3_server, monkeypatch):
+    """On a worker (a filesystem without planning's listings), a batch lists its directories once instead of asking
+    S3 about each file (is it there, how big) before reading it."""
+    from dask_stats.check import EpisodeChecker
+    from dask_stats.options import Options
+    from dask_stats.plan import plan_dataset
+    from dask_stats.storage import Store
+    from dask_stats.video import get_backend
+
+    fs, options = s3_server
+    fs.put(str(small_dataset), "robots/batch", recursive=True)
+    plan, _ = plan_dataset(Store("s3://robots/batch", options), Options().stats)
+    fs.invalidate_cache()
+    calls, call_s3 = [], fs._call_s3
+
+    async def counted(method, *args, **kwargs):
+        calls.append(method)
+        return await call_s3(method, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "_call_s3", counted)
+    assert EpisodeChecker(plan, Options(), get_backend("pyav")).batch(plan.episodes) == []
+    assert "list_objects_v2" in calls and "head_object" not in calls, calls
