@@ -6,6 +6,8 @@ episode: the Parquet footer (rows, columns, types, null counts, episode_index), 
 the video's start, and each video container (opens, codec the backend can read, enough frames).
 ``convert`` runs it as its preflight with the
 video headers left to the video tasks (a 4 ms open per video adds up to minutes on DROID's 276k videos).
+The per-episode checks run in batches of episodes on a cluster's workers when its workers are not threads of this
+process (``check_plan``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import posixpath
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -30,18 +36,40 @@ from .sampling import WALL_CLOCK_S, sample_positions, video_problems
 from .storage import Store
 from .video import VideoBackend, VideoHeader, get_backend
 
+if TYPE_CHECKING:
+    from distributed import Client
 
-def check(root: str | os.PathLike, output: str | os.PathLike | None = None, *, storage_options: dict | None = None,
-          **options) -> list[Problem]:
+
+def check(root: str | os.PathLike, output: str | os.PathLike | None = None, *, client: Client | None = None,
+          storage_options: dict | None = None, **options) -> list[Problem]:
     """Every problem found in the dataset at ``root`` (errors and warnings); [] when all is well.
 
     ``options`` are those of :func:`dask_stats.convert` (the ones that do not concern checking are ignored);
-    with ``output``, the conversion would write a copy there (a read-only source is then fine)."""
+    with ``output``, the conversion would write a copy there (a read-only source is then fine).  With ``client``,
+    a scheduler address (``scheduler_address=``, ``DASK_SCHEDULER_ADDRESS``) or ``scheduler="processes"`` (a local
+    cluster of ``num_workers`` processes), the episodes' files are checked on that cluster's workers."""
     opts = Options.of(**options)
     backend = get_backend(opts.stats.video_backend)
     source = Store(root, storage_options)
     found = output_problems(source, Store(output, storage_options)) if output is not None else []
-    return found + diagnose(source, opts, backend, in_place=output is None)[1]
+    with _cluster(opts, client) as cluster:
+        return found + diagnose(source, opts, backend, in_place=output is None, client=cluster)[1]
+
+
+@contextmanager
+def _cluster(options: Options, client: Client | None) -> Iterator[Client | None]:
+    """``client``, a client of the scheduler the options name (as ``scheduling.scheduler_address`` reads them), or
+    of a local cluster of worker processes (``scheduler="processes"``); else None: the check runs here."""
+    import dask
+
+    address = options.run.scheduler_address or dask.config.get("scheduler-address", None)
+    if client is None and not address and options.run.scheduler != "processes":
+        yield None  # distributed (seconds to import) is not needed
+        return
+    from .scheduling import open_client
+
+    with open_client(replace(options.run, quiet=True), client) as cluster:  # quiet: no dashboard (no link printed)
+        yield cluster
 
 
 OUTPUT_MARKER = ".dask_stats-output"  # in an --output directory this tool is writing (removed once complete)
@@ -76,14 +104,16 @@ def output_problems(source: Store, target: Store) -> list[Problem]:
     return [Problem("the output directory is not empty", path=where, fix="choose a new or empty --output directory")]
 
 
-def preflight(store: Store, options: Options, backend: VideoBackend, in_place: bool) -> tuple[Plan, list[Problem]]:
+def preflight(store: Store, options: Options, backend: VideoBackend, in_place: bool,
+              client: Client | None = None) -> tuple[Plan, list[Problem]]:
     """The plan of a conversion and its warnings; raises DatasetError listing every error.  Video headers
-    are left to the video tasks (each checks its own video on a worker), except one per camera."""
+    are left to the video tasks (each checks its own video on a worker), except one per camera.  The episodes'
+    files are checked on ``client``'s workers where that helps (``check_plan``)."""
     if options.safety.skip_check:
         plan, problems = plan_dataset(store, options.stats)
         problems += _version_problems(plan, options)
     else:
-        plan, problems = diagnose(store, options, backend, in_place, videos=False)
+        plan, problems = diagnose(store, options, backend, in_place, videos=False, client=client)
     errors = [p for p in problems if p.severity == "error" or p.message.startswith(ALREADY_CONVERTED)]
     if errors:
         raise DatasetError(errors)
@@ -91,9 +121,9 @@ def preflight(store: Store, options: Options, backend: VideoBackend, in_place: b
 
 
 def diagnose(store: Store, options: Options, backend: VideoBackend, in_place: bool = True,
-             videos: bool = True) -> tuple[Plan | None, list[Problem]]:
+             videos: bool = True, client: Client | None = None) -> tuple[Plan | None, list[Problem]]:
     """The plan (None if the metadata is too broken) and every problem of the dataset in ``store``, each
-    reported once; ``videos=False`` opens only the first video of each camera."""
+    reported once; ``videos=False`` opens only the first video of each camera; ``client``: see ``check_plan``."""
     plan, problems = plan_dataset(store, options.stats)
     if plan is None:
         return None, problems
@@ -107,7 +137,7 @@ def diagnose(store: Store, options: Options, backend: VideoBackend, in_place: bo
     if any(p.severity == "error" and p.feature is None and p.path == store.display(store.path(layout.INFO))
            for p in problems):
         return plan, problems  # info.json itself is wrong (not one feature's declaration): the files cannot be judged
-    return plan, problems + check_plan(plan, options, backend, in_place, videos)
+    return plan, problems + check_plan(plan, options, backend, in_place, videos, client)
 
 
 ALREADY_CONVERTED = "the dataset is already at "  # + version: "info" for check; convert stops (the CLI exits 0)
@@ -128,8 +158,10 @@ def _version_problems(plan: Plan | None, options: Options) -> list[Problem]:
 
 
 def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bool = True,
-               videos: bool = True) -> list[Problem]:
-    """Problems of the files of a planned conversion (see ``diagnose``)."""
+               videos: bool = True, client: Client | None = None) -> list[Problem]:
+    """Problems of the files of a planned conversion (see ``diagnose``).  The episodes' files are checked on
+    ``client``'s workers when they run outside this process (a cluster reading the files where they live, or
+    worker processes on more cores), else here."""
     problems = []
     store = plan.store
     meta = store.path("meta")
@@ -147,15 +179,27 @@ def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bo
     if not videos:
         problems += _first_videos_readable(plan, backend)
     work = EpisodeChecker(plan, options, backend, videos)
-    if store.local and not (videos and plan.videos):  # local footers: serial beats threads contending for the GIL
-        found = map(work, plan.episodes)
-    else:  # remote files: many small reads, overlapped; local videos: FFmpeg opens them without the GIL
-        pool = ThreadPoolExecutor(max_workers=16 if not store.local else os.cpu_count() or 1)
-        found = pool.map(work, plan.episodes)
-        pool.shutdown(wait=False)
-    for episode_problems in found:
-        problems += episode_problems
-    return problems
+    if client is not None and not getattr(client, "dask_stats_in_process", False):
+        return problems + _on_cluster(client, work, plan.episodes, options.run.retries)
+    return problems + work.batch(plan.episodes)
+
+
+CHECK_BATCH = 500  # episodes per preflight task on a cluster (100k episodes: 200 tasks)
+
+
+def _on_cluster(client: Client, work: EpisodeChecker, episodes: list[Episode], retries: int) -> list[Problem]:
+    """The problems of ``episodes``, in their order, checked in batches on the cluster's workers (tasks named
+    like ``check-ep000000-000499``)."""
+    from .tasks import task_key
+
+    batches = [episodes[i:i + CHECK_BATCH] for i in range(0, len(episodes), CHECK_BATCH)]
+    keys = [task_key("check", [batch[0].index, batch[-1].index]) for batch in batches]
+    # one graph per batch: the episodes' paths (~350 bytes each) would make one graph of 35 MB at 100k episodes
+    futures = [client.submit(work.batch, batch, key=key, retries=retries) for batch, key in zip(batches, keys)]
+    try:
+        return [problem for found in client.gather(futures) for problem in found]
+    finally:
+        client.cancel(futures)
 
 
 def _total_problems(plan: Plan) -> list[Problem]:
@@ -245,13 +289,37 @@ class EpisodeChecker:
     (columns, types, where the footer keeps a column's statistics) is worked out once per schema."""
 
     def __init__(self, plan: Plan, options: Options, backend: VideoBackend, videos: bool = True):
-        self.plan, self.options, self.backend, self.videos = plan, options, backend, videos
+        # the dataset's declarations, not its episodes: each episode comes with its call (and the checker is
+        # shipped to the workers with every batch)
+        self.plan, self.options, self.backend, self.videos = replace(plan, episodes=[]), options, backend, videos
         self._schemas: dict[pa.Schema, tuple[list[Problem], dict[str, range]]] = {}
         # the cameras by frame rate, when sampled rows will find their frames by timestamp
         self._grids: dict[float, list[str]] = {}
         if options.stats.frame_lookup == "timestamp":
             for key in plan.videos:
                 self._grids.setdefault(_video_fps(plan, key), []).append(key)
+
+    def batch(self, episodes: list[Episode]) -> list[Problem]:
+        """The problems of ``episodes``, in their order (here, or as one task on a cluster)."""
+        local = self.plan.store.local
+        if not local:  # one listing per directory answers "is it a file, how big" for all (not a request per file)
+            self._list({posixpath.dirname(path) for ep in episodes
+                        for path in (ep.data_path, *(ep.video_paths.values() if self.videos else ()))})
+        if local and not (self.videos and self.plan.videos):  # local footers: serial beats threads (GIL)
+            found = map(self, episodes)
+        else:  # remote files: many small reads, overlapped; local videos: FFmpeg opens them without the GIL
+            threads = (self.options.run.num_workers or os.cpu_count() or 1) if local else 16
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                found = list(pool.map(self, episodes))
+        return [problem for episode_problems in found for problem in episode_problems]
+
+    def _list(self, directories: set[str]) -> None:
+        """List ``directories`` into the filesystem's listings cache (planning did so on the client)."""
+        for directory in sorted(directories):
+            try:
+                self.plan.store.fs.ls(directory)
+            except FileNotFoundError:
+                continue  # its files are reported missing by the plan
 
     def __call__(self, ep: Episode) -> list[Problem]:
         plan = self.plan

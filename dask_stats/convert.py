@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -94,25 +95,31 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
             raise DatasetError(problems)
     target.remove_temporaries("meta")  # left by a run killed while writing
     phase = Phases(quiet=opts.run.quiet)
-    with phase("planning and checking"):
-        plan, findings = preflight(source, opts, backend, in_place=output is None)
-        restat = plan.version == "v3.0"  # an existing v3.0 dataset gets new stats, and stays v3.0
-        if restat:
-            opts = replace(opts, stats=replace(opts.stats, to="v3.0"))
-        build = V30Build(plan, target, opts, in_place=output is None) if opts.stats.to == "v3.0" and not restat \
-            else None
-        if build and build.problems():
-            raise DatasetError(build.problems())
-    timings = {"plan": time.perf_counter() - start}
-
-    tasks = build_tasks(plan, opts, backend) + (build.first_tasks() if build else [])
-    checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
-    done = _resumable(checkpoint, tasks) if opts.run.resume else {}
-    resumed = len(done)
     quiet = opts.run.quiet
-    if done and not quiet:
-        print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
-    with scheduling.open_client(opts.run, client) as dask_client:
+    with ExitStack() as stack:
+        # the preflight checks the episodes on a cluster whose workers are not threads of this process: that one is
+        # opened first; a local threads cluster after planning (a refused dataset does not wait for its start)
+        early = client is not None or scheduling.scheduler_address(opts.run) or opts.run.scheduler == "processes"
+        dask_client = stack.enter_context(scheduling.open_client(opts.run, client)) if early else None
+        with phase("planning and checking"):
+            plan, findings = preflight(source, opts, backend, in_place=output is None, client=dask_client)
+            restat = plan.version == "v3.0"  # an existing v3.0 dataset gets new stats, and stays v3.0
+            if restat:
+                opts = replace(opts, stats=replace(opts.stats, to="v3.0"))
+            build = V30Build(plan, target, opts, in_place=output is None) if opts.stats.to == "v3.0" and not restat \
+                else None
+            if build and build.problems():
+                raise DatasetError(build.problems())
+        timings = {"plan": time.perf_counter() - start}
+
+        tasks = build_tasks(plan, opts, backend) + (build.first_tasks() if build else [])
+        checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
+        done = _resumable(checkpoint, tasks) if opts.run.resume else {}
+        resumed = len(done)
+        if done and not quiet:
+            print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
+        if dask_client is None:
+            dask_client = stack.enter_context(scheduling.open_client(opts.run, client))
         url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
         if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)

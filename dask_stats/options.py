@@ -140,12 +140,15 @@ class SafetyOptions:
 class RunOptions:
     """Where and how the work runs; the numbers do not depend on these."""
 
-    num_workers: int | None = option(None, "parallel workers (default: all cores)", parse=positive_int)
+    num_workers: int | None = option(None, "parallel workers (default: all cores)", parse=positive_int, check=True)
     scheduler: str = option("threads", "local cluster: one process with a thread per worker (default, fastest) or "
                                        "one single-threaded process per worker (isolates decoder crashes and "
-                                       "hangs)", choices=("threads", "processes"))
-    scheduler_address: str | None = option(None, "run on an existing Dask scheduler (tcp://host:8786)",
-                                           metavar="ADDRESS")
+                                       "hangs); check: threads checks in this process without a cluster, processes "
+                                       "on a local cluster (faster for many videos)", choices=("threads", "processes"),
+                            check=True)
+    scheduler_address: str | None = option(None, "run on an existing Dask scheduler (tcp://host:8786); check: "
+                                                 "its workers check the episodes' files", metavar="ADDRESS",
+                                           check=True)
     dashboard_address: str | None = option(None, "where the local cluster serves its dashboard (default: a free "
                                                  "port on 127.0.0.1, none with --quiet; 'off': none)",
                                            metavar="HOST:PORT")

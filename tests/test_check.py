@@ -5,6 +5,7 @@ read-only sources, outputs that cannot be written."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from helpers import CAM, FAST, SMALL, data, edit_json, edit_jsonl, expect, rewri
 
 import dask_stats
 from dask_stats.check import check
+from dask_stats.cli import main
 from dask_stats.errors import DatasetError
 
 
@@ -391,3 +393,95 @@ def test_chunk_index_placeholder_is_accepted_with_a_warning(ds):
     expect(ds, message="read as {episode_chunk}", severity="warning")
     assert not [p for p in dask_stats.check(ds) if p.severity == "error"]
     assert dask_stats.convert(ds, **FAST).episodes == 3
+
+
+def test_episode_checks_on_a_cluster_find_the_same_problems_in_episode_order(ds, monkeypatch):
+    """With a client whose workers run outside this process, the episodes' files are checked there in batches named
+    by the episodes they cover; the problems are those found here, in the same order, each naming its file."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    data(ds, 2).write_bytes(data(ds, 2).read_bytes()[:-20])  # a damaged footer
+    video(ds, 0).write_bytes(b"")
+    video(ds, 1).unlink()
+    here = check(ds)
+    monkeypatch.setattr(importlib.import_module("dask_stats.check"), "CHECK_BATCH", 2)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client, get_task_stream(client) as stream:
+        there = check(ds, client=client)
+    assert {task["key"] for task in stream.data} == {"check-ep000000-000001", "check-ep000002"}
+    assert there == here
+    found = [(p.episode, p.feature, p.message[:30], os.path.basename(p.path)) for p in there]
+    assert found == [(1, CAM, "video file is missing", "episode_000001.mp4"),  # the plan's (here)
+                     (0, CAM, "the video file is empty", "episode_000000.mp4"),  # the checks' (there)
+                     (2, None, "the Parquet file cannot be rea", "episode_000002.parquet")]
+
+
+@pytest.mark.parametrize("command", ["convert", "check"])
+def test_episodes_are_checked_on_the_process_cluster_started_once(small_dataset, tmp_path, monkeypatch, command):
+    """``--scheduler processes``: one local cluster is started (convert: before the preflight, and the stats run on
+    it too), and the episodes are checked on its worker processes."""
+    from dask_stats import scheduling
+
+    module = importlib.import_module("dask_stats.check")
+    clusters, checked_on = [], []
+
+    class Counted(scheduling.LocalCluster):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            clusters.append(self)
+
+    def on_cluster(client, *args):
+        checked_on.append(client.scheduler.address)
+        return checks(client, *args)
+
+    checks = module._on_cluster
+    monkeypatch.setattr(scheduling, "LocalCluster", Counted)
+    monkeypatch.setattr(module, "_on_cluster", on_cluster)
+    if command == "convert":
+        dask_stats.convert(small_dataset, tmp_path / "out", scheduler="processes", num_workers=1, quiet=True)
+    else:
+        assert main(["check", "--root", str(small_dataset), "--scheduler", "processes", "--num-workers", "1"]) == 0
+    assert [cluster.scheduler_address for cluster in clusters] == checked_on and len(checked_on) == 1
+
+
+def test_a_remote_dataset_is_planned_from_one_listing(small_dataset, s3_server, monkeypatch):
+    """Which files are missing comes from one listing of the dataset, not a request per file (400,000 of them for
+    100,000 episodes); missing files are still reported with episode and path."""
+    from dask_stats.options import StatsOptions
+    from dask_stats.plan import plan_dataset
+    from dask_stats.storage import Store
+
+    fs, options = s3_server
+    fs.put(str(small_dataset), "robots/listed", recursive=True)
+    fs.rm("robots/listed/" + str(data(small_dataset, 1).relative_to(small_dataset)))
+    fs.rm("robots/listed/" + str(video(small_dataset, 2).relative_to(small_dataset)))
+    asked = []
+    monkeypatch.setattr(Store, "is_file", lambda store, path: asked.append(path) or fs.isfile(path))
+    _, problems = plan_dataset(Store("s3://robots/listed", options), StatsOptions())
+    assert [(p.episode, p.message, p.path.rsplit("/", 1)[1]) for p in problems] == [
+        (1, "Parquet file is missing", "episode_000001.parquet"), (2, "video file is missing", "episode_000002.mp4")]
+    assert asked == ["robots/listed/meta/stats.json"]
+
+
+def test_a_batch_of_remote_episodes_asks_for_listings_not_for_each_file(small_dataset, s3_server, monkeypatch):
+    """On a worker (a filesystem without planning's listings), a batch lists its directories once instead of asking
+    S3 about each file (is it there, how big) before reading it."""
+    from dask_stats.check import EpisodeChecker
+    from dask_stats.options import Options
+    from dask_stats.plan import plan_dataset
+    from dask_stats.storage import Store
+    from dask_stats.video import get_backend
+
+    fs, options = s3_server
+    fs.put(str(small_dataset), "robots/batch", recursive=True)
+    plan, _ = plan_dataset(Store("s3://robots/batch", options), Options().stats)
+    fs.invalidate_cache()
+    calls, call_s3 = [], fs._call_s3
+
+    async def counted(method, *args, **kwargs):
+        calls.append(method)
+        return await call_s3(method, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "_call_s3", counted)
+    assert EpisodeChecker(plan, Options(), get_backend("pyav")).batch(plan.episodes) == []
+    assert "list_objects_v2" in calls and "head_object" not in calls, calls

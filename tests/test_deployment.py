@@ -4,7 +4,9 @@ results, and the same output as a local run."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -15,6 +17,8 @@ from fake_backends import SlowBackend
 from helpers import FAST
 
 import dask_stats
+from dask_stats.cli import main
+from dask_stats.errors import DatasetError
 from dask_stats.sample import Camera, SampleSpec
 
 
@@ -53,6 +57,44 @@ def test_cluster_spreads_work_survives_a_lost_worker_and_matches_local(s3_server
     assert victim.poll() is not None, "the worker was killed during the run"
     assert result.episodes == local.episodes
     same_files(tmp_path / "local", tmp_path / "killed")
+
+
+def test_preflight_checks_remote_episodes_on_the_workers(s3_server, dask_cluster, dataset, tmp_path, monkeypatch,
+                                                         capsys):
+    """The episodes of a dataset on S3 are checked by the cluster's workers, in batches named by the episodes they
+    cover; what they find (a damaged Parquet footer; for check, an empty video) names episode and file, check
+    exits 1 and convert refuses with it."""
+    fs, options = s3_server
+    broken = shutil.copytree(dataset, tmp_path / "broken")
+    parquet = broken / "data/chunk-001/episode_000005.parquet"
+    parquet.write_bytes(parquet.read_bytes()[:-20])
+    (broken / "videos/chunk-000/observation.images.side/episode_000002.mp4").write_bytes(b"")
+    fs.put(str(broken), "robots/broken", recursive=True)
+    root = "s3://robots/broken"
+    monkeypatch.setattr(importlib.import_module("dask_stats.check"), "CHECK_BATCH", 3)
+    address, client, _ = dask_cluster
+    batches = {"check-ep000000-000002", "check-ep000003-000005", "check-ep000006-000007"}
+
+    with get_task_stream(client) as stream:
+        problems = dask_stats.check(root, client=client, storage_options=options)
+    assert {task["key"] for task in stream.data} == batches
+    found = {(p.episode, p.feature, p.path.rsplit("/", 1)[1]): p.message for p in problems}
+    assert found.keys() == {(2, "observation.images.side", "episode_000002.mp4"), (5, None, "episode_000005.parquet")}
+    assert "cannot be read" in found[5, None, "episode_000005.parquet"]
+
+    with get_task_stream(client) as stream:  # the command line, through the scheduler's address
+        assert main(["check", "--root", root, "--scheduler-address", address]) == 1
+    assert {task["key"] for task in stream.data} == batches
+    out = capsys.readouterr().out
+    assert f"(episode 5, file {root}/data/chunk-001/episode_000005.parquet)" in out
+    assert f"(episode 2, feature 'observation.images.side', file {root}/videos/chunk-000/" in out
+
+    with get_task_stream(client) as stream, pytest.raises(DatasetError) as refused:
+        dask_stats.convert(root, "s3://robots/broken-out", client=client, storage_options=options, quiet=True)
+    assert {task["key"] for task in stream.data} == batches  # the preflight's, and nothing after it
+    [problem] = refused.value.problems
+    assert (problem.episode, problem.path) == (5, f"{root}/data/chunk-001/episode_000005.parquet")
+    assert not fs.exists("robots/broken-out/meta")
 
 
 def same_files(expected: Path, actual: Path) -> None:
