@@ -8,6 +8,7 @@ timeout, and collects every failure instead of stopping at the first.
 from __future__ import annotations
 
 import faulthandler
+import itertools
 import logging
 import os
 import sys
@@ -188,18 +189,38 @@ def _arm(stall_s: float | None) -> None:
         return
 
 
+IN_FLIGHT_PER_THREAD = 16  # tasks submitted ahead per worker thread (at least MIN_IN_FLIGHT)
+MIN_IN_FLIGHT = 1_000
+
+
 def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None:
-    todo = [t for t in tasks if t.key not in done]
+    # highest priority first, as the scheduler would run them; submitted a window at a time, so that the client
+    # holds the graph and futures of a bounded number of tasks however many the run has
+    todo = sorted((t for t in tasks if t.key not in done), key=lambda t: -t.priority)
     progress = _EpisodeProgress(tasks, todo)
+    window = max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values())) if todo else 0
+    pending = iter(todo)
+    by_key: dict[str, Task] = {}
+    # as_completed holds each future until it is done; the result is then released on the cluster at once,
+    # so workers do not keep finished results (nor recompute them when a worker dies later in the run)
+    finished = as_completed()
+
+    def submit(count: int) -> None:
+        batch = list(itertools.islice(pending, count))
+        graphs = [t.delayed for t in batch]
+        for task in batch:
+            task.delayed = None  # from now on the future stands for it
+            by_key[task.key] = task
+        finished.update(client.compute(graphs, retries=retries) if batch else [])
+
     problems = []
-    by_key = {t.key: t for t in todo}
     with tqdm(total=progress.total, initial=progress.finished, unit="episode", disable=quiet, desc=label) as bar:
-        # as_completed holds each future until it is done; the result is then released on the cluster at once,
-        # so workers do not keep finished results (nor recompute them when a worker dies later in the run)
-        finished = as_completed(client.compute([t.delayed for t in todo], retries=retries) if todo else [])
+        submit(window)
         _arm(stall_s)
         for future in finished:
             _arm(stall_s)
+            if finished.count() < window // 2:
+                submit(window - finished.count())
             task = by_key.pop(future.key)
             try:
                 on_result(task, future.result())

@@ -10,7 +10,7 @@ the :class:`Task`, never by parsing keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import dask
@@ -30,19 +30,21 @@ from .video_stats import VideoEpisode, VideoJob, video_stats
 
 @dataclass
 class Task:
-    """One Dask task of the graph: its kind, the episodes it covers, where it works, and its Dask object."""
+    """One Dask task of the graph: its kind, the episodes it covers, where it works, and its Dask object (until it
+    is submitted: ``scheduling.run`` then drops it, so that the graphs of a run's tasks are never all held)."""
 
     kind: str  # "parquet", "video", or a v3.0 file task ("v30-data", "v30-probe", "v30-video")
     episodes: list[int]
     where: Location
-    delayed: Delayed
+    delayed: Delayed | None
     feature: str | None = None  # the one feature the task works on, if any
     output: str | None = None  # the file the task writes, if any (a resumed task's file must still be there)
     timeout_s: float = 3600.0  # the longest the task may take (its timeouts; longer means a hang)
+    priority: int = 0  # as annotated on ``delayed``: tasks are submitted highest first
+    key: str = field(init=False)
 
-    @property
-    def key(self) -> str:
-        return self.delayed.key
+    def __post_init__(self):
+        self.key = self.delayed.key
 
 
 SAMPLED_FRAMES_PER_VIDEO_TASK = 200  # a v2.x video task covers consecutive episodes until it samples this many
@@ -96,10 +98,11 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
         where = Location(episodes[0], feature, plan.store.display(batch[0].videos[feature] if feature
                                                                   else batch[0].data_path))
         name = f"video-stats-{feature}" if feature else "video-stats"
-        with dask.annotate(priority=max(ep.length for ep in batch) - longest - 1):
+        priority = max(ep.length for ep in batch) - longest - 1
+        with dask.annotate(priority=priority):
             delayed = dask.delayed(video_stats)(job, dask_key_name=task_key(name, episodes))
         tasks.append(Task("video", episodes, where, delayed, feature=feature,
-                          timeout_s=sum(timeouts[ep.index] * len(ep.videos) for ep in batch)))
+                          timeout_s=sum(timeouts[ep.index] * len(ep.videos) for ep in batch), priority=priority))
     return tasks
 
 
