@@ -69,10 +69,9 @@ def checkpoints_dir() -> Path:
 def fingerprint(plan: Plan, options: StatsOptions) -> str:
     """Identifies the inputs (metadata, every data/video file's identity) and number-changing options."""
     digest = hashlib.sha256(f"{__version__}:{FORMAT}:{plan.fingerprint(options)}".encode())
-    identities = plan.store.identities()
-    for ep in plan.episodes:
-        for path in (ep.data_path, *ep.video_paths.values()):
-            digest.update(f"{path}:{identities.get(path)}\n".encode())
+    paths = (path for ep in plan.episodes for path in (ep.data_path, *ep.video_paths.values()))
+    for path, identity in plan.store.identities(paths):
+        digest.update(f"{path}:{identity}\n".encode())
     return digest.hexdigest()[:20]
 
 

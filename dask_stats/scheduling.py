@@ -219,8 +219,6 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None
         _arm(stall_s)
         for future in finished:
             _arm(stall_s)
-            if finished.count() < window // 2:
-                submit(window - finished.count())
             task = by_key.pop(future.key)
             try:
                 on_result(task, future.result())
@@ -238,6 +236,8 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None
                 problems.append(task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}"))
             future.release()
             bar.update(progress.task_done(task))
+            if finished.count() <= window // 2:
+                submit(window - finished.count())
     if problems:
         raise TaskError(problems)
 

@@ -60,13 +60,15 @@ def test_losing_a_worker_mid_run_still_completes(dask_cluster, dataset, referenc
 
 def test_task_results_are_folded_as_they_arrive_and_not_kept(dask_cluster, dataset, reference_output, tmp_path,
                                                              monkeypatch):
-    """O(1) client memory per task: once a result is folded in, nothing (futures, checkpoint, run) still holds it."""
+    """O(1) client memory per task: once a result is folded in, nothing (futures, checkpoint, run) still holds it,
+    and the client holds the futures of a window of tasks, not of the whole run."""
     from dask_stats.tasks import Results
 
     _, client, _ = dask_cluster
     folded, add, tables = [], Results.add, Results.tables
 
     def recording_add(self, task, result):
+        assert len(client.futures) <= 4
         parts = result.tables if task.kind == "video" else result
         folded.extend(weakref.ref(table) for table in parts.values())
         add(self, task, result)
@@ -79,6 +81,8 @@ def test_task_results_are_folded_as_they_arrive_and_not_kept(dask_cluster, datas
     monkeypatch.setattr(Results, "add", recording_add)
     monkeypatch.setattr(Results, "tables", checked_tables)
     monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one video task per episode
+    monkeypatch.setattr("dask_stats.scheduling.MIN_IN_FLIGHT", 4)
+    monkeypatch.setattr("dask_stats.scheduling.IN_FLIGHT_PER_THREAD", 1)  # 2 single-threaded workers: window 4
     dask_stats.convert(dataset, tmp_path / "out", client=client, quiet=True)
     assert episodes_stats(tmp_path / "out") == reference_output
 
@@ -147,8 +151,11 @@ def test_gil_holding_hang_in_threads_mode_ends_the_process(make_sample, tmp_path
 
 # -- order -------------------------------------------------------------------------------------------------------
 def test_longest_episodes_are_decoded_first(dataset, tmp_path, monkeypatch):
-    """So that a run ends on short tasks instead of one core finishing a long video alone."""
+    """So that a run ends on short tasks instead of one core finishing a long video alone (also when the tasks are
+    submitted a window at a time)."""
     monkeypatch.setattr("dask_stats.tasks.SAMPLED_FRAMES_PER_VIDEO_TASK", 1)  # one task per episode
+    monkeypatch.setattr("dask_stats.scheduling.MIN_IN_FLIGHT", 3)
+    monkeypatch.setattr("dask_stats.scheduling.IN_FLIGHT_PER_THREAD", 1)
     RecordingBackend.opened.clear()
     dask_stats.convert(dataset, tmp_path / "out", video_backend=RecordingBackend, **{**FAST, "num_workers": 1})
     lengths = [json.loads(line)["length"] for line in (dataset / "meta/episodes.jsonl").read_text().splitlines()]
