@@ -1,8 +1,8 @@
 """Where the stats graph runs: a given ``distributed.Client``, an existing scheduler, or a local cluster.
 
-The stats code builds ``dask.delayed`` objects with readable keys; this module runs them with retries,
-streams results back as they finish (checkpoint + progress in episodes), guards every task with a
-timeout, and collects every failure instead of stopping at the first.
+The stats code builds ``dask.delayed`` objects with readable keys; this module runs them with retries, a window
+of tasks at a time, hands each result on as it finishes (checkpoint + progress in episodes) and keeps none,
+guards every task with a timeout, and collects every failure instead of stopping at the first.
 """
 
 from __future__ import annotations
