@@ -25,7 +25,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,10 +69,9 @@ def checkpoints_dir() -> Path:
 def fingerprint(plan: Plan, options: StatsOptions) -> str:
     """Identifies the inputs (metadata, every data/video file's identity) and number-changing options."""
     digest = hashlib.sha256(f"{__version__}:{FORMAT}:{plan.fingerprint(options)}".encode())
-    identities = plan.store.identities()
-    for ep in plan.episodes:
-        for path in (ep.data_path, *ep.video_paths.values()):
-            digest.update(f"{path}:{identities.get(path)}\n".encode())
+    paths = (path for ep in plan.episodes for path in (ep.data_path, *ep.video_paths.values()))
+    for path, identity in plan.store.identities(paths):
+        digest.update(f"{path}:{identity}\n".encode())
     return digest.hexdigest()[:20]
 
 
@@ -234,25 +233,22 @@ class Checkpoint:
                     "(set DASK_STATS_CACHE to a writable directory to resume interrupted runs)", self.path.parent, why)
         self.close()
 
-    def load(self, keys: list[str]) -> dict[str, object]:
-        """Results saved by an earlier run with the same fingerprint for any of ``keys``."""
+    def results(self, keys: Collection[str]) -> Iterator[tuple[str, object]]:
+        """(key, result) of every result saved by an earlier run with the same fingerprint for one of ``keys``,
+        read one at a time."""
         db = self._open()
         if db is None:
-            return {}
-        found = {}
+            return
         try:
-            rows = db.execute("SELECT key, value FROM results").fetchall()
+            for key, blob in db.execute("SELECT key, value FROM results"):
+                if key in keys:
+                    try:
+                        result = pickle.loads(blob)
+                    except Exception:  # noqa: BLE001 - a damaged entry is simply recomputed
+                        continue
+                    yield key, result
         except sqlite3.Error as exc:
             self._disable(f"{type(exc).__name__}: {exc}")
-            return {}
-        wanted = set(keys)
-        for key, blob in rows:
-            if key in wanted:
-                try:
-                    found[key] = pickle.loads(blob)
-                except Exception:  # noqa: BLE001 - a damaged entry is simply recomputed
-                    pass
-        return found
 
     def save(self, key: str, result: object) -> None:
         """Commit one result (atomically: after a kill it is there whole or not at all)."""

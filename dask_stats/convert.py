@@ -22,7 +22,7 @@ from .plan import Plan, read_jsonl
 from .progress import Phases
 from .records import episode_records, info_text, jsonl_text
 from .storage import Store
-from .tasks import Task, build_tasks, collect, dataset_quantiles, pixel_histograms
+from .tasks import Results, Task, build_tasks, dataset_quantiles
 from .v30.build import V30Build
 from .v30.restat import commit_restat
 from .verify import VerificationReport, compare_episode_stats, verify
@@ -114,7 +114,13 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
 
         tasks = build_tasks(plan, opts, backend) + (build.first_tasks() if build else [])
         checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
-        done = _resumable(checkpoint, tasks) if opts.run.resume else {}
+        results = Results(plan)
+
+        def landed(task: Task, result: object) -> None:
+            checkpoint.save(task.key, result)
+            results.add(task, result)
+
+        done = _resume(checkpoint, tasks, results) if opts.run.resume else set()
         resumed = len(done)
         if done and not quiet:
             print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
@@ -123,22 +129,20 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
         if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
-        results = scheduling.run(dask_client, tasks, done, checkpoint.save, retries=opts.run.retries, quiet=quiet,
-                                 stall_s=scheduling.stall_limit_s(tasks))
+        scheduling.run(dask_client, tasks, done, landed, retries=opts.run.retries, quiet=quiet,
+                       stall_s=scheduling.stall_limit_s(tasks))
         if build:  # the stream copies need the probes and data files of the first phase
-            video_tasks, video_groups = build.video_tasks(results, tasks)
-            done = _resumable(checkpoint, video_tasks) if opts.run.resume else {}
+            video_tasks, video_groups = build.video_tasks(results.files, tasks)
+            done = _resume(checkpoint, video_tasks, results) if opts.run.resume else set()
             resumed += len(done)
-            results.update(scheduling.run(dask_client, video_tasks, done, checkpoint.save, retries=opts.run.retries,
-                                          quiet=quiet, stall_s=scheduling.stall_limit_s(video_tasks),
-                                          label="videos copied"))
+            scheduling.run(dask_client, video_tasks, done, landed, retries=opts.run.retries, quiet=quiet,
+                           stall_s=scheduling.stall_limit_s(video_tasks), label="videos copied")
             tasks += video_tasks
-        tables = collect(plan, tasks, results)
+        tables = results.tables()
         qs = opts.stats.quantile_levels
         quantiles = None
         if (build or restat) and qs:
-            histograms = pixel_histograms(plan, tasks, results, tables)
-            quantiles = dataset_quantiles(dask_client, plan, tables, histograms, qs)
+            quantiles = dataset_quantiles(dask_client, plan, tables, results.histograms, qs)
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):
@@ -153,7 +157,7 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         if plan.version == "v2.1" and plan.store.is_file(plan.store.path(layout.EPISODES_STATS)):
             findings += compare_episode_stats(records, read_jsonl(plan.store, layout.EPISODES_STATS), plan.features)
         if build:
-            build.commit(records, tables, results, video_tasks, video_groups, quantiles)
+            build.commit(records, tables, results.files, video_tasks, video_groups, quantiles)
         elif restat:
             commit_restat(plan, target, records, tables, quantiles)
         else:  # hard links made by the copy change the source files' ctime: the results stay valid for this command
@@ -165,10 +169,15 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
                             resumed=resumed, format=opts.stats.to)
 
 
-def _resumable(checkpoint: Checkpoint, tasks: list[Task]) -> dict[str, object]:
-    """Checkpointed results of ``tasks`` whose output files (if they write one) are still there."""
-    done = checkpoint.load([t.key for t in tasks])
-    return {t.key: done[t.key] for t in tasks if t.key in done and (t.output is None or os.path.exists(t.output))}
+def _resume(checkpoint: Checkpoint, tasks: list[Task], results: Results) -> set[str]:
+    """Fold the checkpointed results of ``tasks`` whose output files (if they write one) are still there into
+    ``results`` (one at a time); their keys."""
+    by_key = {t.key: t for t in tasks if t.output is None or os.path.exists(t.output)}
+    done = set()
+    for key, result in checkpoint.results(by_key):
+        results.add(by_key[key], result)
+        done.add(key)
+    return done
 
 
 def nonfinite_warnings(plan: Plan, tables: dict[str, MomentsTable]) -> list[Problem]:

@@ -139,3 +139,49 @@ class MomentsTable:
                                  int(self.samples[i]), int(self.nonfinite[i]), self.quantiles[i],
                                  self.histogram[i] if self.histogram.shape[1] else None))
                 for i, k in enumerate(self.keys)]
+
+
+class MomentsByKey:
+    """One row per key of ``keys`` (in that order), filled in as partial tables arrive, in any order: each is written
+    in place (nothing is kept per part); a key that arrives again (an episode split across partitions) is merged
+    exactly.  A column whose dtype widens in a later part (an int32 file after an int64 one) is widened."""
+
+    def __init__(self, keys: np.ndarray):
+        self.keys = np.asarray(keys, dtype=np.int64)
+        self._order = np.argsort(self.keys, kind="stable")
+        self._table: MomentsTable | None = None
+        self._filled = np.zeros(len(self.keys), dtype=bool)
+
+    def _rows(self, keys: np.ndarray) -> np.ndarray:
+        slot = np.minimum(np.searchsorted(self.keys, keys, sorter=self._order), len(self.keys) - 1)
+        rows = self._order[slot]
+        unknown = self.keys[rows] != keys
+        if unknown.any():
+            raise KeyError(f"moments of unknown keys {np.asarray(keys)[unknown][:5].tolist()}")
+        return rows
+
+    def add(self, part: MomentsTable) -> None:
+        rows = self._rows(part.keys)
+        if self._table is None:
+            self._table = MomentsTable(self.keys, *(np.zeros((len(self.keys), *getattr(part, name).shape[1:]),
+                                                             getattr(part, name).dtype) for name in _COLUMNS))
+        if self._filled[rows].any() or len(np.unique(rows)) < len(rows):
+            keys = np.unique(part.keys)
+            part = MomentsTable.concat([self._table.take(rows[self._filled[rows]]), part]).arrange(keys)
+            rows = self._rows(keys)
+        for name in _COLUMNS:
+            column, values = getattr(self._table, name), getattr(part, name)
+            if np.result_type(column, values) != column.dtype:
+                column = column.astype(np.result_type(column, values))
+                setattr(self._table, name, column)
+            column[rows] = values
+        self._filled[rows] = True
+
+    def table(self) -> MomentsTable:
+        """The filled table; KeyError names keys that never arrived."""
+        if self._table is None or not self._filled.all():
+            raise KeyError(f"no moments for keys {self.keys[~self._filled][:5].tolist()}")
+        return self._table
+
+
+_COLUMNS = [name for name in MomentsTable.__dataclass_fields__ if name != "keys"]

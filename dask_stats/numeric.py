@@ -169,14 +169,6 @@ def _failing_episode(df, feature, plan_features, images, ids, starts) -> int:
     return int(ids[0])
 
 
-def episode_tables(parts: list[PartitionMoments], keys: np.ndarray) -> dict[str, MomentsTable]:
-    """Per feature, one row per episode of ``keys`` (in that order) from the partition results; an episode
-    seen in several partitions is merged exactly."""
-    features = dict.fromkeys(feature for part in parts for feature in part)
-    return {feature: MomentsTable.concat([part[feature] for part in parts if feature in part]).arrange(keys)
-            for feature in features}
-
-
 def quantile_pass(df: pd.DataFrame, requests: dict, plan_features: dict[str, dict]) -> dict:
     """One refinement pass of the dataset-wide quantiles (``quantiles.partition_pass``) over one partition,
     for every feature in ``requests``."""

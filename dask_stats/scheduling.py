@@ -1,25 +1,27 @@
 """Where the stats graph runs: a given ``distributed.Client``, an existing scheduler, or a local cluster.
 
-The stats code builds ``dask.delayed`` objects with readable keys; this module runs them with retries,
-streams results back as they finish (checkpoint + progress in episodes), guards every task with a
-timeout, and collects every failure instead of stopping at the first.
+The stats code builds ``dask.delayed`` objects with readable keys; this module runs them with retries, a window
+of tasks at a time, hands each result on as it finishes (checkpoint + progress in episodes) and keeps none,
+guards every task with a timeout, and collects every failure instead of stopping at the first.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import itertools
 import logging
 import os
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING
 
 import dask
+import numpy as np
 from distributed import Client, KilledWorker, LocalCluster, Worker, as_completed
 from tqdm.auto import tqdm
 
@@ -183,12 +185,12 @@ def dashboard_url(client: Client, options: RunOptions) -> str | None:
         return client.dashboard_link
 
 
-def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: Callable[[str, object], None],
-        retries: int = 0, quiet: bool = False, stall_s: float | None = None,
-        label: str = "episodes") -> dict[str, object]:
-    """Compute the ``tasks`` not already in ``done`` on ``client``; ``on_result`` sees each result as it lands.
+def run(client: Client, tasks: list[Task], done: Collection[str], on_result: Callable[[Task, object], None],
+        retries: int = 0, quiet: bool = False, stall_s: float | None = None, label: str = "episodes") -> None:
+    """Compute the ``tasks`` whose keys are not in ``done`` on ``client``, handing each result to ``on_result`` as it
+    lands (nothing is kept here once it is handed on).
 
-    Returns every result by key, or raises TaskError listing every failed task (the others completed).
+    Raises TaskError listing every failed task (the others completed).
     With ``stall_s``, on a client whose workers run in this process (threads mode), a watchdog that needs no
     GIL ends the process (exit status 1, every thread's stack on stderr) when no task has finished for
     ``stall_s`` seconds: a hang that holds the GIL stops every thread, so nothing else could act.
@@ -196,7 +198,7 @@ def run(client: Client, tasks: list[Task], done: dict[str, object], on_result: C
     """
     watchdog = stall_s is not None and getattr(client, "dask_stats_in_process", False)
     try:
-        return _run(client, tasks, done, on_result, retries, quiet, stall_s if watchdog else None, label)
+        _run(client, tasks, done, on_result, retries, quiet, stall_s if watchdog else None, label)
     finally:
         if watchdog:
             faulthandler.cancel_dump_traceback_later()
@@ -214,28 +216,39 @@ def _arm(stall_s: float | None) -> None:
         return
 
 
-def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> dict[str, object]:
-    results = dict(done)
-    todo = [t for t in tasks if t.key not in done]
-    remaining: dict[int, int] = {}
-    for task in todo:
-        for ep in task.episodes:
-            remaining[ep] = remaining.get(ep, 0) + 1
-    all_episodes = {ep for task in tasks for ep in task.episodes}
+IN_FLIGHT_PER_THREAD = 16  # tasks submitted ahead per worker thread (at least MIN_IN_FLIGHT)
+MIN_IN_FLIGHT = 1_000
+
+
+def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None:
+    # highest priority first, as the scheduler would run them; submitted a window at a time, so that the client
+    # holds the graph and futures of a bounded number of tasks however many the run has
+    todo = sorted((t for t in tasks if t.key not in done), key=lambda t: -t.priority)
+    progress = _EpisodeProgress(tasks, todo)
+    window = max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values())) if todo else 0
+    pending = iter(todo)
+    by_key: dict[str, Task] = {}
+    # as_completed holds each future until it is done; the result is then released on the cluster at once,
+    # so workers do not keep finished results (nor recompute them when a worker dies later in the run)
+    finished = as_completed()
+
+    def submit(count: int) -> None:
+        batch = list(itertools.islice(pending, count))
+        graphs = [t.delayed for t in batch]
+        for task in batch:
+            task.delayed = None  # from now on the future stands for it
+            by_key[task.key] = task
+        finished.update(client.compute(graphs, retries=retries) if batch else [])
+
     problems = []
-    by_key = {t.key: t for t in todo}
-    with tqdm(total=len(all_episodes), initial=len(all_episodes) - len(remaining), unit="episode",
-              disable=quiet, desc=label) as bar:
-        # as_completed holds each future until it is done; the result is then released on the cluster at once,
-        # so workers do not keep finished results (nor recompute them when a worker dies later in the run)
-        finished = as_completed(client.compute([t.delayed for t in todo], retries=retries) if todo else [])
+    with tqdm(total=progress.total, initial=progress.finished, unit="episode", disable=quiet, desc=label) as bar:
+        submit(window)
         _arm(stall_s)
         for future in finished:
             _arm(stall_s)
-            task = by_key[future.key]
+            task = by_key.pop(future.key)
             try:
-                results[task.key] = future.result()
-                on_result(task.key, results[task.key])
+                on_result(task, future.result())
             except DatasetError as exc:
                 problems += exc.problems
             except KilledWorker:
@@ -249,10 +262,27 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> dict
             except Exception as exc:  # noqa: BLE001 - blame the task's episode/file
                 problems.append(task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}"))
             future.release()
-            for ep in task.episodes:
-                remaining[ep] -= 1
-                if remaining[ep] == 0:
-                    bar.update()
+            bar.update(progress.task_done(task))
+            if finished.count() <= window // 2:
+                submit(window - finished.count())
     if problems:
         raise TaskError(problems)
-    return results
+
+
+class _EpisodeProgress:
+    """Episodes whose every task is finished, counted in arrays (not a Python object per episode)."""
+
+    def __init__(self, tasks: list[Task], todo: list[Task]):
+        self.episodes = np.unique(np.fromiter((ep for t in tasks for ep in t.episodes), dtype=np.int64))
+        self.remaining = np.zeros(len(self.episodes), dtype=np.int32)
+        np.add.at(self.remaining, self._slots(todo), 1)
+        self.total, self.finished = len(self.episodes), int((self.remaining == 0).sum())
+
+    def _slots(self, tasks: list[Task]) -> np.ndarray:
+        return np.searchsorted(self.episodes, np.fromiter((ep for t in tasks for ep in t.episodes), dtype=np.int64))
+
+    def task_done(self, task: Task) -> int:
+        """Count ``task`` as finished; returns how many episodes it finished."""
+        slots = self._slots([task])
+        self.remaining[slots] -= 1
+        return int((self.remaining[slots] == 0).sum())

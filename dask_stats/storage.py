@@ -76,26 +76,26 @@ class Store:
     def size(self, path: str) -> int:
         return int(self.fs.size(path))
 
-    def identities(self) -> dict[str, str]:
-        """What identifies the current content of every file under the root, from one listing.
+    def identities(self, paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        """What identifies the current content of each of ``paths`` (None: no such file), one at a time.
 
         Locally, as git's index does: size, ``mtime_ns``, ``ctime_ns`` and inode of the file a path leads to
         (``cp -p``, ``rsync -a`` and ``touch -r`` can restore an mtime, never a ctime). Remotely: the size and
-        the ETag / version id / content hash the listing gives (a few list requests, not one per file).
+        the ETag / version id / content hash of one listing of the root (a few list requests, not one per file).
         """
         if self.local:
-            found = {}
-            for directory, _, names in os.walk(self.root, followlinks=True):
-                for name in names:
-                    path = os.path.join(directory, name)
-                    try:
-                        st = os.stat(path)
-                    except OSError:
-                        continue
-                    found[path] = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_dev}:{st.st_ino}"
-            return found
+            for path in paths:
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    yield path, None
+                    continue
+                yield path, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_dev}:{st.st_ino}"
+            return
         listing = self.fs.find(self.root, detail=True)
-        return {path: f"{info.get('size')}:{_stamp(info)}" for path, info in listing.items()}
+        for path in paths:
+            info = listing.get(path)
+            yield path, None if info is None else f"{info.get('size')}:{_stamp(info)}"
 
     def read_text(self, path: str) -> str:
         with self.fs.open(path, "r", encoding="utf-8") as handle:
@@ -194,7 +194,11 @@ class Store:
 
     def files(self) -> list[str]:
         """Every file under the root, relative, POSIX."""
-        found = self.fs.find(self.root)
+        if self.local:  # fsspec's find would hold a dict of details per file at once
+            found = (os.path.join(directory, name)
+                     for directory, _, names in os.walk(self.root, followlinks=True) for name in names)
+        else:
+            found = self.fs.find(self.root)
         cut = len(self.root) + 1
         return sorted(p[cut:].replace(os.sep, "/") for p in found)
 

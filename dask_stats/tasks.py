@@ -11,7 +11,7 @@ the :class:`Task`, never by parsing keys.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import dask
@@ -20,7 +20,7 @@ from dask.delayed import Delayed
 
 from . import numeric
 from .errors import Location
-from .moments import MomentsTable
+from .moments import MomentsByKey, MomentsTable
 from .options import Options
 from .plan import Plan, channels_of
 from .sampling import sample_positions
@@ -31,19 +31,21 @@ from .video_stats import VideoEpisode, VideoJob, video_stats
 
 @dataclass
 class Task:
-    """One Dask task of the graph: its kind, the episodes it covers, where it works, and its Dask object."""
+    """One Dask task of the graph: its kind, the episodes it covers, where it works, and its Dask object (until it
+    is submitted: ``scheduling.run`` then drops it, so that the graphs of a run's tasks are never all held)."""
 
     kind: str  # "parquet", "video", or a v3.0 file task ("v30-data", "v30-probe", "v30-video")
     episodes: list[int]
     where: Location
-    delayed: Delayed
+    delayed: Delayed | None
     feature: str | None = None  # the one feature the task works on, if any
     output: str | None = None  # the file the task writes, if any (a resumed task's file must still be there)
     timeout_s: float = 3600.0  # the longest the task may take (its timeouts; longer means a hang)
+    priority: int = 0  # as annotated on ``delayed``: tasks are submitted highest first
+    key: str = field(init=False)
 
-    @property
-    def key(self) -> str:
-        return self.delayed.key
+    def __post_init__(self):
+        self.key = self.delayed.key
 
 
 VIDEO_TASK_SECONDS = 0.5  # a v2.x video task covers consecutive episodes until its estimated work reaches this
@@ -103,10 +105,11 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
         where = Location(episodes[0], feature, plan.store.display(batch[0].videos[feature] if feature
                                                                   else batch[0].data_path))
         name = f"video-stats-{feature}" if feature else "video-stats"
-        with dask.annotate(priority=max(ep.length for ep in batch) - longest - 1):
+        priority = max(ep.length for ep in batch) - longest - 1
+        with dask.annotate(priority=priority):
             delayed = dask.delayed(video_stats)(job, dask_key_name=task_key(name, episodes))
         tasks.append(Task("video", episodes, where, delayed, feature=feature,
-                          timeout_s=sum(timeouts[ep.index] * len(ep.videos) for ep in batch)))
+                          timeout_s=sum(timeouts[ep.index] * len(ep.videos) for ep in batch), priority=priority))
     return tasks
 
 
@@ -142,27 +145,42 @@ def _video_batches(plan: Plan) -> list[tuple[str | None, list[VideoEpisode]]]:
     return batches
 
 
-def collect(plan: Plan, tasks: list[Task], results: dict[str, object]) -> dict[str, MomentsTable]:
-    """Per stats feature, the moments of every episode (rows in plan order), from the task results."""
-    keys = np.array([ep.index for ep in plan.episodes], dtype=np.int64)
-    tables = numeric.episode_tables([results[t.key] for t in tasks if t.kind == "parquet"], keys)
-    for feature in plan.videos:
-        outcomes = [results[t.key] for t in tasks if t.kind == "video"]
-        parts = [outcome.tables[feature] for outcome in outcomes if feature in outcome.tables]
-        tables[feature] = MomentsTable.concat(parts).arrange(keys)
-    return tables
+class Results:
+    """Task results folded in as they arrive, so that nothing is kept per task: the moments of every stats feature
+    into one row per episode of the plan, pixel histograms summed per feature.  Only the results of v3.0 file
+    tasks (per output file; the build reads them later) are kept, in ``files`` by task key."""
 
+    def __init__(self, plan: Plan):
+        self.features = plan.numeric + plan.images + plan.videos
+        self.keys = np.array([ep.index for ep in plan.episodes], dtype=np.int64)
+        self._moments: dict[str, MomentsByKey] = {}
+        self.histograms: dict[str, np.ndarray] = {}  # (C, 256) per image or video feature, when quantiles are asked
+        self.files: dict[str, object] = {}
 
-def pixel_histograms(plan: Plan, tasks: list[Task], results: dict[str, object],
-                     tables: dict[str, MomentsTable]) -> dict[str, np.ndarray]:
-    """Per image or video feature, the summed (C, 256) histogram of every sampled pixel (when quantiles were
-    asked for): image features from their episodes' tables, videos from the per-task sums."""
-    sums = {feature: tables[feature].total().histogram for feature in plan.images}
-    for task in tasks:
-        if task.kind == "video":
-            for feature, histogram in results[task.key].histograms.items():
-                sums[feature] = sums.get(feature, 0) + histogram
-    return sums
+    def add(self, task: Task, result) -> None:
+        if task.kind == "parquet":
+            parts = result
+        elif task.kind == "video":
+            parts = result.tables
+            for feature, histogram in result.histograms.items():
+                self._add_histogram(feature, histogram)
+        else:
+            self.files[task.key] = result
+            return
+        for feature, table in parts.items():
+            if table.histogram.shape[1]:  # image features: per-episode histograms, needed only summed
+                self._add_histogram(feature, table.histogram.sum(axis=0))
+                table = replace(table, histogram=table.histogram[:, :0])
+            if feature not in self._moments:
+                self._moments[feature] = MomentsByKey(self.keys)
+            self._moments[feature].add(table)
+
+    def _add_histogram(self, feature: str, histogram: np.ndarray) -> None:
+        self.histograms[feature] = self.histograms.get(feature, 0) + histogram
+
+    def tables(self) -> dict[str, MomentsTable]:
+        """Per stats feature, the moments of every episode (rows in plan order)."""
+        return {feature: self._moments[feature].table() for feature in self.features if feature in self._moments}
 
 
 def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], histograms: dict[str, np.ndarray],

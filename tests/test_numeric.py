@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import dask_stats
 from dask_stats import numeric
 from dask_stats.errors import TaskError
+from dask_stats.moments import MomentsByKey
 
 
 @settings(max_examples=60, deadline=None)
@@ -32,7 +33,11 @@ def test_partitions_split_anywhere_merge_to_the_float64_reference(lengths, dim, 
     cut = cut % (len(x) + 1)
     features = {"v": {"dtype": dtype, "shape": [dim]}}
     parts = [numeric.partition_moments(part, features, ["v"], [], {}) for part in (frame.iloc[:cut], frame.iloc[cut:])]
-    merged = numeric.episode_tables(parts, np.arange(len(lengths)))["v"].rows()
+    by_key = MomentsByKey(np.arange(len(lengths)))
+    for part in parts:
+        if part:
+            by_key.add(part["v"])
+    merged = by_key.table().rows()
     start = 0
     for ep, length in enumerate(lengths):
         seg, start = x[start:start + length], start + length

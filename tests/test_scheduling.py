@@ -5,6 +5,7 @@ dashboard link, and local runs listening on loopback only."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
+import weakref
 
 import pytest
 from fake_backends import GilHangBackend, HangingBackend, RecordingBackend, SlowBackend
@@ -53,6 +55,35 @@ def test_losing_a_worker_mid_run_still_completes(dask_cluster, dataset, referenc
     assert time.monotonic() - start > 1.5, "the run should still have been going when the worker died"
     assert worker.poll() is not None
     assert result.episodes == 6
+    assert episodes_stats(tmp_path / "out") == reference_output
+
+
+def test_task_results_are_folded_as_they_arrive_and_not_kept(dask_cluster, dataset, reference_output, tmp_path,
+                                                             monkeypatch):
+    """O(1) client memory per task: once a result is folded in, nothing (futures, checkpoint, run) still holds it,
+    and the client holds the futures of a window of tasks, not of the whole run."""
+    from dask_stats.tasks import Results
+
+    _, client, _ = dask_cluster
+    folded, add, tables = [], Results.add, Results.tables
+
+    def recording_add(self, task, result):
+        assert len(client.futures) <= 4
+        parts = result.tables if task.kind == "video" else result
+        folded.extend(weakref.ref(table) for table in parts.values())
+        add(self, task, result)
+
+    def checked_tables(self):
+        gc.collect()
+        assert len(folded) > 6 * 2 and all(ref() is None for ref in folded)  # 6 episodes x 2 cameras, Parquet
+        return tables(self)
+
+    monkeypatch.setattr(Results, "add", recording_add)
+    monkeypatch.setattr(Results, "tables", checked_tables)
+    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one video task per episode
+    monkeypatch.setattr("dask_stats.scheduling.MIN_IN_FLIGHT", 4)
+    monkeypatch.setattr("dask_stats.scheduling.IN_FLIGHT_PER_THREAD", 1)  # 2 single-threaded workers: window 4
+    dask_stats.convert(dataset, tmp_path / "out", client=client, quiet=True)
     assert episodes_stats(tmp_path / "out") == reference_output
 
 
@@ -120,8 +151,11 @@ def test_gil_holding_hang_in_threads_mode_ends_the_process(make_sample, tmp_path
 
 # -- order -------------------------------------------------------------------------------------------------------
 def test_longest_episodes_are_decoded_first(dataset, tmp_path, monkeypatch):
-    """So that a run ends on short tasks instead of one core finishing a long video alone."""
+    """So that a run ends on short tasks instead of one core finishing a long video alone (also when the tasks are
+    submitted a window at a time)."""
     monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one task per episode
+    monkeypatch.setattr("dask_stats.scheduling.MIN_IN_FLIGHT", 3)
+    monkeypatch.setattr("dask_stats.scheduling.IN_FLIGHT_PER_THREAD", 1)
     RecordingBackend.opened.clear()
     dask_stats.convert(dataset, tmp_path / "out", video_backend=RecordingBackend, **{**FAST, "num_workers": 1})
     lengths = [json.loads(line)["length"] for line in (dataset / "meta/episodes.jsonl").read_text().splitlines()]
