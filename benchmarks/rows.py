@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client-episodes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     parser.add_argument("--droid-set", default="droid", help="droid (h264), droid-av1, or any set of datasets.py")
     parser.add_argument("--droid-reps", type=int, default=None, help="default: --reps")
+    parser.add_argument("--droid-scheduler", default="processes", choices=("threads", "processes"),
+                        help="the local cluster of the DROID-like runs (default: processes, what --scheduler auto "
+                             "picks for DROID's 276k videos)")
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -348,7 +351,8 @@ def bench_droid(args, cache: Path) -> tuple[dict, list[str]]:
             for workers in (1, 2):
                 label = f"{fmt_} {workers} worker{'s' * (workers > 1)}"
                 log(f"[droid] {label} rep {rep + 1}")
-                runs.setdefault(label, []).append(ours(dataset, "--to", fmt_, "--num-workers", str(workers)))
+                runs.setdefault(label, []).append(ours(dataset, "--to", fmt_, "--num-workers", str(workers),
+                                                      "--scheduler", args.droid_scheduler))
         for processes in (1, 2):  # the machine's own scaling: the same decoding in 1 and 2 plain processes
             label = f"command floor, {processes} process{'es' * (processes > 1)}"
             log(f"[droid] {label} rep {rep + 1}")

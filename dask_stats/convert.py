@@ -18,7 +18,7 @@ from .checkpoint import Checkpoint, fingerprint, target_lock
 from .errors import DatasetError, Problem, VerificationError
 from .moments import MomentsTable
 from .options import Options
-from .plan import Plan, read_jsonl
+from .plan import Plan, read_json, read_jsonl
 from .progress import Phases
 from .records import episode_records, info_text, jsonl_text
 from .storage import Store
@@ -94,6 +94,8 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         if problems:
             raise DatasetError(problems)
     target.remove_temporaries("meta")  # left by a run killed while writing
+    if client is None and not scheduling.scheduler_address(opts.run):
+        opts = replace(opts, run=replace(opts.run, scheduler=scheduling.local_kind(opts.run, _videos(source))))
     phase = Phases(quiet=opts.run.quiet)
     quiet = opts.run.quiet
     with ExitStack() as stack:
@@ -167,6 +169,17 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
                             plan.stats_features, plan.skipped, report, findings, timings, tasks=len(tasks),
                             resumed=resumed, format=opts.stats.to)
+
+
+def _videos(store: Store) -> int:
+    """How many videos the dataset declares (episodes x cameras in info.json; 0 if it cannot say): what the local
+    cluster is chosen by, before planning."""
+    try:
+        info = read_json(store, layout.INFO)
+        cameras = sum(1 for feature in info["features"].values() if feature.get("dtype") == "video")
+        return int(info["total_episodes"]) * cameras
+    except (DatasetError, KeyError, TypeError, ValueError, AttributeError):
+        return 0  # the preflight reports what is wrong with info.json
 
 
 def _resume(checkpoint: Checkpoint, tasks: list[Task], results: Results) -> set[str]:

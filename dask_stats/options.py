@@ -141,11 +141,13 @@ class RunOptions:
     """Where and how the work runs; the numbers do not depend on these."""
 
     num_workers: int | None = option(None, "parallel workers (default: all cores)", parse=positive_int, check=True)
-    scheduler: str = option("threads", "local cluster: one process with a thread per worker (default, fastest) or "
-                                       "one single-threaded process per worker (isolates decoder crashes and "
-                                       "hangs); check: threads checks in this process without a cluster, processes "
-                                       "on a local cluster (faster for many videos)", choices=("threads", "processes"),
-                            check=True)
+    scheduler: str = option("auto", "local cluster: threads (one process, a thread per worker: no start-up cost), "
+                                    "processes (a single-threaded process per worker: no contention for one GIL, "
+                                    "isolates decoder crashes and hangs; a script needs an if __name__ == "
+                                    "'__main__' guard) or auto (default: processes for 1,000 videos or more when "
+                                    "run from the command line or a notebook, else threads); check: processes "
+                                    "checks on a local cluster, the others in this process",
+                            choices=("auto", "threads", "processes"), check=True)
     scheduler_address: str | None = option(None, "run on an existing Dask scheduler (tcp://host:8786); check: "
                                                  "its workers check the episodes' files", metavar="ADDRESS",
                                            check=True)

@@ -86,12 +86,14 @@ def guarded_each(units: Sequence[Unit]) -> Iterator[tuple[object, BaseException 
                 try:
                     outcome = outcomes.get(timeout=timeout_s)
                 except queue.Empty:
-                    abandoned.set()  # should the hung unit ever return, its thread stops there
-                    yield None, TaskError(where.problem(
+                    outcome = None, TaskError(where.problem(
                         f"timed out after {timeout_s:g} s (hung decoder or unreadable file?)",
                         fix="inspect the file; raise --task-timeout if it is just slow", transient=True))
-                    break
+                    abandoned.set()  # should the hung unit ever return, its thread stops there
+                _arm(_stall_s)  # a unit ended (or was given up on): the process is not stuck
                 yield outcome
+                if abandoned.is_set():
+                    break
     finally:
         if hard:
             faulthandler.cancel_dump_traceback_later()
@@ -108,9 +110,10 @@ def _run_units(units: Sequence[Unit], outcomes: queue.SimpleQueue, abandoned: th
 
 
 def stall_limit_s(tasks: list[Task]) -> float | None:
-    """How long an in-process (threads) run may go without any task finishing before its watchdog ends the
-    process: twice the longest a task may take (its timeouts; a hang that does not hold the GIL is cut off by its
-    timeout long before; only a hang holding the GIL, which stops every thread, reaches this)."""
+    """How long an in-process (threads) run may go without any unit of work finishing (a video, a Parquet
+    partition, a file) before its watchdog ends the process: twice the longest time limit of a unit (a hang that
+    does not hold the GIL is cut off by that limit long before; only a hang holding the GIL, which stops every
+    thread, reaches this)."""
     return 2 * max(task.timeout_s for task in tasks) if tasks else None
 
 
@@ -118,6 +121,34 @@ def scheduler_address(options: RunOptions) -> str | None:
     """The existing scheduler to run on, if any: the option, else dask's ``scheduler-address`` setting (the
     ``DASK_SCHEDULER_ADDRESS`` variable or dask's YAML configuration)."""
     return options.scheduler_address or dask.config.get("scheduler-address", None)
+
+
+AUTO_PROCESSES_VIDEOS = 1_000  # --scheduler auto: worker processes from this many videos on
+
+
+def local_kind(options: RunOptions, videos: int) -> str:
+    """The kind of local cluster to start, "threads" or "processes".  ``auto``: worker processes for runs of
+    ``AUTO_PROCESSES_VIDEOS`` videos or more on several workers (there, each video's Python work would contend
+    for one GIL in threads: 1.7x slower on 2,000 short episodes) when they can start safely; threads otherwise,
+    which start at once (small runs are over in seconds)."""
+    if options.scheduler != "auto":
+        return options.scheduler
+    workers = options.num_workers or os.cpu_count() or 1
+    return "processes" if videos >= AUTO_PROCESSES_VIDEOS and workers > 1 and spawn_safe() else "threads"
+
+
+def spawn_safe() -> bool:
+    """Whether worker processes can start without running the caller's code again: they import ``__main__``
+    anew, which is harmless for an interactive session (none), ``python -m dask_stats`` and the ``dask-stats``
+    script (both guarded), but would re-run a script that calls ``convert`` without an ``if __name__ ==
+    "__main__":`` guard."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__file__", None) is None:
+        return True
+    if getattr(main.__spec__, "name", None) == "dask_stats.__main__":
+        return True
+    cli = sys.modules.get("dask_stats.cli")
+    return cli is not None and getattr(main, "main", None) is cli.main  # the console script
 
 
 @contextmanager
@@ -138,7 +169,7 @@ def open_client(options: RunOptions, client: Client | None = None) -> Iterator[C
     http = {"dashboard_address": dashboard,
             "scheduler_kwargs": {"dashboard_address": dashboard or LOOPBACK_ANY_PORT,
                                  "dashboard": dashboard is not None}}
-    if options.scheduler == "processes":
+    if options.scheduler == "processes":  # "auto" was resolved by the caller (local_kind)
         # one single-threaded worker process per core (isolates decoders: a crash or a GIL-holding hang
         # costs one worker, which distributed replaces); TCP on loopback between them
         layout = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
@@ -196,12 +227,19 @@ def run(client: Client, tasks: list[Task], done: Collection[str], on_result: Cal
     ``stall_s`` seconds: a hang that holds the GIL stops every thread, so nothing else could act.
     Checkpointed results are kept: the same command resumes.
     """
+    global _stall_s
     watchdog = stall_s is not None and getattr(client, "dask_stats_in_process", False)
+    _stall_s = stall_s if watchdog else None
     try:
-        _run(client, tasks, done, on_result, retries, quiet, stall_s if watchdog else None, label)
+        _run(client, tasks, done, on_result, retries, quiet, _stall_s, label)
     finally:
+        _stall_s = None
         if watchdog:
             faulthandler.cancel_dump_traceback_later()
+
+
+_stall_s: float | None = None  # the stall limit of the in-process run going on, re-armed as each unit finishes
+_arming = threading.Lock()  # worker threads and the run loop re-arm the one faulthandler timer
 
 
 def _arm(stall_s: float | None) -> None:
@@ -212,7 +250,8 @@ def _arm(stall_s: float | None) -> None:
             stream.fileno()
         except (AttributeError, OSError, ValueError):
             continue
-        faulthandler.dump_traceback_later(stall_s, exit=True, file=stream)
+        with _arming:
+            faulthandler.dump_traceback_later(stall_s, exit=True, file=stream)
         return
 
 

@@ -40,7 +40,7 @@ class Task:
     delayed: Delayed | None
     feature: str | None = None  # the one feature the task works on, if any
     output: str | None = None  # the file the task writes, if any (a resumed task's file must still be there)
-    timeout_s: float = 3600.0  # the longest the task may take (its timeouts; longer means a hang)
+    timeout_s: float = 3600.0  # the longest one unit of its work may take (a video, the partition; longer: a hang)
     priority: int = 0  # as annotated on ``delayed``: tasks are submitted highest first
     key: str = field(init=False)
 
@@ -109,7 +109,7 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
         with dask.annotate(priority=priority):
             delayed = dask.delayed(video_stats)(job, dask_key_name=task_key(name, episodes))
         tasks.append(Task("video", episodes, where, delayed, feature=feature,
-                          timeout_s=sum(timeouts[ep.index] * len(ep.videos) for ep in batch), priority=priority))
+                          timeout_s=max(timeouts.values()), priority=priority))
     return tasks
 
 

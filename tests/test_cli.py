@@ -159,7 +159,7 @@ def test_package_names_are_imported_lazily_and_stay_the_functions():
 # --- API validation ------------------------------------------------------------------------------------------
 
 def test_api_validates_scheduler_and_option_names(tiny, tmp_path):
-    with pytest.raises(DatasetError, match="expected one of threads, processes, got 'thread'"):
+    with pytest.raises(DatasetError, match="expected one of auto, threads, processes, got 'thread'"):
         dask_stats.convert(tiny, tmp_path / "out", scheduler="thread")
     with pytest.raises(DatasetError, match="did you mean 'scheduler'"):
         dask_stats.convert(tiny, tmp_path / "out", schedular="threads")

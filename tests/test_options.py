@@ -37,5 +37,5 @@ def test_options_are_grouped_by_what_they_change():
     assert options.stats.quantile_levels == (0.01, 0.1, 0.5, 0.9, 0.99), "quantiles are on by default for v3.0"
     with pytest.raises(DatasetError, match="did you mean 'num_workers'"):
         Options.of(num_worker=3)
-    with pytest.raises(DatasetError, match="expected one of threads, processes"):
+    with pytest.raises(DatasetError, match="expected one of auto, threads, processes"):
         Options.of(scheduler="thread")

@@ -149,6 +149,25 @@ def test_gil_holding_hang_in_threads_mode_ends_the_process(make_sample, tmp_path
     assert not (tmp_path / "out").exists()
 
 
+SLOW_TASK = """
+import os, sys
+sys.path.insert(0, {tests!r})
+os.environ["DASK_STATS_TEST_DELAY"] = "1.0"
+from fake_backends import SlowBackend
+import dask_stats
+dask_stats.convert({root!r}, {out!r}, video_backend=SlowBackend, num_workers=1, task_timeout=3, quiet=True)
+"""
+
+
+def test_the_stall_watchdog_counts_units_not_tasks(dataset, tmp_path):
+    """One video task of 12 videos of ~1 s each outlasts twice the 3 s limit of a video: the watchdog of a threads
+    run must see each video finish, not wait for the whole task (it would end a healthy run)."""
+    script = SLOW_TASK.format(tests=str(TESTS), root=str(dataset), out=str(tmp_path / "out"))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "out/meta/episodes_stats.jsonl").is_file()
+
+
 # -- order -------------------------------------------------------------------------------------------------------
 def test_longest_episodes_are_decoded_first(dataset, tmp_path, monkeypatch):
     """So that a run ends on short tasks instead of one core finishing a long video alone (also when the tasks are
@@ -219,3 +238,38 @@ def test_a_local_run_listens_on_loopback_only(make_sample, tmp_path, scheduler):
     assert seen, "the run should have been watched while its cluster was up"
     assert all(ip in ("127.0.0.1", "::1") for ip, _ in seen), seen
     assert 8787 not in {port for _, port in seen}
+
+
+# -- the local cluster's kind ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("scheduler, videos, workers, safe, kind", [
+    ("auto", 999, 2, True, "threads"),  # a small run: no start-up cost
+    ("auto", 1000, 2, True, "processes"),
+    ("auto", 1000, 1, True, "threads"),  # one worker: nothing to contend with
+    ("auto", 1000, 2, False, "threads"),  # an unguarded script would run again in each worker
+    ("threads", 10**6, 2, True, "threads"),
+    ("processes", 1, 2, False, "processes"),
+])
+def test_auto_picks_worker_processes_for_many_videos_when_safe(monkeypatch, scheduler, videos, workers, safe, kind):
+    from dask_stats.options import RunOptions
+    from dask_stats.scheduling import local_kind
+
+    monkeypatch.setattr("dask_stats.scheduling.spawn_safe", lambda: safe)
+    assert local_kind(RunOptions(scheduler=scheduler, num_workers=workers), videos) == kind
+
+
+@pytest.mark.parametrize("how, safe", [
+    (["-c", "import dask_stats.scheduling as s; print(s.spawn_safe())"], True),  # no __main__ file
+    (["-m", "dask_stats", "--help"], True),  # guarded by dask_stats/__main__.py
+    (["SCRIPT"], False),  # a script: it may call convert without a guard
+])
+def test_spawn_safe_knows_who_started_python(how, safe, tmp_path):
+    script = tmp_path / "convert_my_data.py"
+    script.write_text("import dask_stats.scheduling as s\nprint(s.spawn_safe())\n")
+    if how[0] == "-m":  # ask from inside the command line's own process
+        code = ("import runpy, sys, dask_stats.scheduling as s, dask_stats.cli as c; "
+                "c.main = lambda argv=None: print(s.spawn_safe()) or 0; sys.argv = ['dask_stats']; "
+                "runpy.run_module('dask_stats', run_name='__main__', alter_sys=True)")
+        how = ["-c", code]
+    argv = [str(script)] if how == ["SCRIPT"] else how
+    run = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip().splitlines()[-1] == str(safe), run.stderr
