@@ -154,8 +154,9 @@ class RunOptions:
     dashboard_address: str | None = option(None, "where the local cluster serves its dashboard (default: a free "
                                                  "port on 127.0.0.1, none with --quiet; 'off': none)",
                                            metavar="HOST:PORT")
-    task_timeout: float | None = option(None, "give up on a task after this long (default: 120 s + 0.05 s per "
-                                              "frame; 300 s + ... for Parquet batches)", parse=positive_float,
+    task_timeout: float | None = option(None, "give up on a video (one camera of one episode) or a Parquet partition "
+                                              "after this long (default: 120 s + 0.05 s per frame; 300 s + ... for "
+                                              "Parquet partitions)", parse=positive_float,
                                         metavar="SECONDS")
     retries: int = option(1, "extra attempts for a failed task (default 1)", parse=count)
     resume: bool = option(True, "reuse results checkpointed by an interrupted run with the same inputs "
