@@ -58,12 +58,9 @@ def check(root: str | os.PathLike, output: str | os.PathLike | None = None, *, c
 
 @contextmanager
 def _cluster(options: Options, client: Client | None) -> Iterator[Client | None]:
-    """``client``, a client of the scheduler the options name (as ``scheduling.scheduler_address`` reads them), or
-    of a local cluster of worker processes (``scheduler="processes"``); else None: the check runs here."""
-    import dask
-
-    address = options.run.scheduler_address or dask.config.get("scheduler-address", None)
-    if client is None and not address and options.run.scheduler != "processes":
+    """``client``, a client of the scheduler the options name (``RunOptions.address``), or of a local cluster of
+    worker processes (``scheduler="processes"``); else None: the check runs here."""
+    if client is None and not options.run.address() and options.run.scheduler != "processes":
         yield None  # distributed (seconds to import) is not needed
         return
     from .scheduling import open_client

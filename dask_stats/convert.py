@@ -94,14 +94,14 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         if problems:
             raise DatasetError(problems)
     target.remove_temporaries("meta")  # left by a run killed while writing
-    if client is None and not scheduling.scheduler_address(opts.run):
+    if client is None and not opts.run.address():
         opts = replace(opts, run=replace(opts.run, scheduler=scheduling.local_kind(opts.run, _videos(source))))
     phase = Phases(quiet=opts.run.quiet)
     quiet = opts.run.quiet
     with ExitStack() as stack:
         # the preflight checks the episodes on a cluster whose workers are not threads of this process: that one is
         # opened first; a local threads cluster after planning (a refused dataset does not wait for its start)
-        early = client is not None or scheduling.scheduler_address(opts.run) or opts.run.scheduler == "processes"
+        early = client is not None or opts.run.address() or opts.run.scheduler == "processes"
         dask_client = stack.enter_context(scheduling.open_client(opts.run, client)) if early else None
         with phase("planning and checking"):
             plan, findings = preflight(source, opts, backend, in_place=output is None, client=dask_client)

@@ -163,6 +163,13 @@ class RunOptions:
                                 "(--no-resume: recompute everything)")
     quiet: bool = option(False, "no progress bar or summary")
 
+    def address(self) -> str | None:
+        """The existing scheduler to run on, if any: ``scheduler_address``, else dask's ``scheduler-address``
+        setting (the ``DASK_SCHEDULER_ADDRESS`` variable or dask's YAML configuration)."""
+        import dask  # not distributed: asking costs no cluster machinery
+
+        return self.scheduler_address or dask.config.get("scheduler-address", None)
+
     def dashboard(self) -> str | None:
         """Where the local cluster serves its dashboard: none with ``quiet`` (the link would not be shown,
         and the dashboard costs 0.4 s to start) unless an address is given; "off" turns it off."""

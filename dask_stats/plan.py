@@ -255,11 +255,11 @@ def _template(info: dict, key: str, info_path: str, problems: list[Problem]) -> 
 
 
 def _file_test(store: Store) -> Callable[[str], bool]:
-    """Whether a path is a file of ``store``: a stat locally; remotely, a lookup in one listing of the dataset (a
-    few list requests instead of one per file: 100,000 episodes' 400,000 files would take an hour one by one)."""
+    """Whether a path is a file of ``store``: a stat locally; remotely, a lookup in the store's one listing (a few
+    list requests instead of one per file: 100,000 episodes' 400,000 files would take an hour one by one)."""
     if store.local:
         return store.is_file
-    return set(store.fs.find(store.root)).__contains__
+    return store.listing().__contains__
 
 
 def _plan_episodes(store, info, records, videos, problems, is_file) -> list[Episode]:

@@ -117,12 +117,6 @@ def stall_limit_s(tasks: list[Task]) -> float | None:
     return 2 * max(task.timeout_s for task in tasks) if tasks else None
 
 
-def scheduler_address(options: RunOptions) -> str | None:
-    """The existing scheduler to run on, if any: the option, else dask's ``scheduler-address`` setting (the
-    ``DASK_SCHEDULER_ADDRESS`` variable or dask's YAML configuration)."""
-    return options.scheduler_address or dask.config.get("scheduler-address", None)
-
-
 AUTO_PROCESSES_VIDEOS = 1_000  # --scheduler auto: worker processes from this many videos on
 
 
@@ -157,7 +151,7 @@ def open_client(options: RunOptions, client: Client | None = None) -> Iterator[C
     if client is not None:
         yield client
         return
-    address = scheduler_address(options)
+    address = options.address()
     if address:
         with Client(address) as remote:
             yield remote
@@ -204,7 +198,7 @@ class _LoopbackWorker(Worker):
 def dashboard_url(client: Client, options: RunOptions) -> str | None:
     """The dashboard's address as bound (distributed's link names the machine's IP even for a loopback bind)."""
     link = client.dashboard_link
-    if scheduler_address(options):
+    if options.address():
         return link
     if options.dashboard() is None:
         return None  # distributed names a default link even when no dashboard runs

@@ -46,6 +46,10 @@ class Store:
         self.fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
         self.local = isinstance(self.fs, LocalFileSystem)
         self.root = str(Path(root)) if self.local else root.rstrip("/")
+        self._listing: dict[str, dict] | None = None
+
+    def __getstate__(self) -> dict:  # the store goes to the workers with every task; its listing does not
+        return {**self.__dict__, "_listing": None}
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -76,12 +80,19 @@ class Store:
     def size(self, path: str) -> int:
         return int(self.fs.size(path))
 
+    def listing(self) -> dict[str, dict]:
+        """Every file under the root with its details, from one listing taken once per Store: a remote dataset is
+        listed in a few requests instead of one per file, and planning and the checkpoint share it."""
+        if self._listing is None:
+            self._listing = self.fs.find(self.root, detail=True)
+        return self._listing
+
     def identities(self, paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
         """What identifies the current content of each of ``paths`` (None: no such file), one at a time.
 
         Locally, as git's index does: size, ``mtime_ns``, ``ctime_ns`` and inode of the file a path leads to
         (``cp -p``, ``rsync -a`` and ``touch -r`` can restore an mtime, never a ctime). Remotely: the size and
-        the ETag / version id / content hash of one listing of the root (a few list requests, not one per file).
+        the ETag / version id / content hash that the store's listing gives (``listing``).
         """
         if self.local:
             for path in paths:
@@ -92,7 +103,7 @@ class Store:
                     continue
                 yield path, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_dev}:{st.st_ino}"
             return
-        listing = self.fs.find(self.root, detail=True)
+        listing = self.listing()
         for path in paths:
             info = listing.get(path)
             yield path, None if info is None else f"{info.get('size')}:{_stamp(info)}"

@@ -91,14 +91,12 @@ def test_scheduler_address_comes_from_dask_config_and_its_environment_variable()
     import dask
 
     from dask_stats.options import RunOptions
-    from dask_stats.scheduling import scheduler_address
 
-    assert scheduler_address(RunOptions(scheduler_address="tcp://a:1")) == "tcp://a:1"
+    assert RunOptions(scheduler_address="tcp://a:1").address() == "tcp://a:1"
     with dask.config.set({"scheduler-address": "tcp://b:2"}):
-        assert scheduler_address(RunOptions()) == "tcp://b:2"
-        assert scheduler_address(RunOptions(scheduler_address="tcp://a:1")) == "tcp://a:1"
-    code = "from dask_stats.options import RunOptions; from dask_stats.scheduling import scheduler_address; " \
-           "print(scheduler_address(RunOptions()))"
+        assert RunOptions().address() == "tcp://b:2"
+        assert RunOptions(scheduler_address="tcp://a:1").address() == "tcp://a:1"
+    code = "from dask_stats.options import RunOptions; print(RunOptions().address())"
     env = {**os.environ, "DASK_SCHEDULER_ADDRESS": "tcp://c:3"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert run.stdout.strip() == "tcp://c:3", run.stderr
