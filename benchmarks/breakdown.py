@@ -18,12 +18,12 @@ import threading
 import time
 
 STEPS = (  # (module, function) as the caller looks it up
-    ("dask_stats.scheduling", "run"),  # every Dask phase, client side (v3.0: stats + files, then stream copies)
-    ("dask_stats.tasks", "video_stats"), ("dask_stats.numeric", "partition_moments"),
-    ("dask_stats.v30.build", "write_data_file"), ("dask_stats.v30.build", "_signatures"),
-    ("dask_stats.v30.build", "concat_videos"), ("dask_stats.v30.build", "verify_episode_frames"),
-    ("dask_stats.v30.build", "_first_last_frame_times"),
-    ("dask_stats.convert", "dataset_quantiles"), ("dask_stats.numeric", "quantile_pass"),
+    ("dask_stats.engine.runner", "run"),  # every Dask phase, client side (v3.0: stats + files, then stream copies)
+    ("dask_stats.engine.tasks", "video_stats"), ("dask_stats.engine.numeric", "partition_moments"),
+    ("dask_stats.formats.v30.writer", "write_data_file"), ("dask_stats.formats.v30.writer", "_signatures"),
+    ("dask_stats.formats.v30.writer", "concat_videos"), ("dask_stats.formats.v30.writer", "verify_episode_frames"),
+    ("dask_stats.formats.v30.writer", "_first_last_frame_times"),
+    ("dask_stats.convert", "dataset_quantiles"), ("dask_stats.engine.numeric", "quantile_pass"),
     ("dask_stats.convert", "verify_or_stop"), ("dask_stats.convert", "episode_records"),
 )
 

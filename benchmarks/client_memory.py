@@ -42,7 +42,7 @@ def _status_mb(pid: int, field: str) -> float:
 
 
 PHASES = (  # (module, function): the steps of convert() whose memory is recorded
-    ("dask_stats.convert", "preflight"), ("dask_stats.convert", "build_tasks"), ("dask_stats.scheduling", "run"),
+    ("dask_stats.convert", "preflight"), ("dask_stats.convert", "build_tasks"), ("dask_stats.engine.runner", "run"),
     ("dask_stats.convert", "verify_or_stop"),
     ("dask_stats.convert", "episode_records"), ("dask_stats.convert", "commit"),
 )

@@ -89,7 +89,7 @@ def ensure_replicated(kind: str, episodes: int, cache: Path, log=print) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dask_stats.layout import DATA_PATH, VIDEO_PATH
+    from dask_stats.formats.v2.layout import DATA_PATH, VIDEO_PATH
 
     cameras, (height, width), (lo, hi) = REPLICATED[kind]
     root = Path(cache) / f"{kind}-{episodes}"

@@ -51,7 +51,7 @@ sys.path[:0] = [str(HERE), str(REPO / "tests" / "parity")]
 
 from datasets import ensure_dataset, specs  # noqa: E402
 
-from dask_stats.sampling import sample_positions  # noqa: E402
+from dask_stats.stats.sampling import sample_positions  # noqa: E402
 
 VIDEO_SETS = ("h264", "av1")
 # the floor each set's target refers to
@@ -268,12 +268,12 @@ def _floor_seek(job: tuple) -> int:
 def _reducer(stats: bool, reuse: bool = False):
     """What happens to a wanted frame: RGB conversion (the first floors), or RGB conversion and the exact
     stats of the frame, done the cheapest way we know (RGBA output viewed as RGB, channel histograms of
-    dask_stats.pixels without a copy).  ``reuse``: one swscale context per video, single-threaded, instead of
+    dask_stats.stats.pixels without a copy).  ``reuse``: one swscale context per video, single-threaded, instead of
     ``to_ndarray``'s fresh one per frame (which starts swscale's threads for every frame: 5 ms on a 32x32
     frame, 0.1 ms reused); the floors of the tiny and DROID-like rows use it."""
     if not stats:
         return lambda frame: frame.to_ndarray(format="rgb24")
-    from dask_stats.pixels import PixelHistogram
+    from dask_stats.stats.pixels import PixelHistogram
 
     histogram = PixelHistogram(3)
     if reuse:

@@ -28,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import layout
 from .errors import DatasetError, Problem
+from .formats.v2 import layout
 from .options import Options
 from .plan import Episode, Plan, plan_dataset, read_jsonl
-from .sampling import WALL_CLOCK_S, sample_positions, video_problems
+from .stats.sampling import WALL_CLOCK_S, sample_positions, video_problems
 from .storage import Store
 from .video import VideoBackend, VideoHeader, get_backend
 
@@ -63,7 +63,7 @@ def _cluster(options: Options, client: Client | None) -> Iterator[Client | None]
     if client is None and not options.run.address() and options.run.scheduler != "processes":
         yield None  # distributed (seconds to import) is not needed
         return
-    from .scheduling import open_client
+    from .engine.runner import open_client
 
     with open_client(replace(options.run, quiet=True), client) as cluster:  # quiet: no dashboard (no link printed)
         yield cluster
@@ -126,7 +126,7 @@ def diagnose(store: Store, options: Options, backend: VideoBackend, in_place: bo
         return None, problems
     problems += _version_problems(plan, options)
     if plan.version == "v3.0":  # a v3.0 dataset is judged the same way whether or not it will be recomputed
-        from .v30.inspect import diagnose_v30
+        from .formats.v30.diagnose import diagnose_v30
 
         return plan, problems + diagnose_v30(store, options.stats.tolerance_s)
     if any(p.message.startswith(ALREADY_CONVERTED) for p in problems):
@@ -187,7 +187,7 @@ CHECK_BATCH = 500  # episodes per preflight task on a cluster (100k episodes: 20
 def _on_cluster(client: Client, work: EpisodeChecker, episodes: list[Episode], retries: int) -> list[Problem]:
     """The problems of ``episodes``, in their order, checked in batches on the cluster's workers (tasks named
     like ``check-ep000000-000499``)."""
-    from .tasks import task_key
+    from .engine.tasks import task_key
 
     batches = [episodes[i:i + CHECK_BATCH] for i in range(0, len(episodes), CHECK_BATCH)]
     keys = [task_key("check", [batch[0].index, batch[-1].index]) for batch in batches]

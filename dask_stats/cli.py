@@ -230,7 +230,7 @@ def _checkpoints(args) -> int:
     ``clear_checkpoints``)."""
     import time
 
-    checkpoint = _work("checkpoint")
+    checkpoint = _work("engine.checkpoint")
     now = time.time()
     wanted = None if args.root is None else checkpoint.checkpoint_path(args.root)
     found = [c for c in checkpoint.list_checkpoints() if (wanted is None or c.path == wanted)

@@ -12,20 +12,21 @@ from pathlib import Path
 import numpy as np
 from distributed import Client
 
-from . import layout, scheduling
 from .check import OUTPUT_MARKER, mark_output, output_problems, preflight
-from .checkpoint import Checkpoint, fingerprint, target_lock
+from .engine import runner
+from .engine.checkpoint import Checkpoint, fingerprint, target_lock
+from .engine.progress import Phases
+from .engine.tasks import Results, Task, build_tasks, dataset_quantiles
 from .errors import DatasetError, Problem, VerificationError
-from .moments import MomentsTable
+from .formats.v2 import layout
+from .formats.v30.restat import commit_restat
+from .formats.v30.writer import V30Build
 from .options import Options
 from .plan import Plan, read_json, read_jsonl
-from .progress import Phases
-from .records import episode_records, info_text, jsonl_text
+from .stats.moments import MomentsTable
+from .stats.records import episode_records, info_text, jsonl_text
+from .stats.verify import VerificationReport, compare_episode_stats, verify
 from .storage import Store
-from .tasks import Results, Task, build_tasks, dataset_quantiles
-from .v30.build import V30Build
-from .v30.restat import commit_restat
-from .verify import VerificationReport, compare_episode_stats, verify
 from .video import get_backend
 
 EPISODES_STATS = layout.EPISODES_STATS
@@ -95,14 +96,14 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
             raise DatasetError(problems)
     target.remove_temporaries("meta")  # left by a run killed while writing
     if client is None and not opts.run.address():
-        opts = replace(opts, run=replace(opts.run, scheduler=scheduling.local_kind(opts.run, _videos(source))))
+        opts = replace(opts, run=replace(opts.run, scheduler=runner.local_kind(opts.run, _videos(source))))
     phase = Phases(quiet=opts.run.quiet)
     quiet = opts.run.quiet
     with ExitStack() as stack:
         # the preflight checks the episodes on a cluster whose workers are not threads of this process: that one is
         # opened first; a local threads cluster after planning (a refused dataset does not wait for its start)
         early = client is not None or opts.run.address() or opts.run.scheduler == "processes"
-        dask_client = stack.enter_context(scheduling.open_client(opts.run, client)) if early else None
+        dask_client = stack.enter_context(runner.open_client(opts.run, client)) if early else None
         with phase("planning and checking"):
             plan, findings = preflight(source, opts, backend, in_place=output is None, client=dask_client)
             restat = plan.version == "v3.0"  # an existing v3.0 dataset gets new stats, and stays v3.0
@@ -127,18 +128,18 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         if done and not quiet:
             print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
         if dask_client is None:
-            dask_client = stack.enter_context(scheduling.open_client(opts.run, client))
-        url = scheduling.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
+            dask_client = stack.enter_context(runner.open_client(opts.run, client))
+        url = runner.dashboard_url(dask_client, opts.run) if client is None else client.dashboard_link
         if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
-        scheduling.run(dask_client, tasks, done, landed, retries=opts.run.retries, quiet=quiet,
-                       stall_s=scheduling.stall_limit_s(tasks))
+        runner.run(dask_client, tasks, done, landed, retries=opts.run.retries, quiet=quiet,
+                       stall_s=runner.stall_limit_s(tasks))
         if build:  # the stream copies need the probes and data files of the first phase
             video_tasks, video_groups = build.video_tasks(results.files, tasks)
             done = _resume(checkpoint, video_tasks, results) if opts.run.resume else set()
             resumed += len(done)
-            scheduling.run(dask_client, video_tasks, done, landed, retries=opts.run.retries, quiet=quiet,
-                           stall_s=scheduling.stall_limit_s(video_tasks), label="videos copied")
+            runner.run(dask_client, video_tasks, done, landed, retries=opts.run.retries, quiet=quiet,
+                           stall_s=runner.stall_limit_s(video_tasks), label="videos copied")
             tasks += video_tasks
         tables = results.tables()
         qs = opts.stats.quantile_levels

@@ -71,7 +71,7 @@ def option(default, help: str, *, parse: Callable | None = None, choices=None, m
 
 def quantile_list(value) -> tuple[float, ...]:
     """``True``/"default": lerobot's q01..q99; ``False``/"none": none; else whole percents ("0.02,0.98")."""
-    from .quantiles import DEFAULT_QUANTILES, parse_quantiles
+    from .stats.quantiles import DEFAULT_QUANTILES, parse_quantiles
 
     if value is True or value == "default":
         return DEFAULT_QUANTILES

@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import layout
 from .errors import DatasetError, Problem
+from .formats.v2 import layout
 from .options import StatsOptions
 from .storage import Store
 
@@ -147,7 +147,7 @@ def plan_dataset(store: Store, options: StatsOptions) -> tuple[Plan | None, list
         return None, [Problem("info.json has no 'features'", path=info_path)]
     kinds, problems = classify(features, options, info_path)
     if version == "v3.0":
-        from .v30.plan import plan_v30
+        from .formats.v30.plan import plan_v30
 
         return plan_v30(store, info, kinds, problems)
     problems += _number_problems(info, info_path)

@@ -17,8 +17,8 @@ from .errors import HubError
 if TYPE_CHECKING:  # huggingface_hub is imported when the Hub is used, not with the package
     from huggingface_hub import HfApi
 
-    from .hub_download import Download
-    from .hub_push import PushPlan, PushResult
+    from .hub.download import Download
+    from .hub.push import PushPlan, PushResult
 
 
 @dataclass
@@ -67,7 +67,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     """
     from huggingface_hub import HfApi
 
-    from .hub_download import (
+    from .hub.download import (
         SOURCE_REVISION,
         Download,
         default_root,
@@ -77,7 +77,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         local_version,
         why_unreachable,
     )
-    from .hub_push import V30_STATS, layout_for, plan_push, push
+    from .hub.push import V30_STATS, layout_for, plan_push, push
 
     api = api or HfApi()
     revision = revision or SOURCE_REVISION

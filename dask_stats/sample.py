@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .layout import DATA_PATH, VIDEO_PATH
+from .formats.v2.layout import DATA_PATH, VIDEO_PATH
 
 
 @dataclass

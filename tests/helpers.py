@@ -153,8 +153,8 @@ import sys
 sys.path.insert(0, {tests!r})
 from fake_backends import SlowBackend
 import dask_stats
-import dask_stats.tasks
-dask_stats.tasks.VIDEO_TASK_SECONDS = 0  # one task per episode
+import dask_stats.engine.tasks
+dask_stats.engine.tasks.VIDEO_TASK_SECONDS = 0  # one task per episode
 dask_stats.convert({root!r}, video_backend=SlowBackend, scheduler="threads", num_workers=2,
                    dashboard_address="127.0.0.1:0")
 """

@@ -420,12 +420,12 @@ def test_episode_checks_on_a_cluster_find_the_same_problems_in_episode_order(ds,
 def test_episodes_are_checked_on_the_process_cluster_started_once(small_dataset, tmp_path, monkeypatch, command):
     """``--scheduler processes``: one local cluster is started (convert: before the preflight, and the stats run on
     it too), and the episodes are checked on its worker processes."""
-    from dask_stats import scheduling
+    from dask_stats.engine import runner
 
     module = importlib.import_module("dask_stats.check")
     clusters, checked_on = [], []
 
-    class Counted(scheduling.LocalCluster):
+    class Counted(runner.LocalCluster):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             clusters.append(self)
@@ -435,7 +435,7 @@ def test_episodes_are_checked_on_the_process_cluster_started_once(small_dataset,
         return checks(client, *args)
 
     checks = module._on_cluster
-    monkeypatch.setattr(scheduling, "LocalCluster", Counted)
+    monkeypatch.setattr(runner, "LocalCluster", Counted)
     monkeypatch.setattr(module, "_on_cluster", on_cluster)
     if command == "convert":
         dask_stats.convert(small_dataset, tmp_path / "out", scheduler="processes", num_workers=1, quiet=True)

@@ -1,4 +1,4 @@
-"""dask_stats.checkpoint: finished tasks are saved as they complete, so that the same command resumes an
+"""dask_stats.engine.checkpoint: finished tasks are saved as they complete, so that the same command resumes an
 interrupted run (a hang, kill -9, an error while committing); a checkpoint is used only for the same inputs and
 options, lives in a cache folder that follows XDG, expires, can be cleared, and a locked target refuses a second
 run."""
@@ -18,8 +18,8 @@ from fake_backends import HangingBackend
 from helpers import FAST, SLOW_RUN, SMALL32, TESTS, TWO_CAMERAS, data, episodes_stats, fail_when_writing, video
 
 import dask_stats
-from dask_stats import checkpoint
-from dask_stats.checkpoint import checkpoint_path, list_checkpoints, target_lock
+from dask_stats.engine import checkpoint
+from dask_stats.engine.checkpoint import checkpoint_path, list_checkpoints, target_lock
 from dask_stats.errors import DatasetError, TaskError, VerificationError
 from dask_stats.storage import Store
 
@@ -95,7 +95,7 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
 
 def test_one_checkpoint_file_per_run_listed_expired_and_cleared(ds, monkeypatch, tmp_path):
     monkeypatch.setenv("DASK_STATS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one task per episode
+    monkeypatch.setattr("dask_stats.engine.tasks.VIDEO_TASK_SECONDS", 0)  # one task per episode
     interrupted_run(ds)
     [saved] = checkpoint.list_checkpoints()
     assert saved.target == str(ds) and saved.tasks >= 2
@@ -147,7 +147,7 @@ def test_kill9_leaves_metadata_intact_and_the_rerun_resumes(make_sample, local_s
         assert not (root / "meta/episodes_stats.jsonl").exists()
     finished = saved()
     assert finished >= 2, "finished tasks should have been checkpointed before the kills"
-    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # the tasks of the killed runs
+    monkeypatch.setattr("dask_stats.engine.tasks.VIDEO_TASK_SECONDS", 0)  # the tasks of the killed runs
     result = dask_stats.convert(root, **FAST)
     assert result.resumed >= finished
     assert episodes_stats(root) == local_stats(dataset)

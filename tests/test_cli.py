@@ -224,7 +224,7 @@ def test_demo_reruns_in_its_own_directory_and_removes_nothing_else(tmp_path, cap
 # --- checkpoints -------------------------------------------------------------------------------------------------
 
 def _saved_checkpoint(target: Path, tasks: int, age_days: float = 0.0) -> Path:
-    from dask_stats.checkpoint import Checkpoint
+    from dask_stats.engine.checkpoint import Checkpoint
     from dask_stats.storage import Store
 
     saved = Checkpoint(Store(target), "fingerprint")

@@ -38,7 +38,7 @@ def test_cluster_spreads_work_survives_a_lost_worker_and_matches_local(s3_server
         fs.put(str(dataset), "robots/deploy", recursive=True)
         root, storage_options = "s3://robots/deploy", options
     local = dask_stats.convert(dataset, tmp_path / "local", to=to, **FAST)
-    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one task per episode: many tasks
+    monkeypatch.setattr("dask_stats.engine.tasks.VIDEO_TASK_SECONDS", 0)  # one task per episode: many tasks
     monkeypatch.setenv("DASK_STATS_TEST_DELAY", "0.3")
     _, client, procs = dask_cluster
     with get_task_stream(client) as stream:

@@ -1,4 +1,4 @@
-"""dask_stats.hub_download: fetching a dataset's v2.0 revision into HF_LEROBOT_HOME, from a Hugging Face cache laid out
+"""dask_stats.hub.download: fetching a dataset's v2.0 revision into HF_LEROBOT_HOME, from a Hugging Face cache laid out
 as huggingface_hub does (offline), or from a local stand-in of the Hub (tests/hubstub.py); which version the Hub
 holds. No network."""
 

@@ -1,4 +1,4 @@
-"""dask_stats.hub_push: planning (the --dry-run report) and carrying out the push of a converted dataset to a local
+"""dask_stats.hub.push: planning (the --dry-run report) and carrying out the push of a converted dataset to a local
 stand-in of the Hub (tests/hubstub.py): one commit of the changed files, the tag after it, re-runs that are no-ops,
 failures that say what was and was not written, and the v3.0 layout replacing v2.x in one commit. No network."""
 

@@ -1,11 +1,11 @@
-"""dask_stats.moments: per-episode moments (count, mean, std, min, max) of segments, merged exactly in any order."""
+"""stats.moments: per-episode moments (count, mean, std, min, max) of segments, merged exactly in any order."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dask_stats.moments import MomentsByKey, MomentsTable, merge_all
+from dask_stats.stats.moments import MomentsByKey, MomentsTable, merge_all
 
 
 def test_merge_all_equals_whole():

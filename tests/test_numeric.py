@@ -1,4 +1,4 @@
-"""dask_stats.numeric: the moments of Parquet features, partition by partition (an episode split across partitions
+"""engine.numeric: the moments of Parquet features, partition by partition (an episode split across partitions
 merges exactly), and a partition that fails names its episode."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dask_stats
-from dask_stats import numeric
+from dask_stats.engine import numeric
 from dask_stats.errors import TaskError
-from dask_stats.moments import MomentsByKey
+from dask_stats.stats.moments import MomentsByKey
 
 
 @settings(max_examples=60, deadline=None)

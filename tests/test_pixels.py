@@ -1,4 +1,4 @@
-"""dask_stats.pixels: exact pixel statistics from per-channel histograms. The Pillow histogram (RGB and RGBA-view
+"""dask_stats.stats.pixels: exact pixel statistics from per-channel histograms. The Pillow histogram (RGB and RGBA-view
 layouts) equals ``np.bincount``; the moments from it equal float64 numpy, and are the correctly rounded values."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from float64_reference import pixel_stats
 
-from dask_stats.pixels import PixelHistogram, channel_histograms, histogram_moments
+from dask_stats.stats.pixels import PixelHistogram, channel_histograms, histogram_moments
 
 
 def test_pixel_histogram_is_exact():

@@ -1,4 +1,4 @@
-"""dask_stats.progress: the phases around the episode bar (planning, verifying, writing) show while they are long,
+"""engine.progress: the phases around the episode bar (planning, verifying, writing) show while they are long,
 and stay silent when short or quiet."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from helpers import FAST, TINY
 
 import dask_stats
-from dask_stats import progress
+from dask_stats.engine import progress
 
 
 def test_phases_show_while_long_and_stay_silent_when_short_or_quiet(capsys):

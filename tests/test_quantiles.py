@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dask_stats.pixels import PixelHistogram
-from dask_stats.quantiles import (
+from dask_stats.stats.pixels import PixelHistogram
+from dask_stats.stats.quantiles import (
     DEFAULT_QUANTILES,
     DatasetQuantiles,
     dataset_quantiles,

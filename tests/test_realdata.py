@@ -55,7 +55,7 @@ def test_converts_to_v30_that_lerobot_can_look_up_and_with_exact_quantiles(tmp_p
     import numpy as np
     import pandas as pd
 
-    from dask_stats.quantiles import DEFAULT_QUANTILES, quantile_key
+    from dask_stats.stats.quantiles import DEFAULT_QUANTILES, quantile_key
 
     out = tmp_path / "v30"
     dask_stats.convert(REALDATA, out, to="v3.0", exclude_features=("observation.images.egoview",),

@@ -1,4 +1,4 @@
-"""dask_stats.records: stats records in the reference shapes, made a chunk of episodes at a time, and their text."""
+"""stats.records: stats records in the reference shapes, made a chunk of episodes at a time, and their text."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 import jsonlines
 import numpy as np
 
-from dask_stats.moments import MomentsTable
-from dask_stats.records import CHUNK, episode_records, jsonl_text
+from dask_stats.stats.moments import MomentsTable
+from dask_stats.stats.records import CHUNK, episode_records, jsonl_text
 
 
 def test_records_are_made_in_chunks_and_written_as_one_jsonl_text():

@@ -1,4 +1,4 @@
-"""dask_stats.sampling: which frames of an episode are sampled for its video stats, and how a sampled row finds its
+"""stats.sampling: which frames of an episode are sampled for its video stats, and how a sampled row finds its
 frame in the video (nearest timestamp within the tolerance, or by index)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dask_stats.sampling import FrameLookupError, locate_frames, sample_positions
+from dask_stats.stats.sampling import FrameLookupError, locate_frames, sample_positions
 
 
 @pytest.mark.parametrize("length,count", [(1, 1), (99, 99), (100, 100), (470, 100), (471, 101), (1000, 177),

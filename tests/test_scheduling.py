@@ -1,4 +1,4 @@
-"""dask_stats.scheduling: where the tasks run and what happens when they misbehave. A real distributed scheduler
+"""dask_stats.engine.runner: where the tasks run and what happens when they misbehave. A real distributed scheduler
 with worker processes on loopback (the same output as a local run, a worker lost mid-run), the scheduler address
 from Dask's config, hung tasks cut off and reported (also hangs holding the GIL), the longest episodes first, the
 dashboard link, and local runs listening on loopback only."""
@@ -62,7 +62,7 @@ def test_task_results_are_folded_as_they_arrive_and_not_kept(dask_cluster, datas
                                                              monkeypatch):
     """O(1) client memory per task: once a result is folded in, nothing (futures, checkpoint, run) still holds it,
     and the client holds the futures of a window of tasks, not of the whole run."""
-    from dask_stats.tasks import Results
+    from dask_stats.engine.tasks import Results
 
     _, client, _ = dask_cluster
     folded, add, tables = [], Results.add, Results.tables
@@ -80,9 +80,9 @@ def test_task_results_are_folded_as_they_arrive_and_not_kept(dask_cluster, datas
 
     monkeypatch.setattr(Results, "add", recording_add)
     monkeypatch.setattr(Results, "tables", checked_tables)
-    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one video task per episode
-    monkeypatch.setattr("dask_stats.scheduling.MIN_IN_FLIGHT", 4)
-    monkeypatch.setattr("dask_stats.scheduling.IN_FLIGHT_PER_THREAD", 1)  # 2 single-threaded workers: window 4
+    monkeypatch.setattr("dask_stats.engine.tasks.VIDEO_TASK_SECONDS", 0)  # one video task per episode
+    monkeypatch.setattr("dask_stats.engine.runner.MIN_IN_FLIGHT", 4)
+    monkeypatch.setattr("dask_stats.engine.runner.IN_FLIGHT_PER_THREAD", 1)  # 2 single-threaded workers: window 4
     dask_stats.convert(dataset, tmp_path / "out", client=client, quiet=True)
     assert episodes_stats(tmp_path / "out") == reference_output
 
@@ -117,7 +117,7 @@ def test_hanging_task_is_cut_off_reported_and_the_rest_resumes(dataset, referenc
 
 
 def test_gil_holding_hang_is_cut_off_in_processes_mode(make_sample, tmp_path, monkeypatch):
-    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one video task per episode
+    monkeypatch.setattr("dask_stats.engine.tasks.VIDEO_TASK_SECONDS", 0)  # one video task per episode
     start = time.monotonic()
     with pytest.raises(TaskError) as info:
         dask_stats.convert(make_sample(SMALL32), tmp_path / "out", video_backend=GilHangBackend,
@@ -170,9 +170,9 @@ def test_the_stall_watchdog_counts_units_not_tasks(dataset, tmp_path):
 def test_longest_episodes_are_decoded_first(dataset, tmp_path, monkeypatch):
     """So that a run ends on short tasks instead of one core finishing a long video alone (also when the tasks are
     submitted a window at a time)."""
-    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one task per episode
-    monkeypatch.setattr("dask_stats.scheduling.MIN_IN_FLIGHT", 3)
-    monkeypatch.setattr("dask_stats.scheduling.IN_FLIGHT_PER_THREAD", 1)
+    monkeypatch.setattr("dask_stats.engine.tasks.VIDEO_TASK_SECONDS", 0)  # one task per episode
+    monkeypatch.setattr("dask_stats.engine.runner.MIN_IN_FLIGHT", 3)
+    monkeypatch.setattr("dask_stats.engine.runner.IN_FLIGHT_PER_THREAD", 1)
     RecordingBackend.opened.clear()
     dask_stats.convert(dataset, tmp_path / "out", video_backend=RecordingBackend, **{**FAST, "num_workers": 1})
     lengths = [json.loads(line)["length"] for line in (dataset / "meta/episodes.jsonl").read_text().splitlines()]
@@ -248,23 +248,23 @@ def test_a_local_run_listens_on_loopback_only(make_sample, tmp_path, scheduler):
     ("processes", 1, 2, False, "processes"),
 ])
 def test_auto_picks_worker_processes_for_many_videos_when_safe(monkeypatch, scheduler, videos, workers, safe, kind):
+    from dask_stats.engine.runner import local_kind
     from dask_stats.options import RunOptions
-    from dask_stats.scheduling import local_kind
 
-    monkeypatch.setattr("dask_stats.scheduling.spawn_safe", lambda: safe)
+    monkeypatch.setattr("dask_stats.engine.runner.spawn_safe", lambda: safe)
     assert local_kind(RunOptions(scheduler=scheduler, num_workers=workers), videos) == kind
 
 
 @pytest.mark.parametrize("how, safe", [
-    (["-c", "import dask_stats.scheduling as s; print(s.spawn_safe())"], True),  # no __main__ file
+    (["-c", "import dask_stats.engine.runner as s; print(s.spawn_safe())"], True),  # no __main__ file
     (["-m", "dask_stats", "--help"], True),  # guarded by dask_stats/__main__.py
     (["SCRIPT"], False),  # a script: it may call convert without a guard
 ])
 def test_spawn_safe_knows_who_started_python(how, safe, tmp_path):
     script = tmp_path / "convert_my_data.py"
-    script.write_text("import dask_stats.scheduling as s\nprint(s.spawn_safe())\n")
+    script.write_text("import dask_stats.engine.runner as s\nprint(s.spawn_safe())\n")
     if how[0] == "-m":  # ask from inside the command line's own process
-        code = ("import runpy, sys, dask_stats.scheduling as s, dask_stats.cli as c; "
+        code = ("import runpy, sys, dask_stats.engine.runner as s, dask_stats.cli as c; "
                 "c.main = lambda argv=None: print(s.spawn_safe()) or 0; sys.argv = ['dask_stats']; "
                 "runpy.run_module('dask_stats', run_name='__main__', alter_sys=True)")
         how = ["-c", code]

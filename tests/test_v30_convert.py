@@ -13,9 +13,9 @@ import pytest
 from helpers import FAST, tree_digest
 
 import dask_stats
+from dask_stats.formats.v30.reader import read_dataset, read_episode_stats
 from dask_stats.sample import decode_all
-from dask_stats.v30.reader import read_dataset, read_episode_stats
-from dask_stats.v30.videos import output_packets
+from dask_stats.video.remux import output_packets
 
 TINY = {"data_file_size_in_mb": 0.01, "video_file_size_in_mb": 0.01}
 
@@ -197,7 +197,7 @@ def test_a_v21_source_episodes_stats_are_compared_not_trusted(v21, tmp_path):
 def test_an_interrupted_v30_run_resumes_without_rewriting_finished_files(messy_dataset, tmp_path, monkeypatch):
     from fake_backends import FailingBackend
 
-    monkeypatch.setattr("dask_stats.tasks.VIDEO_TASK_SECONDS", 0)  # one stats task per episode
+    monkeypatch.setattr("dask_stats.engine.tasks.VIDEO_TASK_SECONDS", 0)  # one stats task per episode
     out = tmp_path / "out"
     with pytest.raises(dask_stats.DatasetError, match="injected failure"):
         dask_stats.convert(messy_dataset, out, to="v3.0", video_backend=FailingBackend, **TINY, **FAST)

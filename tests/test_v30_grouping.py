@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from dask_stats.v30.grouping import group_by_size, locate
-from dask_stats.v30.layout import MB, FileIndex, data_path, episodes_path, video_path
+from dask_stats.formats.v30.grouping import group_by_size, locate
+from dask_stats.formats.v30.layout import MB, FileIndex, data_path, episodes_path, video_path
 
 
 def check_invariants(groups, sizes, limit_mb, chunks_size, signatures=None):

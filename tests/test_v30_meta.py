@@ -10,13 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from dask_stats.errors import DatasetError
-from dask_stats.sample import DATA_PATH, VIDEO_PATH, Camera, SampleSpec
-from dask_stats.storage import Store
-from dask_stats.v30 import layout
-from dask_stats.v30.data import write_data_file
-from dask_stats.v30.frames import verify_episode_frames
-from dask_stats.v30.grouping import group_by_size, locate
-from dask_stats.v30.meta import (
+from dask_stats.formats.v30 import layout
+from dask_stats.formats.v30.data import write_data_file
+from dask_stats.formats.v30.grouping import group_by_size, locate
+from dask_stats.formats.v30.meta import (
     episode_row,
     episodes_schema,
     info_v30,
@@ -25,8 +22,11 @@ from dask_stats.v30.meta import (
     write_stats,
     write_tasks,
 )
-from dask_stats.v30.reader import read_dataset, read_episode_stats, read_stats
-from dask_stats.v30.videos import concat_videos, probe
+from dask_stats.formats.v30.reader import read_dataset, read_episode_stats, read_stats
+from dask_stats.sample import DATA_PATH, VIDEO_PATH, Camera, SampleSpec
+from dask_stats.storage import Store
+from dask_stats.video.frames import verify_episode_frames
+from dask_stats.video.remux import concat_videos, probe
 
 CAMS = {"observation.images.top": Camera(48, 64), "observation.images.wrist": Camera(32, 32)}
 LENGTHS = [8, 1, 12, 5, 3, 6, 1]

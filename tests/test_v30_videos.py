@@ -9,9 +9,9 @@ import pytest
 from v30_helpers import AV1, decode, encode
 
 from dask_stats.errors import DatasetError
-from dask_stats.v30.frames import frame_at, verify_episode_frames
-from dask_stats.v30.grouping import group_by_size
-from dask_stats.v30.videos import concat_videos, output_packets, packet_span, probe
+from dask_stats.formats.v30.grouping import group_by_size
+from dask_stats.video.frames import frame_at, verify_episode_frames
+from dask_stats.video.remux import concat_videos, output_packets, packet_span, probe
 
 FPS = 30
 

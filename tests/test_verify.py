@@ -1,4 +1,4 @@
-"""dask_stats.verify: the computed stats checked against the dataset's meta/stats.json before anything is written.
+"""dask_stats.stats.verify: the computed stats checked against the dataset's meta/stats.json before anything is written.
 A mismatch names the episode that deviates most; NaN on both sides verifies, without numpy warnings."""
 
 from __future__ import annotations

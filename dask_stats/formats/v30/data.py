@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import DatasetError, Problem
-from ..storage import Store
-from .atomic import atomic_path
+from ...errors import DatasetError, Problem
+from ...storage import Store
+from ...storage.atomic import atomic_path
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,21 @@ import dask
 import numpy as np
 from dask.delayed import Delayed
 
+from ..errors import Location
+from ..options import Options
+from ..plan import Plan, channels_of
+from ..stats.moments import MomentsByKey, MomentsTable
+from ..stats.sampling import sample_positions
+from ..video import VideoBackend
 from . import numeric
-from .errors import Location
-from .moments import MomentsByKey, MomentsTable
-from .options import Options
-from .plan import Plan, channels_of
-from .sampling import sample_positions
-from .scheduling import guarded
-from .video import VideoBackend
+from .runner import guarded
 from .video_stats import VideoEpisode, VideoJob, video_stats
 
 
 @dataclass
 class Task:
     """One Dask task of the graph: its kind, the episodes it covers, where it works, and its Dask object (until it
-    is submitted: ``scheduling.run`` then drops it, so that the graphs of a run's tasks are never all held)."""
+    is submitted: ``runner.run`` then drops it, so that the graphs of a run's tasks are never all held)."""
 
     kind: str  # "parquet", "video", or a v3.0 file task ("v30-data", "v30-probe", "v30-video")
     episodes: list[int]
@@ -189,7 +189,7 @@ def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], histo
     from the summed histograms of the sampled frames; numeric features by the passes of
     ``quantiles.DatasetQuantiles`` over the episode dataframe (each pass reads the partitions again and keeps
     only a bounded number of values)."""
-    from .quantiles import DatasetQuantiles, histogram_quantiles, quantile_stats
+    from ..stats.quantiles import DatasetQuantiles, histogram_quantiles, quantile_stats
 
     out = {feature: quantile_stats(histogram_quantiles(histograms[feature], qs), qs, plan.features[feature])
            for feature in plan.images + plan.videos}
@@ -209,6 +209,6 @@ def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], histo
 
 def _merge_passes(results: list[dict], features: list[str]) -> dict:
     """One pass's partition results merged per feature."""
-    from .quantiles import merge
+    from ..stats.quantiles import merge
 
     return {feature: merge(result[feature] for result in results) for feature in features}

@@ -18,11 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import Problem, TaskError
-from .moments import Moments, MomentsTable
-from .pixels import PixelHistogram
-from .plan import Plan, channels_of
-from .storage import Store
+from ..errors import Problem, TaskError
+from ..plan import Plan, channels_of
+from ..stats.moments import Moments, MomentsTable
+from ..stats.pixels import PixelHistogram
+from ..storage import Store
 
 EPISODE = "__episode__"
 # Partitions: enough of them to keep every core busy on small datasets, large enough to amortise task overhead
@@ -173,7 +173,7 @@ def _failing_episode(df, feature, plan_features, images, ids, starts) -> int:
 def quantile_pass(df: pd.DataFrame, requests: dict, plan_features: dict[str, dict]) -> dict:
     """One refinement pass of the dataset-wide quantiles (``quantiles.partition_pass``) over one partition,
     for every feature in ``requests``."""
-    from .quantiles import partition_pass
+    from ..stats.quantiles import partition_pass
 
     return {feature: partition_pass(request, column_values(df[feature], feature, plan_features[feature]["shape"]))
             for feature, request in requests.items()}

@@ -19,7 +19,7 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import DatasetError, Problem
+from ..errors import DatasetError, Problem
 
 TEMP_SUFFIX = ".tmp"  # of write_text's temporary files (".<name>.<random>.tmp" beside the file)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import Problem
+from ..errors import Problem
 
 WALL_CLOCK_S = 1e6  # timestamps this large are Unix times, not seconds since the episode start
 

@@ -25,7 +25,7 @@ from huggingface_hub import HfApi, constants, scan_cache_dir, snapshot_download
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.utils import filter_repo_objects
 
-from .errors import HubError
+from ..errors import HubError
 
 logger = logging.getLogger(__name__)
 

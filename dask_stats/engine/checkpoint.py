@@ -30,11 +30,11 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .errors import DatasetError, Problem
-from .options import StatsOptions
-from .plan import Plan
-from .storage import Store
+from .. import __version__
+from ..errors import DatasetError, Problem
+from ..options import StatsOptions
+from ..plan import Plan
+from ..storage import Store
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import DatasetError, Problem
-from ..storage import Store
+from ...errors import DatasetError, Problem
+from ...storage import Store
 from .layout import EPISODES_DIR, INFO_PATH, STATS_PATH, TASKS_PATH, FileIndex
 
 

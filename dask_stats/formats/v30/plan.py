@@ -3,10 +3,10 @@ camera, a time range of a concatenated video file."""
 
 from __future__ import annotations
 
-from .. import layout
-from ..errors import DatasetError, Problem
-from ..plan import Episode, Kinds, Plan
-from ..storage import Store
+from ...errors import DatasetError, Problem
+from ...plan import Episode, Kinds, Plan
+from ...storage import Store
+from ..v2 import layout
 from .reader import read_dataset
 
 

@@ -10,13 +10,13 @@ from functools import partial
 import numpy as np
 import pyarrow.parquet as pq
 
-from .errors import DatasetError, Location, TaskError
-from .moments import Moments, MomentsTable
-from .pixels import PixelHistogram
-from .sampling import FrameLookupError, locate_frames, sample_positions, video_problems
-from .scheduling import guarded_each
-from .storage import Store
-from .video import VideoBackend, VideoReader
+from ..errors import DatasetError, Location, TaskError
+from ..stats.moments import Moments, MomentsTable
+from ..stats.pixels import PixelHistogram
+from ..stats.sampling import FrameLookupError, locate_frames, sample_positions, video_problems
+from ..storage import Store
+from ..video import VideoBackend, VideoReader
+from .runner import guarded_each
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import av
 
 from ..errors import DatasetError, Problem
-from .atomic import atomic_path
+from ..storage.atomic import atomic_path
 
 
 class Signature(NamedTuple):

@@ -18,21 +18,21 @@ from pathlib import Path
 import dask
 import numpy as np
 
-from .. import layout as v2
-from ..errors import DatasetError, Location, Problem, TaskError
-from ..moments import MomentsTable
-from ..options import Options
-from ..plan import Plan, read_jsonl
-from ..records import finalize
-from ..storage import Store
-from ..tasks import Task, task_key
+from ...engine.tasks import Task, task_key
+from ...errors import DatasetError, Location, Problem, TaskError
+from ...options import Options
+from ...plan import Plan, read_jsonl
+from ...stats.moments import MomentsTable
+from ...stats.records import finalize
+from ...storage import Store
+from ...video.frames import verify_episode_frames
+from ...video.remux import concat_videos, probe
+from ..v2 import layout as v2
 from .data import write_data_file
-from .frames import verify_episode_frames
 from .grouping import Group, group_by_size
 from .layout import CHUNKS_SIZE, data_path, video_path
 from .meta import episode_row, info_v30, stats_by_episode, write_episodes, write_info, write_stats, write_tasks
 from .reader import read_dataset
-from .videos import concat_videos, probe
 
 PROBES_PER_TASK = 64  # videos whose headers one probe task reads
 V2_META = {v2.INFO, v2.EPISODES, v2.TASKS, v2.EPISODES_STATS, v2.STATS}
@@ -246,7 +246,7 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[
 
 
 def _first_last_frame_times(path: str) -> tuple[float, float]:
-    from ..video.pyav_backend import PyAVReader
+    from ...video.pyav_backend import PyAVReader
 
     with PyAVReader(path) as reader:
         times = reader.frame_times()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..errors import DatasetError, Problem
-from ..storage import Store
-from .frames import frame_at
+from ...errors import DatasetError, Problem
+from ...storage import Store
+from ...video.frames import frame_at
 from .reader import read_dataset
 
 

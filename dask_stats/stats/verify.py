@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import layout
-from .errors import Problem
+from ..errors import Problem
+from ..formats.v2 import layout
 from .moments import MomentsTable
 from .records import PIXEL_DTYPES, finalize
 

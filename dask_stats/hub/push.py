@@ -41,8 +41,8 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants
 from huggingface_hub.utils.sha import git_hash, sha_fileobj
 
-from .errors import HubError
-from .hub_download import (
+from ..errors import HubError
+from .download import (
     REPO_TYPE,
     GatedRepoError,
     HfHubHTTPError,

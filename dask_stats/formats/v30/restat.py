@@ -6,14 +6,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import layout
-from ..moments import MomentsTable
-from ..plan import Plan
-from ..storage import Store
-from .atomic import atomic_path
-from .build import dataset_stats
+from ...plan import Plan
+from ...stats.moments import MomentsTable
+from ...storage import Store
+from ...storage.atomic import atomic_path
+from ..v2 import layout
 from .meta import episodes_table, flatten_stats, stats_by_episode, write_stats
 from .reader import episodes_files
+from .writer import dataset_stats
 
 STATS_PREFIX = "stats/"
 

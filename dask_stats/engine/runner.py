@@ -25,8 +25,8 @@ import numpy as np
 from distributed import Client, KilledWorker, LocalCluster, Worker, as_completed
 from tqdm.auto import tqdm
 
-from .errors import DatasetError, Location, TaskError
-from .options import RunOptions
+from ..errors import DatasetError, Location, TaskError
+from ..options import RunOptions
 
 if TYPE_CHECKING:
     from .tasks import Task

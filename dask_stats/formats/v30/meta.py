@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import atomic_path, write_bytes
+from ...storage.atomic import atomic_path, write_bytes
 from .grouping import group_by_size
 from .layout import (
     CHUNKS_SIZE,
