@@ -74,3 +74,12 @@ def verify_episode_frames(
                 f"the frame at {shifted:.6f} s differs from the source frame at t={t:.6f} s",
                 episode=episode, feature=feature, path=str(new_video)))
     return problems
+
+
+def first_last_frame_times(path: str) -> tuple[float, float]:
+    """The presentation times (s) of the first and last frame of ``path``."""
+    from .pyav_backend import PyAVReader
+
+    with PyAVReader(path) as reader:
+        times = reader.frame_times()
+    return float(times[0]), float(times[-1])
