@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import DatasetError, Location, Problem
-from .formats import AlreadyThere, Writer, choose, own_diagnosis, plan_dataset
+from .formats import AlreadyThere, Writer, choose, interrupted, own_diagnosis, plan_dataset
 from .formats.v2 import layout
 from .options import Options
 from .plan import Episode, Plan, read_jsonl
@@ -74,6 +74,14 @@ def output_problems(source: Store, target: Store) -> list[Problem]:
     """Why ``target`` cannot receive a converted copy of ``source``: a file, under a file, or a directory
     holding something else than an unfinished copy of ``source`` by this tool."""
     where = target.display(target.root)
+    if target.local and source.local:
+        inside = Path(target.root).resolve(), Path(source.root).resolve()
+        if inside[0] == inside[1]:
+            return [Problem("--output is the dataset itself", path=where,
+                            fix="leave out --output to convert in place, or choose another directory")]
+        if inside[1] in inside[0].parents:
+            return [Problem("--output is inside the dataset (the copy would become part of the dataset)",
+                            path=where, fix="choose a directory outside --root")]
     if target.local:
         parent = Path(target.root)
         while not parent.exists() and parent != parent.parent:
@@ -125,7 +133,7 @@ def _diagnose(store, options, backend, in_place, videos, client):
     plan, problems = plan_dataset(store, options.stats)
     writer = _writer(plan, options, problems)
     if plan is None:
-        return None, problems, writer
+        return None, interrupted(store) + problems, writer
     if isinstance(writer, AlreadyThere):
         problems.append(writer.problem(store.display(store.path(layout.INFO))))
     own = own_diagnosis(plan, options.stats)  # a format that judges its files itself, whatever is written
@@ -173,26 +181,27 @@ def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bo
         problems += _first_videos_readable(plan, backend)
     work = EpisodeChecker(plan, options, backend, videos)
     if client is not None and not getattr(client, "dask_stats_in_process", False):
-        return problems + _on_cluster(client, work, plan.episodes, options.run.retries)
+        return problems + _on_cluster(client, work, plan, options.run.retries)
     return problems + work.batch(plan.episodes)
 
 
 CHECK_BATCH = 500  # episodes per preflight task on a cluster (100k episodes: 200 tasks)
 
 
-def _on_cluster(client: Client, work: EpisodeChecker, episodes: list[Episode], retries: int) -> list[Problem]:
-    """The problems of ``episodes``, in their order, checked in batches on the cluster's workers by the one runner
-    (tasks named like ``check-ep000000-000499``; one graph per batch: the episodes' paths, ~350 bytes each, would
-    make one graph of 35 MB at 100k episodes)."""
+def _on_cluster(client: Client, work: EpisodeChecker, plan: Plan, retries: int) -> list[Problem]:
+    """The problems of the plan's episodes, in their order, checked in batches on the cluster's workers by the
+    one runner (tasks named like ``check-ep000000-000499-<run>``; one graph per batch: the episodes' paths, ~350
+    bytes each, would make one graph of 35 MB at 100k episodes)."""
     import dask
 
     from .engine import runner
     from .engine.tasks import Task, task_key
 
+    episodes = plan.episodes
     batches = [episodes[i:i + CHECK_BATCH] for i in range(0, len(episodes), CHECK_BATCH)]
+    keys = [task_key("check", [batch[0].index, batch[-1].index], plan.run) for batch in batches]
     tasks = [Task("check", [ep.index for ep in batch], Location(batch[0].index, path=batch[0].data_path),
-                  dask.delayed(work.batch)(batch, dask_key_name=task_key("check", [batch[0].index, batch[-1].index])))
-             for batch in batches]
+                  dask.delayed(work.batch)(batch, dask_key_name=key)) for batch, key in zip(batches, keys)]
     found: dict[int, list[Problem]] = {}
     runner.run(client, tasks, set(), lambda task, problems: found.__setitem__(task.episodes[0], problems),
                retries=retries, quiet=True)

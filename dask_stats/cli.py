@@ -135,6 +135,8 @@ def _work(module: str):
 
 
 def _already_converted_line(root, output, exc: NothingToDo) -> str:
+    if exc.output:
+        return f"{exc.output} already holds the {exc.version} conversion of {root}; nothing to do."
     return (f"{root} is already at {exc.version}; nothing to do"
             + (f" (no copy written to {output})" if output else "") + f". --force recomputes {exc.recomputes}.")
 
@@ -286,6 +288,11 @@ def _log_to_stderr(quiet: bool) -> None:
     log.setLevel(logging.ERROR if quiet else logging.WARNING)
 
 
+def _partial(exc: BaseException) -> str:
+    where = getattr(exc, "partial", None)
+    return f" The unfinished tree is in {where}." if where else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_to_stderr(quiet=getattr(args, "quiet", False))
@@ -296,8 +303,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if exc.transient:  # timeouts, lost workers: the run failed, not the data
             print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
-                  f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
+                  f"is checkpointed: re-run the same command to resume.{_partial(exc)}\n{exc}", file=sys.stderr)
             return 4
+        if any(p.code == "no-space" for p in exc.problems):
+            print(f"dask_stats: cannot convert: no space left on the device; nothing was committed.{_partial(exc)}"
+                  f"\n{exc}", file=sys.stderr)
+            return 2
         print(f"dask_stats: cannot convert: {len(exc.problems)} task(s) met bad data; nothing was committed. "
               f"Fix the files named below (or exclude their features); finished work is checkpointed.\n{exc}",
               file=sys.stderr)
@@ -319,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             print("dask_stats: interrupted while writing the new metadata (part of it may be in place); the same "
                   "command finishes the conversion", file=sys.stderr)
         else:
-            print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
+            print("dask_stats: interrupted; nothing was committed. Finished work is checkpointed: re-run the same "
+                  f"command to resume.{_partial(exc)}", file=sys.stderr)
         return 130
     except Exception as exc:
         if args.debug:

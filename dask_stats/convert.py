@@ -18,8 +18,8 @@ from .engine import runner
 from .engine.checkpoint import Checkpoint, fingerprint, target_lock
 from .engine.progress import Phases
 from .engine.tasks import Results, Task, build_tasks, dataset_quantiles
-from .errors import DatasetError, Problem, VerificationError
-from .formats import Computed, published_findings
+from .errors import DatasetError, NothingToDo, Problem, TaskError, VerificationError
+from .formats import Computed, finished_output, published_findings, recover
 from .formats.v2 import layout
 from .options import Options
 from .plan import Plan, read_json
@@ -115,10 +115,26 @@ def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *
 
 
 def _convert(source: Store, target: Store, opts: Options, client: Client | None) -> ConversionResult:
+    """:func:`_run` with an interrupted run's exception saying where its unfinished work lies (``partial``)."""
+    state: dict = {}
+    try:
+        return _run(source, target, opts, client, state)
+    except (KeyboardInterrupt, TaskError) as exc:
+        exc.partial = getattr(state.get("writer"), "partial", None)
+        raise
+
+
+def _run(source: Store, target: Store, opts: Options, client: Client | None, state: dict) -> ConversionResult:
     backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
     start = time.perf_counter()
     output = None if target is source else target
+    findings = recover(source) if output is None else []  # e.g. finish a swap cut between its two renames
     if output is not None:
+        version = finished_output(source, target, opts.stats)
+        if version:
+            where = target.display(target.root)
+            raise NothingToDo(Problem(f"{where} already holds the {version} conversion", severity="info",
+                                      code="already-converted"), version, "", output=where)
         problems = output_problems(source, target)
         if problems:
             raise DatasetError(problems)
@@ -133,9 +149,11 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         early = client is not None or opts.run.address() or opts.run.scheduler == "processes"
         dask_client = stack.enter_context(runner.open_client(opts.run, client)) if early else None
         with phase("planning and checking"):
-            plan, kind, findings = preflight(source, opts, backend, in_place=output is None, client=dask_client)
+            plan, kind, found = preflight(source, opts, backend, in_place=output is None, client=dask_client)
+            findings += found
             opts = replace(opts, stats=replace(opts.stats, to=kind.format))  # the target, for the fingerprint
-            writer = kind(plan, target, opts, in_place=output is None)
+            plan.bind(opts.stats, target.display(target.root))  # task keys: this run's, and resumable
+            writer = state["writer"] = kind(plan, target, opts, in_place=output is None)
             if writer.problems():
                 raise DatasetError(writer.problems())
         timings = {"plan": time.perf_counter() - start}
@@ -150,6 +168,7 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
 
         done = _resume(checkpoint, tasks, results) if opts.run.resume else set()
         resumed = len(done)
+        writer.begin(resuming=bool(done))
         if done and not quiet:
             print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
         if dask_client is None:

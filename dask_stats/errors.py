@@ -72,12 +72,13 @@ class DatasetError(Exception):
 class NothingToDo(DatasetError):
     """The dataset is already in the format asked for: not a failure (the command line exits 0)."""
 
-    def __init__(self, problems, version: str = "", recomputes: str = ""):
+    def __init__(self, problems, version: str = "", recomputes: str = "", output: str | None = None):
         super().__init__(problems)
         self.version, self.recomputes = version, recomputes  # e.g. "v2.1", "its meta/episodes_stats.jsonl"
+        self.output = output  # set when an --output already holds the finished conversion
 
     def __reduce__(self):
-        return (type(self), (self.problems, self.version, self.recomputes))
+        return (type(self), (self.problems, self.version, self.recomputes, self.output))
 
 
 class TaskError(DatasetError):

@@ -8,7 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from dataclasses import dataclass, field
+
+from dask.base import tokenize
 
 from .errors import DatasetError, Problem
 from .options import StatsOptions
@@ -39,6 +42,12 @@ class Plan:
     skipped: dict[str, str]  # feature -> why it gets no stats
     episodes: list[Episode]
     has_stats_json: bool
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # in every task key: unique to the run
+
+    def bind(self, options: StatsOptions, target: str) -> None:
+        """Make the run's task keys those of any run of this plan, these options and ``target`` (an interrupted
+        run's checkpointed results are found again by key), and of no other run on a shared scheduler."""
+        self.run = tokenize(self.fingerprint(options), self.store.url, target)[:12]
 
     @property
     def version(self) -> str:

@@ -7,6 +7,7 @@ guards every task with a timeout, and collects every failure instead of stopping
 
 from __future__ import annotations
 
+import errno
 import faulthandler
 import itertools
 import logging
@@ -22,7 +23,7 @@ import numpy as np
 from distributed import Client, KilledWorker, LocalCluster, Worker, as_completed
 from tqdm.auto import tqdm
 
-from ..errors import DatasetError, TaskError
+from ..errors import DatasetError, Problem, TaskError
 from ..options import RunOptions
 from . import guards
 from .guards import HARD_TIMEOUT_ENV
@@ -203,9 +204,8 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None
                     f"task {task.key} failed: the worker process running it died (a crash, or a hang holding the "
                     "GIL cut off after the task's timeout)", transient=True,
                     fix="run the same command again (finished work is resumed); raise --task-timeout if it is slow"))
-            except (OSError, TimeoutError, CancelledError) as exc:  # lost connections, a cluster going away
-                problems.append(task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}",
-                                                   transient=True))
+            except (OSError, CancelledError) as exc:  # lost connections, a cluster going away, a full disk
+                problems.append(_os_problem(task, exc))
             except Exception as exc:  # noqa: BLE001 - blame the task's episode/file
                 problems.append(task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}"))
             future.release()
@@ -214,6 +214,16 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None
                 submit(window - finished.count())
     if problems:
         raise TaskError(problems)
+
+
+def _os_problem(task: Task, exc: OSError | CancelledError) -> Problem:
+    """A full disk names the file being written and is not transient; other OS errors (lost connections, a
+    cluster going away) are."""
+    if getattr(exc, "errno", None) == errno.ENOSPC:
+        return Problem(f"no space left on the device while writing {exc.filename or 'the output'}",
+                       path=exc.filename, fix="free some space (or write elsewhere with --output), then run the same "
+                                              "command again: finished work is resumed", code="no-space")
+    return task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}", transient=True)
 
 
 class _EpisodeProgress:

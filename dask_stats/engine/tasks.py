@@ -59,11 +59,11 @@ def video_seconds(sampled: int, pixels: int) -> float:
     return 2e-3 + sampled * (5e-5 + 1.5e-8 * pixels)
 
 
-def task_key(name: str, episodes: list[int]) -> str:
-    """The one naming rule: what the task does and the episodes it covers (the dashboard groups tasks by the
-    part before "-ep")."""
+def task_key(name: str, episodes: list[int], run: str) -> str:
+    """The one naming rule: what the task does, the episodes it covers and the run's token (two runs on one shared
+    scheduler never share a key; the dashboard groups tasks by the part before "-ep")."""
     first, last = episodes[0], episodes[-1]
-    return f"{name}-ep{first:06d}" + (f"-{last:06d}" if last != first else "")
+    return f"{name}-ep{first:06d}" + (f"-{last:06d}" if last != first else "") + f"-{run}"
 
 
 def build_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Task]:
@@ -85,7 +85,7 @@ def parquet_tasks(plan: Plan, options: Options) -> list[Task]:
         episodes = [ep for ep, _, _ in batch]
         where = Location(episodes[0], path=files[episodes[0]])
         timeout = options.run.task_timeout_s(sum(lengths[ep] for ep in episodes), base=300.0)
-        key = task_key("parquet-stats", episodes)
+        key = task_key("parquet-stats", episodes, plan.run)
         tasks.append(Task("parquet", episodes, where, dask.delayed(guarded)(reduce, part, timeout, where,
                                                                              dask_key_name=key), timeout_s=timeout))
     return tasks
@@ -109,7 +109,7 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
         name = f"video-stats-{feature}" if feature else "video-stats"
         priority = max(ep.length for ep in batch) - longest - 1
         with dask.annotate(priority=priority):
-            delayed = dask.delayed(video_stats)(job, dask_key_name=task_key(name, episodes))
+            delayed = dask.delayed(video_stats)(job, dask_key_name=task_key(name, episodes, plan.run))
         tasks.append(Task("video", episodes, where, delayed, feature=feature,
                           timeout_s=max(timeouts.values()), priority=priority))
     return tasks
@@ -203,7 +203,7 @@ def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], histo
         tasks = []
         for batch, part in zip(batches, parts):
             episodes = [ep for ep, _, _ in batch]
-            key = task_key(f"quantiles-pass{number}", episodes)
+            key = task_key(f"quantiles-pass{number}", episodes, plan.run)
             tasks.append(Task("quantiles", episodes, Location(episodes[0], path=plan.store.display(batch[0][1])),
                               dask.delayed(numeric.quantile_pass)(part, requests, plan.features, dask_key_name=key)))
         found: dict[str, list] = {feature: [] for feature in requests}

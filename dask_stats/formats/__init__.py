@@ -10,7 +10,7 @@ from ..hub.push import PushLayout
 from ..options import StatsOptions
 from ..plan import Plan, classify, read_json, read_jsonl
 from ..stats.verify import compare_episode_stats
-from ..storage import Store
+from ..storage import OUTPUT_MARKER, Store
 from .base import AlreadyThere, Computed, Writer
 from .v2 import layout as v2_layout
 from .v2.plan import plan_v2
@@ -18,7 +18,7 @@ from .v2.writer import V21Writer
 from .v30.diagnose import diagnose_v30
 from .v30.plan import plan_v30
 from .v30.restat import RestatWriter
-from .v30.writer import V30Writer
+from .v30.writer import V30Writer, finish_swap, interrupted_swap
 
 PLANNERS = {"v2.0": plan_v2, "v2.1": plan_v2, "v3.0": plan_v30}  # the versions read, and how
 NATURAL_TARGET = {"v2.0": "v2.1", "v2.1": "v2.1", "v3.0": "v3.0"}  # what --to defaults to
@@ -49,6 +49,32 @@ def plan_dataset(store: Store, options: StatsOptions) -> tuple[Plan | None, list
         return None, [Problem("info.json has no 'features'", path=info_path)]
     kinds, problems = classify(features, options, info_path)
     return PLANNERS[version](store, info, kinds, problems)
+
+
+def recover(store: Store) -> list[Problem]:
+    """Finish what an interrupted commit left half done at ``store`` (an in-place v3.0 swap between its two
+    renames); what was done, as warnings."""
+    done = finish_swap(store.root) if store.local else None
+    return [done] if done else []
+
+
+def interrupted(store: Store) -> list[Problem]:
+    """What an interrupted commit left at ``store`` (for ``check``; :func:`recover` finishes it)."""
+    found = interrupted_swap(store.root) if store.local else None
+    return [found] if found else []
+
+
+def finished_output(source: Store, target: Store, options: StatsOptions) -> str | None:
+    """The version of the complete dataset already in ``target`` (an ``--output`` of an earlier run: no marker of
+    an unfinished copy) if it is the one this conversion of ``source`` would write; else None."""
+    if target.is_empty_or_missing() or target.is_file(target.path(OUTPUT_MARKER)):
+        return None
+    try:
+        done = read_json(target, INFO).get("codebase_version")
+        version = read_json(source, INFO).get("codebase_version")
+    except (DatasetError, AttributeError):
+        return None
+    return done if version in NATURAL_TARGET and done == target_of(version, options) and done != version else None
 
 
 def target_of(version: str, options: StatsOptions) -> str:
@@ -94,4 +120,5 @@ def push_layout(version: str, to: str | None, default: PushLayout) -> PushLayout
 
 
 __all__ = ["WRITERS", "AlreadyThere", "Computed", "Writer", "choose", "own_diagnosis", "plan_dataset",
-           "published_findings", "push_layout", "target_of"]
+           "finished_output", "interrupted", "published_findings", "push_layout", "recover",
+           "target_of"]

@@ -49,6 +49,15 @@ class Writer(ABC):
         """Why this writer cannot start (before any work); [] when it can."""
         return []
 
+    @property
+    def partial(self) -> str | None:
+        """Where unfinished work lies until the commit (said when a run is interrupted), if anywhere."""
+        return None
+
+    def begin(self, resuming: bool) -> None:  # noqa: B027 - most writers prepare nothing
+        """Prepare the target before any task runs (``resuming``: checkpointed results of an earlier run of the same
+        plan are reused)."""
+
     def tasks(self) -> list[Task]:
         """Tasks of the writer's own that run beside the stats tasks."""
         return []

@@ -10,6 +10,7 @@ old tree is kept beside it as ``<root>_old``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from contextlib import ExitStack
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import dask
 import numpy as np
+import pyarrow.parquet as pq
 
 from ...engine.tasks import Task, task_key
 from ...errors import DatasetError, Location, Problem, TaskError
@@ -25,7 +27,7 @@ from ...options import Options
 from ...plan import Plan, read_jsonl
 from ...stats.moments import MomentsTable
 from ...stats.records import finalize
-from ...storage import Store
+from ...storage import OUTPUT_MARKER, Store
 from ...video import concat_videos, first_last_frame_times, stream_signature, verify_episode_frames
 from ..base import Computed, Writer
 from ..v2 import layout as v2
@@ -56,6 +58,10 @@ class V30Writer(Writer):
         sizes = [plan.store.size(ep.data_path) for ep in plan.episodes]
         self.data_groups = group_by_size(sizes, options.stats.data_file_size_in_mb)
 
+    @property
+    def partial(self) -> str:
+        return str(self.staging)
+
     def problems(self) -> list[Problem]:
         """Why this build cannot start (before any work)."""
         if self.remote or not self.plan.store.local:
@@ -64,7 +70,37 @@ class V30Writer(Writer):
         if self.in_place and self.old.exists():
             return [Problem(f"{self.old} exists: the old tree would be kept there", path=str(self.old),
                             fix="move or remove it, or write a copy with --output")]
+        return self._space_problems()
+
+    def _space_problems(self) -> list[Problem]:
+        """The new tree needs about the size of the source's data and videos (stream copies, no re-encoding)."""
+        store = self.plan.store
+        need = sum(store.size(path) for ep in self.plan.episodes for path in (ep.data_path, *ep.video_paths.values())
+                   if store.is_file(path))
+        need += need // 50 + (16 << 20)  # Parquet rewrite overhead and meta/
+        if self.staging.exists():
+            need -= sum(p.stat().st_size for p in self.staging.rglob("*") if p.is_file())
+        parent = self.staging.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        free = shutil.disk_usage(parent).free
+        if need > free:
+            return [Problem(f"not enough free space for the v3.0 tree: it needs about {need / 2**20:,.0f} MB, "
+                            f"{free / 2**20:,.0f} MB are free", path=str(self.staging),
+                            fix="free some space, or write the copy elsewhere with --output")]
         return []
+
+    def begin(self, resuming: bool) -> None:
+        """The staging tree holds this run's files only: one that no checkpointed result vouches for (another
+        run's, other file sizes, a changed source) is emptied; a directory of that name not made here is refused."""
+        marker = self.staging / OUTPUT_MARKER
+        if self.staging.exists() and not marker.exists():
+            raise DatasetError(Problem(f"{self.staging} exists and was not made by dask_stats", path=str(self.staging),
+                                       fix="move or remove it (dask_stats builds the v3.0 tree there)"))
+        if self.staging.exists() and not resuming:
+            shutil.rmtree(self.staging)
+        self.staging.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"source": self.plan.store.display(self.plan.store.root)}))
 
     def aftermath(self) -> list[str]:
         if self.in_place:
@@ -83,7 +119,7 @@ class V30Writer(Writer):
             sources = [ep.data_path[cut:] for ep in episodes]
             dest = str(self.staging / data_path(group.index))
             where = Location(episodes[0].index, path=store.display(episodes[0].data_path))
-            key = task_key("v30-data", [ep.index for ep in episodes])
+            key = task_key("v30-data", [ep.index for ep in episodes], plan.run)
             tasks.append(Task("v30-data", [ep.index for ep in episodes], where,
                               dask.delayed(write_data_file)(store, sources, dest, first_index, dask_key_name=key),
                               output=dest))
@@ -93,7 +129,7 @@ class V30Writer(Writer):
                 episodes = plan.episodes[start:start + PROBES_PER_TASK]
                 indices = [ep.index for ep in episodes]
                 where = Location(indices[0], feature, store.display(episodes[0].video_paths[feature]))
-                key = task_key(f"v30-probe-{feature}", indices)
+                key = task_key(f"v30-probe-{feature}", indices, plan.run)
                 paths = [ep.video_paths[feature] for ep in episodes]
                 tasks.append(Task("v30-probe", indices, where,
                                   dask.delayed(_signatures)(store, paths, feature, indices, dask_key_name=key),
@@ -120,7 +156,7 @@ class V30Writer(Writer):
                 dest = str(self.staging / video_path(feature, group.index))
                 checks = [times[i] for i in indices]
                 where = Location(indices[0], feature, store.display(episodes[0].video_paths[feature]))
-                key = task_key(f"v30-video-{feature}", indices)
+                key = task_key(f"v30-video-{feature}", indices, plan.run)
                 delayed = dask.delayed(_concat_and_verify)(store, [ep.video_paths[feature] for ep in episodes], dest,
                                                            checks, indices, feature, self.options.stats.tolerance_s,
                                                            by_timestamp, dask_key_name=key)
@@ -155,6 +191,7 @@ class V30Writer(Writer):
                                     data_files[ep.index], start, videos, stats[ep.index]))
             start += ep.length
         sizes = self.options.stats
+        shutil.rmtree(staging / "meta", ignore_errors=True)  # meta/ is written whole by this commit
         write_episodes(str(staging), rows, limit_mb=sizes.data_file_size_in_mb)
         write_tasks(str(staging / "meta/tasks.parquet"), task_names)
         info = info_v30(plan.info, chunks_size=CHUNKS_SIZE, data_files_size_in_mb=sizes.data_file_size_in_mb,
@@ -167,6 +204,7 @@ class V30Writer(Writer):
         write_stats(str(staging / "meta/stats.json"), dataset_stats(plan, computed.tables, computed.quantiles))
         self._copy_extras()
         read_dataset(str(staging))  # the tree reads back as a v3.0 dataset
+        self._check_tree()
         self._swap()
 
     def _copy_extras(self) -> None:
@@ -183,6 +221,36 @@ class V30Writer(Writer):
                 os.link(source, dest)
             except OSError:
                 shutil.copy2(source, dest)
+
+    def _check_tree(self) -> None:
+        """The staging tree holds exactly the plan: every planned data and video file (anything else, such as the
+        temporary file of a killed write, is removed), ``total_frames`` rows and ``index`` 0..total_frames-1."""
+        planned = {self.staging / data_path(group.index) for group in self.data_groups}
+        planned |= {Path(task.output) for task in self.copies}
+        present = {path for path in self.staging.rglob("*") if path.is_file() or path.is_symlink()}
+        kept = {path for path in present if path.relative_to(self.staging).parts[0] not in ("data", "videos")}
+        missing = sorted(planned - present)
+        if missing:
+            raise DatasetError([Problem("a planned file is missing from the staging tree", path=str(path),
+                                        fix="run the same command again") for path in missing])
+        for stray in present - planned - kept:
+            stray.unlink()
+        (self.staging / OUTPUT_MARKER).unlink()
+        rows, low, high = 0, None, None
+        for path in sorted(p for p in planned if p.suffix == ".parquet"):
+            meta = pq.ParquetFile(path).metadata
+            rows += meta.num_rows
+            column = next(i for i in range(meta.num_columns) if meta.schema.column(i).path == "index")
+            for group in range(meta.num_row_groups):
+                stats = meta.row_group(group).column(column).statistics
+                if stats is not None and stats.has_min_max:
+                    low = stats.min if low is None else min(low, stats.min)
+                    high = stats.max if high is None else max(high, stats.max)
+        total = self.plan.total_frames
+        if rows != total or (low, high) != (0, total - 1):
+            raise DatasetError(Problem(f"the new data files hold {rows} rows with index {low}..{high}; the plan has "
+                                       f"{total} rows, index 0..{total - 1}", path=str(self.staging),
+                                       fix="run the same command again with --no-resume"))
 
     def _swap(self) -> None:
         if self.in_place:
@@ -255,3 +323,30 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[
         raise TaskError(problems)
     return shifted
 
+
+
+def finish_swap(root: str) -> Problem | None:
+    """Finish an in-place conversion interrupted between its two renames (the v2.x tree already in ``<root>_old``,
+    the complete v3.0 tree still in ``<root>.v3.0-partial``, no ``<root>``); what was done, or None."""
+    final = Path(root)
+    staging, old = final.with_name(final.name + ".v3.0-partial"), final.with_name(final.name + "_old")
+    if final.exists() or not old.is_dir() or not staging.is_dir() or (staging / OUTPUT_MARKER).exists():
+        return None  # the marker goes just before the swap: with it, the tree was not complete
+    os.rename(staging, final)
+    return Problem(f"finished the swap of an interrupted conversion: {final} is the v3.0 dataset, the v2.x tree is "
+                   f"in {old}", severity="warning", path=str(final))
+
+
+def interrupted_swap(root: str) -> Problem | None:
+    """What ``check`` says of a conversion interrupted between its two renames (see :func:`finish_swap`)."""
+    final = Path(root)
+    staging, old = final.with_name(final.name + ".v3.0-partial"), final.with_name(final.name + "_old")
+    if final.exists() or not old.is_dir() or not staging.is_dir():
+        return None
+    if (staging / OUTPUT_MARKER).exists():
+        return Problem(f"an in-place conversion to v3.0 was interrupted before its commit: the v2.x tree is in {old}, "
+                       f"the unfinished v3.0 tree in {staging}", path=str(final),
+                       fix=f"move {old} back to {final} and run the conversion again")
+    return Problem(f"an in-place conversion to v3.0 was interrupted between its two renames: the v2.x tree is in "
+                   f"{old}, the finished v3.0 tree in {staging}", path=str(final),
+                   fix="run the same convert command again: it finishes the swap")
