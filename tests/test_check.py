@@ -449,8 +449,8 @@ def test_episodes_are_checked_on_the_process_cluster_started_once(small_dataset,
 def test_a_remote_dataset_is_planned_from_one_listing(small_dataset, s3_server, monkeypatch):
     """Which files are missing comes from one listing of the dataset, not a request per file (400,000 of them for
     100,000 episodes); missing files are still reported with episode and path."""
+    from dask_stats.formats import plan_dataset
     from dask_stats.options import StatsOptions
-    from dask_stats.plan import plan_dataset
     from dask_stats.storage import Store
 
     fs, options = s3_server
@@ -469,8 +469,8 @@ def test_a_batch_of_remote_episodes_asks_for_listings_not_for_each_file(small_da
     """On a worker (a filesystem without planning's listings), a batch lists its directories once instead of asking
     S3 about each file (is it there, how big) before reading it."""
     from dask_stats.check import EpisodeChecker
+    from dask_stats.formats import plan_dataset
     from dask_stats.options import Options
-    from dask_stats.plan import plan_dataset
     from dask_stats.storage import Store
     from dask_stats.video import get_backend
 
