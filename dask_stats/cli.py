@@ -15,12 +15,9 @@ import sys
 from pathlib import Path
 
 from . import __version__, options
-from .errors import DatasetError, HubError, TaskError
+from .errors import DatasetError, HubError, NothingToDo, TaskError
 
 DEMO_MARKER = ".dask_stats_demo"  # written into the directories the demo creates: the only ones it empties
-ALREADY_CONVERTED = "the dataset is already at "  # = check.ALREADY_CONVERTED (not imported: pyarrow)
-
-
 class Parser(argparse.ArgumentParser):
     """argparse without abbreviations, where an unknown flag gets the closest known one as a suggestion."""
 
@@ -137,16 +134,9 @@ def _work(module: str):
         gc.enable()
 
 
-def _nothing_to_do(exc: DatasetError) -> bool:
-    """Whether the conversion was refused only because the dataset is already converted."""
-    return bool(exc.problems) and all(p.message.startswith(ALREADY_CONVERTED) for p in exc.problems)
-
-
-def _already_converted_line(root, output, problem) -> str:
-    version = problem.message[len(ALREADY_CONVERTED):]
-    what = "its meta/episodes_stats.jsonl" if version == "v2.1" else "its stats (meta/episodes, meta/stats.json)"
-    return (f"{root} is already at {version}; nothing to do"
-            + (f" (no copy written to {output})" if output else "") + f". --force recomputes {what}.")
+def _already_converted_line(root, output, exc: NothingToDo) -> str:
+    return (f"{root} is already at {exc.version}; nothing to do"
+            + (f" (no copy written to {output})" if output else "") + f". --force recomputes {exc.recomputes}.")
 
 
 def _convert(args) -> int:
@@ -159,16 +149,13 @@ def _convert(args) -> int:
     if args.repo_id:
         return _convert_hub(args)
     root = args.root
-    if args.dry_run:
-        print(f"would convert {root} -> {args.output or root} (meta/episodes_stats.jsonl, meta/info.json at v2.1)"
-              + (", then remove meta/stats.json" if args.delete_old_stats else ""))
-        return 0
     try:
+        if args.dry_run:
+            print(_work("convert").describe(root, args.output, **options.keywords(args, "convert")))
+            return 0
         result = convert(root, args.output, **options.keywords(args, "convert"))
-    except DatasetError as exc:
-        if not _nothing_to_do(exc):
-            raise
-        print(_already_converted_line(root, args.output, exc.problems[0]))
+    except NothingToDo as exc:
+        print(_already_converted_line(root, args.output, exc))
         return 0
     if not args.quiet:
         if result.verification.warnings:
@@ -202,7 +189,7 @@ def _check(args) -> int:
         print(problem)
     if counts["error"]:
         outcome = "conversion cannot proceed"
-    elif any(p.message.startswith(ALREADY_CONVERTED) for p in problems):
+    elif any(p.code == "already-converted" for p in problems):
         outcome = "nothing to convert (--force recomputes the stats)"
     else:
         outcome = "conversion can proceed"
@@ -258,7 +245,7 @@ def _demo(args) -> int:
               "or empty directory with --dir.", file=sys.stderr)
         return 2
     convert = _work("convert").convert  # first: it sets up distributed's logging (see _work)
-    make_dataset, SampleSpec = _work("sample").make_dataset, _work("sample").SampleSpec
+    make_dataset, SampleSpec = _work("synthetic").make_dataset, _work("synthetic").SampleSpec
     source = make_dataset(base / "v2.0", SampleSpec(string_column=True))
     if not args.quiet:
         print(f"Sample v2.0 dataset: {source}")

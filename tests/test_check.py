@@ -185,14 +185,14 @@ def test_corrupt_video(ds):
 
 
 def test_video_shorter_than_episode(ds):
-    from dask_stats.sample import _frames, encode_video
+    from dask_stats.synthetic import _frames, encode_video
 
     encode_video(video(ds, 1), _frames(0, 20, 48, 64), 30)
     expect(ds, message="the video has 20 frames but the episode has 35 rows", episode=1, feature=CAM)
 
 
 def test_unsupported_codec_for_backend(ds):
-    from dask_stats.sample import _frames, encode_video
+    from dask_stats.synthetic import _frames, encode_video
 
     encode_video(video(ds, 0), _frames(0, 20, 48, 64), 30, codec="libsvtav1")
     expect(ds, message="decord backend cannot decode av1", episode=0, feature=CAM, fix="--video-backend pyav",

@@ -19,7 +19,7 @@ from helpers import FAST
 import dask_stats
 from dask_stats.cli import main
 from dask_stats.errors import DatasetError
-from dask_stats.sample import Camera, SampleSpec
+from dask_stats.synthetic import Camera, SampleSpec
 
 
 @pytest.fixture(scope="module")

@@ -99,3 +99,12 @@ def _same_frame(source_video: str, source_time: float, new_video: str, new_time:
         return [Problem(f"the frame at {new_time:.6f} s differs from the source frame at {source_time:.6f} s",
                         episode=episode, feature=feature, path=str(new_video))]
     return []
+
+
+def first_last_frame_times(path: str) -> tuple[float, float]:
+    """The presentation times (s) of the first and last frame of ``path``."""
+    from .pyav_backend import PyAVReader
+
+    with PyAVReader(path) as reader:
+        times = reader.frame_times()
+    return float(times[0]), float(times[-1])

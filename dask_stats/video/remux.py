@@ -48,7 +48,7 @@ class PacketSpan:
     packets: int
 
 
-def probe(path: str) -> Signature:
+def stream_signature(path: str) -> Signature:
     """The stream signature of a video file's first video stream."""
     try:
         with av.open(str(path)) as container:
@@ -124,7 +124,7 @@ def concat_videos(sources: Sequence[str], dest: str) -> list[tuple[float, float]
     """
     if not sources:
         raise ValueError("concat_videos needs at least one source video")
-    signatures = [probe(path) for path in sources]
+    signatures = [stream_signature(path) for path in sources]
     for path, signature in zip(sources, signatures):
         if signature != signatures[0]:
             raise DatasetError(Problem(

@@ -20,16 +20,17 @@ import numpy as np
 
 from ...engine.tasks import Task, task_key
 from ...errors import DatasetError, Location, Problem, TaskError
+from ...hub.push import V30
 from ...options import Options
 from ...plan import Plan, read_jsonl
 from ...stats.moments import MomentsTable
 from ...stats.records import finalize
 from ...storage import Store
-from ...video.frames import verify_episode_frames
-from ...video.remux import concat_videos, probe
+from ...video import concat_videos, first_last_frame_times, stream_signature, verify_episode_frames
+from ..base import Computed, Writer
 from ..v2 import layout as v2
 from .data import write_data_file
-from .grouping import Group, group_by_size
+from .grouping import group_by_size
 from .layout import CHUNKS_SIZE, data_path, video_path
 from .meta import episode_row, info_v30, stats_by_episode, write_episodes, write_info, write_stats, write_tasks
 from .reader import read_dataset
@@ -38,11 +39,16 @@ PROBES_PER_TASK = 64  # videos whose headers one probe task reads
 V2_META = {v2.INFO, v2.EPISODES, v2.TASKS, v2.EPISODES_STATS, v2.STATS}
 
 
-class V30Build:
+class V30Writer(Writer):
     """The v3.0 tree of ``plan`` for ``target`` (local), built in ``staging`` and committed by :meth:`commit`."""
 
+    format = "v3.0"
+    push_layout = V30
+    dataset_quantiles = True
+    description = "a v3.0 dataset (concatenated data and video files, stats in meta/episodes and meta/stats.json)"
+
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
-        self.plan, self.options, self.in_place = plan, options, in_place
+        super().__init__(plan, target, options, in_place)
         self.remote = not target.local
         self.final = Path(target.root)
         self.staging = self.final.with_name(self.final.name + ".v3.0-partial")
@@ -60,8 +66,13 @@ class V30Build:
                             fix="move or remove it, or write a copy with --output")]
         return []
 
+    def aftermath(self) -> list[str]:
+        if self.in_place:
+            return [f"move the v2.x tree to {self.old} and the new tree from {self.staging} to {self.final}"]
+        return []
+
     # -- phase 1 ------------------------------------------------------------------------------------
-    def first_tasks(self) -> list[Task]:
+    def tasks(self) -> list[Task]:
         """The data file tasks and the video probe tasks."""
         plan, store = self.plan, self.plan.store
         tasks = []
@@ -87,13 +98,14 @@ class V30Build:
                 tasks.append(Task("v30-probe", indices, where,
                                   dask.delayed(_signatures)(store, paths, feature, indices, dask_key_name=key),
                                   feature=feature))
+        self.first = tasks
         return tasks
 
-
     # -- phase 2 ------------------------------------------------------------------------------------
-    def video_tasks(self, results: dict[str, object], first: list[Task]) -> tuple[list[Task], dict]:
-        """The stream-copy tasks, from the probes and data files of phase 1; also the video groups by camera."""
-        plan, store = self.plan, self.plan.store
+    def later_tasks(self, files: dict[str, object]) -> list[Task]:
+        """The stream-copy tasks, from the probes and data files of phase 1 (the video groups by camera are kept
+        for the commit)."""
+        plan, store, first, results = self.plan, self.plan.store, self.first, files
         times = self._episode_times(results, first)
         by_timestamp = self.options.stats.frame_lookup == "timestamp"
         tasks, groups = [], {}
@@ -113,7 +125,8 @@ class V30Build:
                                                            checks, indices, feature, self.options.stats.tolerance_s,
                                                            by_timestamp, dask_key_name=key)
                 tasks.append(Task("v30-video", indices, where, delayed, feature=feature, output=dest))
-        return tasks, groups
+        self.copies, self.video_groups = tasks, groups
+        return tasks
 
     def _episode_times(self, results: dict[str, object], first: list[Task]) -> dict[int, tuple[float, float]]:
         times = {}
@@ -123,18 +136,17 @@ class V30Build:
         return times
 
     # -- commit -------------------------------------------------------------------------------------
-    def commit(self, records: list[dict], tables: dict[str, MomentsTable], results: dict[str, object],
-               video_tasks: list[Task], video_groups: dict[str, list[Group]], quantiles: dict | None = None) -> Path:
+    def commit(self, computed: Computed) -> None:
         """Write meta/ into the staging tree, read it back, then move the tree into place."""
-        plan, staging = self.plan, self.staging
+        plan, staging, results = self.plan, self.staging, computed.files
         episodes_meta = {r["episode_index"]: r for r in read_jsonl(plan.store, v2.EPISODES)}
         task_names = {r["task_index"]: r["task"] for r in read_jsonl(plan.store, v2.TASKS)}
         spans = {}
-        for task in video_tasks:
+        for task in self.copies:
             spans.update({(task.feature, ep): span for ep, span in zip(task.episodes, results[task.key])})
         video_files = {(feature, plan.episodes[i].index): group.index
-                       for feature, groups in video_groups.items() for group in groups for i in group.episodes}
-        stats = stats_by_episode(records)
+                       for feature, groups in self.video_groups.items() for group in groups for i in group.episodes}
+        stats = stats_by_episode(computed.records)
         rows, start = [], 0
         data_files = {plan.episodes[i].index: group.index for group in self.data_groups for i in group.episodes}
         for ep in plan.episodes:
@@ -152,10 +164,10 @@ class V30Build:
         info["features"] = {name: ft for name, ft in info["features"].items()
                             if ft.get("dtype") != "video" or name in plan.videos}
         write_info(str(staging / "meta/info.json"), info)
-        write_stats(str(staging / "meta/stats.json"), dataset_stats(plan, tables, quantiles))
+        write_stats(str(staging / "meta/stats.json"), dataset_stats(plan, computed.tables, computed.quantiles))
         self._copy_extras()
         read_dataset(str(staging))  # the tree reads back as a v3.0 dataset
-        return self._swap()
+        self._swap()
 
     def _copy_extras(self) -> None:
         """Files that are not part of the v2.x layout (a README, extra metadata) come along, hard-linked."""
@@ -172,13 +184,12 @@ class V30Build:
             except OSError:
                 shutil.copy2(source, dest)
 
-    def _swap(self) -> Path:
+    def _swap(self) -> None:
         if self.in_place:
             os.rename(self.final, self.old)
         elif self.final.exists():
             self.final.rmdir()  # an empty --output directory
         os.rename(self.staging, self.final)
-        return self.final
 
 
 def dataset_stats(plan: Plan, tables: dict[str, MomentsTable], quantiles: dict | None = None) -> dict:
@@ -197,7 +208,7 @@ def _signatures(store: Store, paths: list[str], feature: str, episodes: list[int
     for episode, path in zip(episodes, paths):
         try:
             with store.local_file(path) as local:
-                out.append(probe(local))
+                out.append(stream_signature(local))
         except Exception as exc:  # noqa: BLE001 - any container error names the file
             problems.append(Problem(f"the video cannot be probed: {exc}", episode=episode, feature=feature,
                                     path=store.display(path)))
@@ -225,7 +236,7 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[
         for path, source, (start, end), episode, rows in zip(sources, local, spans, episodes, times):
             shift = 0.0
             if not by_timestamp:
-                frames = _first_last_frame_times(source)
+                frames = first_last_frame_times(source)
                 shift = frames[0] - rows[0]
                 if abs(rows[1] + shift - frames[1]) > tolerance_s:
                     problems.append(Problem(
@@ -244,10 +255,3 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[
         raise TaskError(problems)
     return shifted
 
-
-def _first_last_frame_times(path: str) -> tuple[float, float]:
-    from ...video.pyav_backend import PyAVReader
-
-    with PyAVReader(path) as reader:
-        times = reader.frame_times()
-    return float(times[0]), float(times[-1])
