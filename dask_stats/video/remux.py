@@ -251,6 +251,8 @@ def cut_episodes(source: str, spans: Sequence[tuple[float, float]], dests: Seque
     """
     if len(spans) != len(dests):
         raise ValueError("cut_episodes needs one destination per span")
+    if reencode is not None and not fps:
+        raise ValueError("re-encoding needs the frame rate")
     if any(b[0] < a[1] - tolerance_s for a, b in zip(spans, spans[1:])):
         raise ValueError("spans must be in order and must not overlap")
     with av.open(str(source)) as container:
@@ -314,7 +316,7 @@ def cut_episodes(source: str, spans: Sequence[tuple[float, float]], dests: Seque
             cuts.append(EpisodeCut(0, reason))
         else:
             rgb = _decoded(source, lows[episode], highs[episode], offsets[episode])
-            cuts.append(EpisodeCut(encode_frames(rgb, dest, fps or _rate(source), reencode), reason))
+            cuts.append(EpisodeCut(encode_frames(rgb, dest, fps, reencode), reason))
     return cuts
 
 
@@ -335,7 +337,3 @@ def _decoded(path: str, low: int, high: int, offset: int) -> Iterator[tuple[floa
             if frame.pts >= high:
                 break
             yield float((frame.pts - offset) * time_base), frame.to_ndarray(format="rgb24")
-
-
-def _rate(path: str) -> float:
-    return float(Fraction(probe(path).frame_rate or "30"))

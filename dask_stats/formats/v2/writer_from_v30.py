@@ -17,36 +17,40 @@ import dask
 
 from ...engine.tasks import Task, task_key
 from ...errors import DatasetError, Location, Problem, TaskError
+from ...hub.push import DATASET_FOLDERS, PushLayout
 from ...options import Options
 from ...plan import Plan
-from ...stats.moments import MomentsTable
 from ...storage import Store
 from ...video.encode import EncoderSettings
 from ...video.frames import frame_at, verify_cut_frames
 from ...video.remux import EpisodeCut, cut_episodes
+from ..base import Computed, Writer
 from ..v30.reader import read_dataset
 from ..v30.writer import dataset_stats
 from . import layout
 from .from_v30 import data_path, episode_lines, info_v21, task_lines, video_path, write_meta
 from .split import EpisodeFile, EpisodeRows, split_data_file
 
-FORMAT = "v2.1"
+V21_FILES = PushLayout("v2.1", DATASET_FOLDERS, replace=True,
+                       required=(layout.INFO, layout.EPISODES, layout.TASKS, layout.EPISODES_STATS),
+                       description=" (per-episode files)")
 
 
-class V21FromV30Writer:
+class V21FromV30Writer(Writer):
     """The v2.1 tree of the v3.0 ``plan`` for ``target`` (local), built in ``staging`` and moved into place."""
 
-    format = FORMAT
-    dataset_quantiles = False  # v2.1 has no quantiles unless asked: the records say what was computed
+    format = "v2.1"
+    push_layout = V21_FILES
+    description = "a v2.1 dataset (per-episode data and video files cut by stream copy, meta/*.jsonl, stats)"
+    stats_file = layout.EPISODES_STATS
 
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool, *, reencode: bool = True):
-        self.plan, self.options, self.in_place, self.reencode = plan, options, in_place, reencode
-        self.target = target
+        super().__init__(plan, target, options, in_place)
+        self.reencode = reencode
         self.final = Path(target.root)
         self.staging = self.final.with_name(self.final.name + ".v2.1-partial")
         self.old = self.final.with_name(self.final.name + "_old")
         self.dataset = read_dataset(plan.store) if plan.store.local and target.local else None
-        self.cuts: dict[tuple[str, int], EpisodeCut] = {}
 
     def problems(self) -> list[Problem]:
         """Why this conversion cannot start (before any work)."""
@@ -56,6 +60,11 @@ class V21FromV30Writer:
         if self.in_place and self.old.exists():
             return [Problem(f"{self.old} exists: the old tree would be kept there", path=str(self.old),
                             fix="move or remove it, or write a copy with --output")]
+        return []
+
+    def aftermath(self) -> list[str]:
+        if self.in_place:
+            return [f"move the v3.0 tree to {self.old} and the new tree from {self.staging} to {self.final}"]
         return []
 
     # -- phase 1 ------------------------------------------------------------------------------------
@@ -99,26 +108,29 @@ class V21FromV30Writer:
         return tasks
 
     # -- commit -------------------------------------------------------------------------------------
-    def commit(self, records: list[dict], tables: dict[str, MomentsTable], files: dict[str, object],
-               quantiles: dict | None = None) -> list[Problem]:
-        """Write meta/ into the staging tree, check the tree, move it into place; the episodes re-encoded."""
+    def commit(self, computed: Computed) -> None:
+        """Write meta/ into the staging tree, check the tree, move it into place; the episodes that were re-encoded
+        go to the summary."""
         plan, dataset = self.plan, self.dataset
-        notes = []
-        for result in files.values():
+        for result in computed.files.values():
             for cut in result if isinstance(result, list) else []:
                 if isinstance(cut, _Cut) and not cut.cut.stream_copied:
-                    notes.append(Problem(f"re-encoded with lerobot's settings ({cut.settings}): {cut.cut.reason}",
-                                         severity="warning", episode=cut.episode, feature=cut.feature))
+                    computed.warnings.append(Problem(
+                        f"re-encoded with lerobot's settings ({cut.settings}): {cut.cut.reason}",
+                        severity="warning", episode=cut.episode, feature=cut.feature))
         info = {**dataset.info, "features": {name: ft for name, ft in dataset.info["features"].items()
                                              if ft.get("dtype") != "video" or name in plan.videos}}
         info = info_v21(info, total_episodes=len(dataset.episodes), total_frames=plan.total_frames,
                         total_tasks=len(dataset.tasks))
         episodes = episode_lines((ep.index, ep.tasks, ep.length) for ep in dataset.episodes)
-        write_meta(str(self.staging), info, episodes, task_lines(dataset.tasks), records,
-                   dataset_stats(plan, tables, quantiles))
+        write_meta(str(self.staging), info, episodes, task_lines(dataset.tasks), computed.records,
+                   dataset_stats(plan, computed.tables, computed.quantiles))
         self._check_tree()
-        self._swap()
-        return notes
+        try:
+            self._swap()
+        except BaseException as exc:
+            exc.partial_commit = True
+            raise
 
     def _check_tree(self) -> None:
         """The staging tree holds exactly the files of the plan (and a temporary of nothing)."""
