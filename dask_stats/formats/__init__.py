@@ -15,6 +15,7 @@ from .base import AlreadyThere, Computed, Writer
 from .v2 import layout as v2_layout
 from .v2.plan import plan_v2
 from .v2.writer import V21Writer
+from .v2.writer_from_v30 import V21FromV30Writer
 from .v30.diagnose import diagnose_v30
 from .v30.plan import plan_v30
 from .v30.restat import RestatWriter
@@ -25,7 +26,7 @@ NATURAL_TARGET = {"v2.0": "v2.1", "v2.1": "v2.1", "v3.0": "v3.0"}  # what --to d
 WRITERS: dict[tuple[str, str], type[Writer]] = {  # (dataset version, target) -> writer
     ("v2.0", "v2.1"): V21Writer, ("v2.1", "v2.1"): V21Writer,
     ("v2.0", "v3.0"): V30Writer, ("v2.1", "v3.0"): V30Writer,
-    ("v3.0", "v3.0"): RestatWriter,
+    ("v3.0", "v3.0"): RestatWriter, ("v3.0", "v2.1"): V21FromV30Writer,
 }
 INFO = v2_layout.INFO  # the same path in every version
 
