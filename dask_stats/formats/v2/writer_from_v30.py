@@ -77,7 +77,7 @@ class V21FromV30Writer(Writer):
         for path, episodes in by_file.items():
             rows = [EpisodeRows(ep.index, *ep.rows, str(self.staging / data_path(ep.index))) for ep in episodes]
             indices = [ep.index for ep in episodes]
-            key = task_key("v21-data", indices)
+            key = task_key("v21-data", indices, self.plan.run)
             tasks.append(Task("v21-data", indices, Location(indices[0], path=store.display(path)),
                               dask.delayed(split_data_file)(store, path, rows, dask_key_name=key),
                               output=rows[-1].dest))
@@ -99,7 +99,7 @@ class V21FromV30Writer(Writer):
                 indices = [ep.index for ep in episodes]
                 spans = [(ep.videos[feature].from_timestamp, ep.videos[feature].to_timestamp) for ep in episodes]
                 dests = [str(self.staging / video_path(i, feature)) for i in indices]
-                key = task_key(f"v21-video-{feature}", indices)
+                key = task_key(f"v21-video-{feature}", indices, self.plan.run)
                 delayed = dask.delayed(_cut_and_verify)(
                     store, store.path(path), spans, dests, [times[i] for i in indices], indices, feature,
                     self.options.stats.tolerance_s, fps, settings, dask_key_name=key)
