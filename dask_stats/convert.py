@@ -158,7 +158,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
                 raise DatasetError(writer.problems())
         timings = {"plan": time.perf_counter() - start}
 
-        tasks = build_tasks(plan, opts, backend) + writer.tasks()
+        tasks = build_tasks(plan, opts, backend, writer.dataset_quantiles) + writer.tasks()
         checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
         results = Results(plan)
 
@@ -189,7 +189,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         qs = opts.stats.quantile_levels
         quantiles = None
         if writer.dataset_quantiles and qs:
-            quantiles = dataset_quantiles(dask_client, plan, tables, results.histograms, qs, opts.run)
+            quantiles = dataset_quantiles(dask_client, plan, results, qs, opts.run)
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):

@@ -99,3 +99,25 @@ def test_nan_policy_follows_numpy(messy_dataset, tmp_path):
         got = np.array(stats["observation.state"][key], dtype=float)
         assert np.isnan(got[0]) and np.isnan(row[0])
         np.testing.assert_array_equal(got[1:], row[1:])
+
+
+@pytest.mark.parametrize("first_pass_bytes, passes", [(2**30, 0), (0, 1)])
+def test_dataset_quantiles_take_at_most_one_pass_after_the_stats(messy_dataset, tmp_path, monkeypatch,
+                                                                  first_pass_bytes, passes):
+    """The stats tasks hand the values over (small data: no quantile pass) or do the first counting pass (then one
+    pass collects the selected bins); either way the quantiles are np.quantile's."""
+    from dask_stats.engine import runner, tasks
+
+    monkeypatch.setattr(tasks, "FIRST_PASS_BYTES", first_pass_bytes)
+    labels = []
+    run = runner.run
+    monkeypatch.setattr(runner, "run", lambda *a, **k: (labels.append(k.get("label", "episodes")), run(*a, **k))[1])
+    out = tmp_path / "v30"
+    dask_stats.convert(messy_dataset, out, to="v3.0", **FAST)
+    assert sum(label.startswith("quantile pass") for label in labels) == passes
+    stats = json.loads((out / "meta/stats.json").read_text())
+    frames = pd.concat(episodes(messy_dataset), ignore_index=True)
+    for feature in numeric_features(messy_dataset):
+        expected = np.quantile(values(frames, feature), DEFAULT_QUANTILES, axis=0)
+        for key, row in zip(KEYS, expected):
+            np.testing.assert_array_equal(np.ravel(stats[feature][key]), row, err_msg=f"{feature} {key}")

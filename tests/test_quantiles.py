@@ -14,7 +14,9 @@ from dask_stats.stats.pixels import PixelHistogram
 from dask_stats.stats.quantiles import (
     DEFAULT_QUANTILES,
     DatasetQuantiles,
+    _lerp,
     dataset_quantiles,
+    first_request,
     float_keys,
     histogram_quantiles,
     key_values,
@@ -23,6 +25,7 @@ from dask_stats.stats.quantiles import (
     partition_pass,
     quantile_key,
     segment_quantiles,
+    values_quantiles,
 )
 from dask_stats.stats.records import quantile_stats
 
@@ -147,6 +150,45 @@ def test_segments_many_episodes_quickly():
     out = segment_quantiles(x, starts, QS)
     for i in rng.choice(len(starts), 50, replace=False):
         assert_same(out[i], reference(x[starts[i]:starts[i] + lengths[i]]))
+
+
+def test_segments_pick_signed_zeros_in_row_order():
+    """Among equal -0.0 and 0.0, the value picked is the one a stable sort puts there (rows in their order)."""
+    rng = np.random.default_rng(3)
+    x = rng.choice([-0.0, 0.0, 1.0, -1.0], (90, 3))
+    starts = np.array([0, 7, 40])
+    out = segment_quantiles(x, starts, MANY_QS)
+    for i, part in enumerate(np.split(x, starts[1:])):
+        ordered = np.sort(part, axis=0, kind="stable")
+        n = len(part)
+        for k, q in enumerate(MANY_QS):
+            virtual = (n - 1) * q
+            low = int(np.floor(virtual))
+            high = min(low + 1, n - 1)
+            expected = _lerp(ordered[low], ordered[high], np.full(3, virtual - low))
+            assert np.array_equal(np.signbit(out[i, k]), np.signbit(expected)), (i, q)
+    assert_same(out, np.stack([reference(p, MANY_QS) for p in np.split(x, starts[1:])]))
+
+
+def test_values_quantiles_and_a_first_pass_done_elsewhere_equal_numpy():
+    """The two ways the stats tasks start the dataset quantiles: the values themselves, or the first pass."""
+    rng = np.random.default_rng(4)
+    x = make_values(rng, 3000, 3, "normal", 0.02)
+    x[:, 2] = np.abs(x[:, 2])  # no NaN...
+    x[np.isnan(x[:, 2]), 2] = 1.0
+    assert_same(values_quantiles(x, MANY_QS), reference(x, MANY_QS))
+    assert np.isnan(values_quantiles(np.zeros((0, 2)), QS)).all()
+    state = DatasetQuantiles(MANY_QS, 3, budget=10_000)
+    mine, theirs = state.request(), first_request(3)  # the same request, whoever computes it
+    assert all(np.array_equal(getattr(mine, f), getattr(theirs, f)) for f in ("dims", "levels", "prefixes", "collect"))
+    state.absorb(merge(partition_pass(first_request(3), part) for part in np.split(x, [1000, 2000])))
+    passes = 1
+    while not state.done:
+        request = state.request()
+        state.absorb(merge(partition_pass(request, part) for part in np.split(x, [1000, 2000])))
+        passes += 1
+    assert passes == 2  # the selected bins fit the budget: one pass after the first
+    assert_same(state.result(), reference(x, MANY_QS))
 
 
 # ---------------------------------------------------------------- pixels

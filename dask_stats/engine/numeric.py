@@ -10,6 +10,7 @@ an episode split across partitions merges exactly.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 
 import dask.dataframe as dd
 import numpy as np
@@ -22,6 +23,7 @@ from ..errors import Problem, TaskError
 from ..plan import Plan, channels_of
 from ..stats.moments import Moments, MomentsTable
 from ..stats.pixels import PixelHistogram
+from ..stats.quantiles import PassRequest, PassResult, partition_pass
 from ..storage import Store
 
 EPISODE = "__episode__"
@@ -131,29 +133,62 @@ def image_moments(series: pd.Series, starts: np.ndarray, channels: int, qs: tupl
     return out
 
 
+COLLECT = "collect"  # a first pass that hands the partition's values over (the dataset's are small enough)
+FirstPass = dict[str, "PassRequest | str"]  # numeric feature -> the first quantile pass: its request, or COLLECT
+
+
+@dataclass
+class PartitionStats:
+    """A Parquet task's result: the moments of its episodes, and its share of the first pass of the dataset-wide
+    quantiles (per numeric feature: the partition's values, or their counts by ``first_request``)."""
+
+    tables: PartitionMoments
+    first_pass: dict[str, np.ndarray | PassResult] = field(default_factory=dict)
+
+
 def partition_moments(df: pd.DataFrame, plan_features: dict[str, dict], numeric: list[str],
                       images: list[str], files: dict[int, str], qs: tuple[float, ...] = ()) -> PartitionMoments:
     """Partial moments (and the exact quantiles ``qs``) of every episode in one partition, a table per feature."""
+    return partition_stats(df, plan_features, numeric, images, files, qs).tables
+
+
+def partition_stats(df: pd.DataFrame, plan_features: dict[str, dict], numeric: list[str], images: list[str],
+                    files: dict[int, str], qs: tuple[float, ...] = (), first_pass: FirstPass | None = None
+                    ) -> PartitionStats:
+    """``partition_moments``, plus the partition's share of the first pass of the dataset quantiles of the
+    features in ``first_pass``, from the same values (the data is read once)."""
     episodes = df[EPISODE].to_numpy()
+    result = PartitionStats({})
     if len(episodes) == 0:
-        return {}
+        return result
+    first_pass = first_pass or {}
     starts = np.flatnonzero(np.r_[True, episodes[1:] != episodes[:-1]])
     ids = episodes[starts]
-    result: PartitionMoments = {}
     with np.errstate(all="ignore"):  # NaN/inf follow numpy; the episodes holding them are named by a warning
         for feature in numeric + images:
             try:
-                result[feature] = _feature_moments(df, feature, plan_features, images, ids, starts, qs)
+                if feature in images:
+                    result.tables[feature] = _image_table(df, feature, plan_features, ids, starts, qs)
+                    continue
+                values = column_values(df[feature], feature, plan_features[feature]["shape"])
+                result.tables[feature] = MomentsTable.segments(ids, values, starts, qs)
             except Exception as exc:
                 bad = _failing_episode(df, feature, plan_features, images, ids, starts)
                 raise TaskError(Problem(f"cannot compute stats: {exc}", episode=bad, feature=feature,
                                         path=files.get(bad))) from exc
+            request = first_pass.get(feature)
+            if request is not None:
+                result.first_pass[feature] = values if isinstance(request, str) else partition_pass(request, values)
     return result
+
+
+def _image_table(df, feature, plan_features, ids, starts, qs=()) -> MomentsTable:
+    return MomentsTable.of(ids, image_moments(df[feature], starts, channels_of(plan_features[feature]), qs))
 
 
 def _feature_moments(df, feature, plan_features, images, ids, starts, qs=()) -> MomentsTable:
     if feature in images:
-        return MomentsTable.of(ids, image_moments(df[feature], starts, channels_of(plan_features[feature]), qs))
+        return _image_table(df, feature, plan_features, ids, starts, qs)
     values = column_values(df[feature], feature, plan_features[feature]["shape"])
     return MomentsTable.segments(ids, values, starts, qs)
 
@@ -173,7 +208,5 @@ def _failing_episode(df, feature, plan_features, images, ids, starts) -> int:
 def quantile_pass(df: pd.DataFrame, requests: dict, plan_features: dict[str, dict]) -> dict:
     """One refinement pass of the dataset-wide quantiles (``quantiles.partition_pass``) over one partition,
     for every feature in ``requests``."""
-    from ..stats.quantiles import partition_pass
-
     return {feature: partition_pass(request, column_values(df[feature], feature, plan_features[feature]["shape"]))
             for feature, request in requests.items()}

@@ -22,7 +22,7 @@ from ..errors import Location
 from ..options import Options, RunOptions
 from ..plan import Plan, channels_of
 from ..stats.moments import MomentsByKey, MomentsTable
-from ..stats.quantiles import DatasetQuantiles, histogram_quantiles, merge
+from ..stats.quantiles import DatasetQuantiles, PassResult, first_request, histogram_quantiles, merge, values_quantiles
 from ..stats.records import quantile_stats
 from ..stats.sampling import sample_positions
 from ..video import VideoBackend
@@ -66,20 +66,45 @@ def task_key(name: str, episodes: list[int], run: str) -> str:
     return f"{name}-ep{first:06d}" + (f"-{last:06d}" if last != first else "") + f"-{run}"
 
 
-def build_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Task]:
-    """Every task of the stats graph of ``plan``."""
-    return parquet_tasks(plan, options) + video_tasks(plan, options, backend)
+def build_tasks(plan: Plan, options: Options, backend: VideoBackend, dataset_quantiles: bool = False) -> list[Task]:
+    """Every task of the stats graph of ``plan`` (with ``dataset_quantiles``, the Parquet tasks also do the first
+    pass of the dataset-wide quantiles)."""
+    return parquet_tasks(plan, options, dataset_quantiles) + video_tasks(plan, options, backend)
 
 
-def parquet_tasks(plan: Plan, options: Options) -> list[Task]:
+FIRST_PASS_BYTES = 32 * 2**20  # a feature whose values total at most this many bytes is collected, not counted
+
+
+def first_pass(plan: Plan, qs: tuple[float, ...]) -> numeric.FirstPass:
+    """What the Parquet tasks do towards the dataset-wide quantiles of each numeric feature: hand its values over
+    when the dataset's total at most ``FIRST_PASS_BYTES`` (the quantiles then need no pass of their own), else
+    count them by the first pass of ``quantiles.DatasetQuantiles``."""
+    if not qs:
+        return {}
+    out: numeric.FirstPass = {}
+    for feature in plan.numeric:
+        width = _width(plan.features[feature])
+        size = plan.total_frames * width * np.dtype(plan.features[feature]["dtype"]).itemsize
+        out[feature] = numeric.COLLECT if size <= FIRST_PASS_BYTES else first_request(width)
+    return out
+
+
+def _width(feature: dict) -> int:
+    """Values per row of a numeric feature (as ``numeric.column_values`` lays them out)."""
+    return math.prod(feature["shape"]) if feature.get("shape") else 1
+
+
+def parquet_tasks(plan: Plan, options: Options, dataset_quantiles: bool = False) -> list[Task]:
     """One task per partition of the episode dataframe (numeric and image features)."""
     if not (plan.numeric or plan.images):
         return []
     files = {ep.index: plan.store.display(ep.data_path) for ep in plan.episodes}
     lengths = {ep.index: ep.length for ep in plan.episodes}
     batches = numeric.batches(plan)
-    reduce = partial(numeric.partition_moments, plan_features=plan.features, numeric=plan.numeric,
-                     images=plan.images, files=files, qs=options.stats.quantile_levels)
+    qs = options.stats.quantile_levels
+    reduce = partial(numeric.partition_stats, plan_features=plan.features, numeric=plan.numeric,
+                     images=plan.images, files=files, qs=qs,
+                     first_pass=first_pass(plan, qs) if dataset_quantiles else None)
     tasks = []
     for batch, part in zip(batches, numeric.episode_frame(plan, batches).to_delayed()):
         episodes = [ep for ep, _, _ in batch]
@@ -149,19 +174,25 @@ def _video_batches(plan: Plan) -> list[tuple[str | None, list[VideoEpisode]]]:
 
 class Results:
     """Task results folded in as they arrive, so that nothing is kept per task: the moments of every stats feature
-    into one row per episode of the plan, pixel histograms summed per feature.  Only the results of v3.0 file
-    tasks (per output file; the build reads them later) are kept, in ``files`` by task key."""
+    into one row per episode of the plan, pixel histograms summed per feature, the first pass of the dataset
+    quantiles merged per numeric feature.  Only the results of v3.0 file tasks (per output file; the build reads
+    them later) are kept, in ``files`` by task key."""
+
+    MERGE_EVERY = 64  # first-pass counts of this many partitions are merged into one
 
     def __init__(self, plan: Plan):
         self.features = plan.numeric + plan.images + plan.videos
         self.keys = np.array([ep.index for ep in plan.episodes], dtype=np.int64)
         self._moments: dict[str, MomentsByKey] = {}
         self.histograms: dict[str, np.ndarray] = {}  # (C, 256) per image or video feature, when quantiles are asked
+        self.first_pass: dict[str, list] = {}  # numeric feature -> partitions' values, or their merged counts
         self.files: dict[str, object] = {}
 
     def add(self, task: Task, result) -> None:
         if task.kind == "parquet":
-            parts = result
+            parts = result.tables
+            for feature, share in result.first_pass.items():
+                self._add_first_pass(feature, share)
         elif task.kind == "video":
             parts = result.tables
             for feature, histogram in result.histograms.items():
@@ -180,20 +211,37 @@ class Results:
     def _add_histogram(self, feature: str, histogram: np.ndarray) -> None:
         self.histograms[feature] = self.histograms.get(feature, 0) + histogram
 
+    def _add_first_pass(self, feature: str, share: np.ndarray | PassResult) -> None:
+        shares = self.first_pass.setdefault(feature, [])
+        shares.append(share)
+        if isinstance(share, PassResult) and len(shares) >= self.MERGE_EVERY:
+            shares[:] = [merge(shares)]
+
     def tables(self) -> dict[str, MomentsTable]:
         """Per stats feature, the moments of every episode (rows in plan order)."""
         return {feature: self._moments[feature].table() for feature in self.features if feature in self._moments}
 
 
-def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], histograms: dict[str, np.ndarray],
-                      qs: tuple[float, ...], options: RunOptions) -> dict:
+def dataset_quantiles(client, plan: Plan, results: Results, qs: tuple[float, ...], options: RunOptions) -> dict:
     """Exact quantiles of every stats feature over the whole dataset, ``{feature: {"q01": ..., ...}}``: pixels
-    from the summed histograms of the sampled frames; numeric features by the passes of
-    ``quantiles.DatasetQuantiles`` over the episode dataframe (each pass reads the partitions again and keeps
-    only a bounded number of values), each pass a run of tasks on the one runner (retries, progress, watchdog)."""
-    out = {feature: quantile_stats(histogram_quantiles(histograms[feature], qs), qs, plan.features[feature])
+    from the summed histograms of the sampled frames; numeric features from the values the stats tasks handed
+    over (small datasets), or by the passes of ``quantiles.DatasetQuantiles`` over the episode dataframe, the
+    first of which the stats tasks did (each further pass reads the partitions again and keeps only a bounded
+    number of values; usually one is enough), each pass a run of tasks on the one runner (retries, progress,
+    watchdog)."""
+    out = {feature: quantile_stats(histogram_quantiles(results.histograms[feature], qs), qs, plan.features[feature])
            for feature in plan.images + plan.videos}
-    states = {feature: DatasetQuantiles(qs, tables[feature].count.shape[1]) for feature in plan.numeric}
+    states = {}
+    for feature in plan.numeric:
+        shares = results.first_pass.get(feature, [])
+        if shares and not isinstance(shares[0], PassResult):  # the values themselves
+            values = values_quantiles(np.concatenate(shares), qs)
+            out[feature] = quantile_stats(values, qs, plan.features[feature])
+            continue
+        states[feature] = DatasetQuantiles(qs, _width(plan.features[feature]))
+        if shares:  # the first pass, done by the stats tasks
+            states[feature].request()
+            states[feature].absorb(merge(shares))
     batches = numeric.batches(plan) if states else []
     number = 0
     while not all(state.done for state in states.values()):
@@ -214,8 +262,8 @@ def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], histo
 
         runner.run(client, tasks, set(), landed, retries=options.retries, quiet=options.quiet,
                    stall_s=runner.stall_limit_s(tasks), label=f"quantile pass {number}")
-        for feature, results in found.items():
-            states[feature].absorb(merge(results))
+        for feature, parts_found in found.items():
+            states[feature].absorb(merge(parts_found))
     out.update({feature: quantile_stats(state.result(), qs, plan.features[feature])
                 for feature, state in states.items()})
     return out

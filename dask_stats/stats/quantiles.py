@@ -23,6 +23,11 @@ does (e.g. q between 1 and inf gives inf; q between two infinities, or a single 
 -0.0 and 0.0 are equal values; which of the two a result carries may differ from numpy's.  An empty input
 (dataset, channel without pixels) gives NaN where ``np.quantile`` would raise.
 
+In a conversion, the stats tasks do the first pass beside the moments (``first_request``), or, when the
+dataset's values of a feature are small enough to hold at once, hand the values themselves over
+(``values_quantiles``: no pass at all); a dataset of usual size then needs one pass more (collecting the selected
+bins), pathological ones up to three.
+
 Wiring: one ``DatasetQuantiles`` per numeric feature; a pass maps ``partition_pass(request, values)`` over the
 partitions (values as ``numeric.column_values`` gives them) and tree-reduces with ``merge``; ``records.quantile_stats``
 shapes the results like records.py's stats.  ``segment_quantiles`` needs whole episodes in a partition.
@@ -92,19 +97,30 @@ def _float64(x: np.ndarray) -> np.ndarray:
 
 
 def segment_quantiles(x: np.ndarray, starts: np.ndarray, qs: Sequence[float]) -> np.ndarray:
-    """(segments, Q, D) quantiles of the non-empty row segments ``x[starts[i]:starts[i+1]]`` of (rows, D) x."""
+    """(segments, Q, D) quantiles of the non-empty row segments ``x[starts[i]:starts[i+1]]`` of (rows, D) x.
+
+    Each segment's dimensions are sorted in place (a plain sort per segment: 20-30x faster than one ``lexsort``
+    by segment and value).  Equal values are indistinguishable except -0.0 and 0.0: where a picked value is a
+    zero, that segment and dimension is sorted again stably, so that the sign is the one ``np.quantile``'s
+    stable order gives."""
     x = _float64(x)
     starts = np.asarray(starts, dtype=np.int64)
     if len(starts) == 0:
         return np.empty((0, len(qs), x.shape[1]))
     lengths = np.diff(np.append(starts, x.shape[0]))
-    segment = np.broadcast_to(np.repeat(np.arange(len(starts)), lengths)[:, None], x.shape)
-    ordered = np.take_along_axis(x, np.lexsort((x, segment), axis=0), axis=0)
-    low, high, gamma = _positions(lengths, qs)
-    out = _lerp(ordered[starts[:, None] + low], ordered[starts[:, None] + high], gamma[..., None])
+    ordered = np.array(x.T)  # (D, rows): each segment of each dimension sorted in place, contiguously
+    for start, length in zip(starts.tolist(), lengths.tolist()):
+        ordered[:, start:start + length].sort(axis=1)
+    low, high, gamma = _positions(lengths, qs)  # (segments, Q)
+    below, above = ordered[:, starts[:, None] + low], ordered[:, starts[:, None] + high]  # (D, segments, Q)
+    for dim, segment in zip(*np.nonzero(((below == 0) | (above == 0)).any(axis=2))):
+        start = starts[segment]
+        column = np.sort(x[start:start + lengths[segment], dim], kind="stable")
+        below[dim, segment], above[dim, segment] = column[low[segment]], column[high[segment]]
+    out = _lerp(below, above, gamma).transpose(1, 2, 0)
     has_nan = np.logical_or.reduceat(np.isnan(x), starts, axis=0)  # (segments, D)
     out[np.broadcast_to(has_nan[:, None, :], out.shape)] = np.nan
-    return out
+    return np.ascontiguousarray(out)
 
 
 def histogram_quantiles(hist: np.ndarray, qs: Sequence[float]) -> np.ndarray:
@@ -191,6 +207,23 @@ def merge(parts: Iterable[PassResult]) -> PassResult:
                       np.concatenate([np.zeros(0, np.uint64)] + [p.keys for p in parts]))
 
 
+def first_request(dims: int) -> PassRequest:
+    """The first pass, the same for every dataset: count the top DIGIT bits of every dimension (the stats tasks
+    compute it beside the moments, so that the passes proper start at the second)."""
+    every = np.arange(dims, dtype=np.int64)
+    return PassRequest(every, np.zeros_like(every), np.zeros(dims, np.uint64), np.zeros(dims, bool))
+
+
+def values_quantiles(x: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """(Q, D) quantiles of the rows of (rows, D) ``x``, when they are all at hand: ``np.quantile`` itself on the
+    float64 values, a dimension at a time (NaN for every dimension when there are no rows)."""
+    x = np.asarray(x)
+    x = x[:, None] if x.ndim == 1 else x
+    if x.shape[0] == 0:
+        return np.full((len(qs), x.shape[1]), np.nan)
+    return np.stack([np.quantile(x[:, dim].astype(np.float64), qs) for dim in range(x.shape[1])], axis=1)
+
+
 class DatasetQuantiles:
     """Client-side driver of the exact dataset quantiles (see the module docstring)::
 
@@ -214,9 +247,7 @@ class DatasetQuantiles:
 
     def request(self) -> PassRequest:
         if self._targets is None:
-            dims = np.arange(self.dims, dtype=np.int64)
-            self._request = PassRequest(dims, np.zeros_like(dims), np.zeros(self.dims, np.uint64),
-                                        np.zeros(self.dims, bool))
+            self._request = first_request(self.dims)
             return self._request
         t = self._targets
         pending = ~t["done"]
