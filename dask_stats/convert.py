@@ -190,7 +190,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         quantiles = None
         if writer.dataset_quantiles and qs:
             quantiles = dataset_quantiles(dask_client, plan, results, qs, opts.run)
-    findings += nonfinite_warnings(plan, tables)
+    findings += results.notes + nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):
         try:

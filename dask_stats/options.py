@@ -105,6 +105,10 @@ class StatsOptions:
     to: str | None = option(None, "the format to write: v2.1 (episodes_stats.jsonl beside the v2.0 files) or v3.0 "
                                   "(a LeRobot v3.0 dataset: concatenated files, stats in meta/episodes); default: "
                                   "v2.1 for a v2.x dataset, v3.0 for a v3.0 one", choices=("v2.1", "v3.0"))
+    video_stats: str = option("recompute", "video stats: recompute them from the frames (default), or reuse a v2.1 "
+                                           "source's per-episode video stats from meta/episodes_stats.jsonl after "
+                                           "checking them (no decoding; numeric stats are still computed)",
+                              choices=("recompute", "reuse"))
     data_file_size_in_mb: float = option(100.0, "v3.0: start a new data file at this size (MB, default 100)",
                                          parse=positive_float, metavar="MB")
     video_file_size_in_mb: float = option(200.0, "v3.0: start a new video file at this size (MB, default 200)",
@@ -122,7 +126,7 @@ class StatsOptions:
         return {"frame_lookup": self.frame_lookup, "tolerance_s": self.tolerance_s,
                 "exclude_features": sorted(self.exclude_features),
                 "video_backend": getattr(self.video_backend, "name", self.video_backend),
-                "quantiles": list(self.quantile_levels), "to": self.to,
+                "quantiles": list(self.quantile_levels), "to": self.to, "video_stats": self.video_stats,
                 "sizes": [self.data_file_size_in_mb, self.video_file_size_in_mb]}
 
 

@@ -43,6 +43,7 @@ class Plan:
     episodes: list[Episode]
     has_stats_json: bool
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # in every task key: unique to the run
+    published: str | None = None  # the source's per-episode stats file (v2.1's episodes_stats.jsonl), if any
 
     def bind(self, options: StatsOptions, target: str) -> None:
         """Make the run's task keys those of any run of this plan, these options and ``target`` (an interrupted

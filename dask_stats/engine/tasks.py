@@ -18,7 +18,7 @@ import dask
 import numpy as np
 from dask.delayed import Delayed
 
-from ..errors import Location
+from ..errors import DatasetError, Location, Problem
 from ..options import Options, RunOptions
 from ..plan import Plan, channels_of
 from ..stats.moments import MomentsByKey, MomentsTable
@@ -27,6 +27,7 @@ from ..stats.records import quantile_stats
 from ..stats.sampling import sample_positions
 from ..video import VideoBackend
 from . import numeric, runner
+from .carried import carried_stats
 from .guards import guarded
 from .video_stats import VideoEpisode, VideoJob, video_stats
 
@@ -69,7 +70,28 @@ def task_key(name: str, episodes: list[int], run: str) -> str:
 def build_tasks(plan: Plan, options: Options, backend: VideoBackend, dataset_quantiles: bool = False) -> list[Task]:
     """Every task of the stats graph of ``plan`` (with ``dataset_quantiles``, the Parquet tasks also do the first
     pass of the dataset-wide quantiles)."""
-    return parquet_tasks(plan, options, dataset_quantiles) + video_tasks(plan, options, backend)
+    videos = carried_tasks(plan) if options.stats.video_stats == "reuse" else video_tasks(plan, options, backend)
+    return parquet_tasks(plan, options, dataset_quantiles) + videos
+
+
+def carried_tasks(plan: Plan) -> list[Task]:
+    """``--video-stats reuse``: one task that carries the source's published per-episode video stats over
+    (``carried.carried_stats``) instead of decoding; refused (bad input) when the source publishes none."""
+    if not plan.videos:
+        return []
+    if plan.published is None:
+        raise DatasetError(Problem(f"--video-stats reuse needs the per-episode video stats of a v2.1 source "
+                                   f"(meta/episodes_stats.jsonl); this {plan.version} dataset has none",
+                                   path=plan.store.display(plan.store.root), fix="--video-stats recompute"))
+    cameras = {}
+    for feature in plan.videos:
+        channels = channels_of(plan.features[feature])
+        cameras[feature] = (channels, max(1, math.prod(plan.features[feature]["shape"]) // channels))
+    episodes = [(ep.index, ep.length) for ep in plan.episodes]
+    key = task_key("carried-video-stats", [ep for ep, _ in episodes], plan.run)
+    delayed = dask.delayed(carried_stats)(plan.store, plan.published, episodes, cameras, dask_key_name=key)
+    return [Task("carried", [ep for ep, _ in episodes], Location(episodes[0][0], path=plan.store.display(
+        plan.published)), delayed)]
 
 
 FIRST_PASS_BYTES = 32 * 2**20  # a feature whose values total at most this many bytes is collected, not counted
@@ -186,6 +208,7 @@ class Results:
         self._moments: dict[str, MomentsByKey] = {}
         self.histograms: dict[str, np.ndarray] = {}  # (C, 256) per image or video feature, when quantiles are asked
         self.first_pass: dict[str, list] = {}  # numeric feature -> partitions' values, or their merged counts
+        self.notes: list[Problem] = []  # what the summary should say about where stats came from
         self.files: dict[str, object] = {}
 
     def add(self, task: Task, result) -> None:
@@ -193,10 +216,13 @@ class Results:
             parts = result.tables
             for feature, share in result.first_pass.items():
                 self._add_first_pass(feature, share)
-        elif task.kind == "video":
+        elif task.kind in ("video", "carried"):
             parts = result.tables
             for feature, histogram in result.histograms.items():
                 self._add_histogram(feature, histogram)
+            if task.kind == "carried":
+                self.notes += [Problem("video stats carried over from the source, not recomputed", severity="info",
+                                       feature=feature, path=task.where.path) for feature in parts]
         else:
             self.files[task.key] = result
             return
@@ -230,7 +256,7 @@ def dataset_quantiles(client, plan: Plan, results: Results, qs: tuple[float, ...
     number of values; usually one is enough), each pass a run of tasks on the one runner (retries, progress,
     watchdog)."""
     out = {feature: quantile_stats(histogram_quantiles(results.histograms[feature], qs), qs, plan.features[feature])
-           for feature in plan.images + plan.videos}
+           for feature in plan.images + plan.videos if feature in results.histograms}  # (none: carried over)
     states = {}
     for feature in plan.numeric:
         shares = results.first_pass.get(feature, [])

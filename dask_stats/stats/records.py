@@ -44,6 +44,34 @@ def finalize(moments: Moments, feature: dict) -> dict[str, np.ndarray]:
     }
 
 
+def published_moments(stats: dict, channels: int, pixels: int) -> Moments:
+    """The moments behind a published per-episode record of a pixel feature with ``channels`` channels of
+    ``pixels`` pixels per frame (``{"min", "max", "mean", "std", "count"}`` in the reference's shapes, values in
+    [0, 1]), checked; ValueError says what is wrong."""
+    missing = [stat for stat in STATS if stat not in stats]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    width = channels
+    try:
+        values = {stat: np.asarray(stats[stat], dtype=np.float64) for stat in STATS}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"non-numeric stats ({exc})") from None
+    for stat in ("min", "max", "mean", "std"):
+        if values[stat].shape != (width, 1, 1):
+            raise ValueError(f"{stat} has shape {list(values[stat].shape)}, expected [{width}, 1, 1]")
+        if not ((values[stat] >= 0) & (values[stat] <= 1)).all():
+            raise ValueError(f"{stat} is not within [0, 1]: {values[stat].ravel().tolist()}")
+    samples = values["count"]
+    if samples.shape != (1,) or not samples[0] >= 1 or samples[0] != int(samples[0]):
+        raise ValueError(f"count is {stats['count']!r}, expected [frames] with frames >= 1")
+    if not ((values["min"] <= values["mean"]) & (values["mean"] <= values["max"])).all():
+        raise ValueError("mean is not between min and max")
+    count = np.full(width, int(samples[0]) * pixels, dtype=np.int64)
+    std = values["std"].ravel()
+    return Moments(count, values["mean"].ravel(), std * std * count, values["min"].ravel(), values["max"].ravel(),
+                   samples=int(samples[0]))
+
+
 CHUNK = 1000  # episodes whose records exist as Python objects at a time
 
 
@@ -86,7 +114,7 @@ def _finalize_rows(table: MomentsTable, feature: dict, qs: tuple[float, ...]) ->
         "std": table.std.reshape(shape).tolist(),
         "count": table.samples[:, None].tolist(),
     }
-    if qs:
+    if qs and table.quantiles.shape[1]:  # (carried-over stats have none)
         rows.update((key, values.tolist()) for key, values in quantile_stats(table.quantiles, qs, feature).items())
     return rows
 

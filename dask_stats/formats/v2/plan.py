@@ -22,8 +22,10 @@ def plan_v2(store: Store, info: dict, kinds: Kinds, problems: list[Problem]) -> 
     is_file = _file_test(store)
     episodes = _plan_episodes(store, info, records, kinds.videos, problems, is_file)
     problems += _missing_videos(store, episodes, kinds.videos, is_file)
+    published = store.path(layout.EPISODES_STATS)
     plan = Plan(store, info, kinds.numeric, kinds.images, kinds.videos, kinds.skipped, episodes,
-                has_stats_json=store.is_file(store.path(layout.STATS)))
+                has_stats_json=store.is_file(store.path(layout.STATS)),
+                published=published if info.get("codebase_version") == "v2.1" and is_file(published) else None)
     return plan, problems
 
 
