@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -175,6 +176,44 @@ def test_recompute_the_stats_of_a_v30_dataset_in_place(messy_dataset, v30, tmp_p
     stats = json.loads((root / "meta/stats.json").read_text())
     assert {"q02", "q50", "q98"} <= set(stats["observation.images.top"])
     assert [p for p in dask_stats.check(root) if p.severity == "error"] == []
+
+
+def test_recompute_splits_shared_videos_into_tasks_that_index_only_their_stretch(messy_dataset, tmp_path,
+                                                                                   monkeypatch):
+    """``--force`` on v3.0 with one task per episode (each indexing only its stretch of the shared file) and no
+    packets kept (every read seeks to its first keyframe): the same stats, bit for bit, and the progress counts
+    episodes as their tasks finish."""
+    import shutil
+
+    from dask_stats.engine import runner, tasks
+    from dask_stats.video import pyav_backend
+
+    monkeypatch.setattr(tasks, "VIDEO_TASK_SECONDS", 0.0)
+    monkeypatch.setattr(pyav_backend, "KEEP_PACKETS_BYTES", 0)
+    v30 = tmp_path / "shared"
+    dask_stats.convert(messy_dataset, v30, to="v3.0", **FAST)  # default sizes: every camera's episodes in one file
+    whole = {}
+    for path in (v30 / "videos").rglob("*.mp4"):
+        with pyav_backend.PyAVReader(path) as reader:
+            whole[str(path.relative_to(v30))] = len(reader.frame_times())
+    indexed = []
+    index = pyav_backend.PyAVReader._index
+    monkeypatch.setattr(pyav_backend.PyAVReader, "_index", lambda self: (
+        index(self), indexed.append((str(Path(self._path).relative_to(root)), len(self._pts)))))
+    finished = []
+    task_done = runner._EpisodeProgress.task_done
+    monkeypatch.setattr(runner._EpisodeProgress, "task_done",
+                        lambda self, task: (finished.append(task.kind), task_done(self, task))[1])
+    root = tmp_path / "v30"
+    shutil.copytree(v30, root)
+    dask_stats.convert(root, force=True, **FAST)
+    assert len(whole) == 2
+    expected = read_episode_stats(str(v30))
+    assert read_episode_stats(str(root)) == expected
+    episodes = len(expected)
+    assert finished.count("video") == episodes * 2  # two cameras, a task per episode and camera
+    assert len(indexed) == episodes * 2
+    assert sum(frames for _, frames in indexed) < sum(whole[path] for path, _ in indexed) / 2  # stretches only
 
 
 def test_a_v21_source_episodes_stats_are_compared_not_trusted(v21, tmp_path):

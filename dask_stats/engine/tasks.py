@@ -163,32 +163,29 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
 
 
 def _video_batches(plan: Plan) -> list[tuple[str | None, list[VideoEpisode]]]:
-    """The episodes of each video task: every camera of consecutive episodes, until the task's estimated work
-    reaches ``VIDEO_TASK_SECONDS`` (v2.x: timestamps read once per episode; short episodes share a task, so that
-    the few milliseconds Dask spends on each task stay small next to its work), or the episodes that share one
-    concatenated video file of one camera (v3.0: the file is opened once)."""
-    batches = []
-    if all(ep.rows is None for ep in plan.episodes):
-        pixels = {key: max(1, math.prod(plan.features[key]["shape"]) // channels_of(plan.features[key]))
-                  for key in plan.videos}
-        current, seconds = [], 0.0
-        for ep in plan.episodes:
-            current.append(VideoEpisode(ep.index, ep.length, ep.data_path, dict(ep.video_paths)))
-            sampled = len(sample_positions(ep.length))
-            seconds += sum(video_seconds(sampled, pixels[key]) for key in ep.video_paths)
-            if seconds >= VIDEO_TASK_SECONDS:
-                batches.append((None, current))
-                current, seconds = [], 0.0
-        return batches + ([(None, current)] if current else [])
-    for feature in plan.videos:
+    """The episodes of each video task: consecutive episodes until the task's estimated work reaches
+    ``VIDEO_TASK_SECONDS`` (short episodes share a task, so that the few milliseconds Dask spends on each task stay
+    small next to its work): every camera of them in v2.x (timestamps read once per episode); in v3.0, episodes
+    of one camera that share one concatenated video file (the task indexes only their stretch of it, so a file's
+    episodes are spread over tasks that run in parallel and the progress advances as they finish)."""
+    pixels = {key: max(1, math.prod(plan.features[key]["shape"]) // channels_of(plan.features[key]))
+              for key in plan.videos}
+    v2 = all(ep.rows is None for ep in plan.episodes)
+    batches: list[tuple[str | None, list[VideoEpisode]]] = []
+    for feature in [None] if v2 else plan.videos:
+        cameras = plan.videos if feature is None else [feature]
         current: list[VideoEpisode] = []
+        seconds = 0.0
         for ep in plan.episodes:
-            path = ep.video_paths[feature]
-            if current and current[-1].videos[feature] != path:
+            paths = {key: ep.video_paths[key] for key in cameras if key in ep.video_paths}
+            if current and (seconds >= VIDEO_TASK_SECONDS
+                            or feature is not None and current[-1].videos[feature] != paths[feature]):
                 batches.append((feature, current))
-                current = []
-            current.append(VideoEpisode(ep.index, ep.length, ep.data_path, {feature: path}, ep.rows,
-                                        {feature: ep.video_offsets[feature]}))
+                current, seconds = [], 0.0
+            offsets = {key: ep.video_offsets[key] for key in paths} if feature is not None else {}
+            current.append(VideoEpisode(ep.index, ep.length, ep.data_path, paths, ep.rows, offsets))
+            sampled = len(sample_positions(ep.length))
+            seconds += sum(video_seconds(sampled, pixels[key]) for key in paths)
         if current:
             batches.append((feature, current))
     return batches

@@ -52,6 +52,9 @@ def read_timestamps(store: Store, data_path: str) -> np.ndarray:
     return column.to_numpy().astype(np.float64)
 
 
+WINDOW_MARGIN_S = 0.1  # a shared video is indexed this far (or twice the tolerance) beyond the task's timestamps
+
+
 class _Inputs:
     """The files a video task reads, each opened once: timestamp columns, and videos with their readers (a v3.0
     video file serves many episodes of the task).  Closes everything on exit."""
@@ -71,7 +74,29 @@ class _Inputs:
         if path not in self.readers:
             local = self.stack.enter_context(self.job.store.local_file(path))
             self.readers[path] = self.stack.enter_context(_open(self.job.backend, local, where))
+            window = self.window(path)
+            if window is not None:
+                self.readers[path].limit(*window)
         return self.readers[path]
+
+    def window(self, path: str) -> tuple[float, float] | None:
+        """The stretch of a shared (v3.0) video file that the task's episodes look up by timestamp, in seconds
+        (the earliest and latest anchored timestamp, widened by ``WINDOW_MARGIN_S`` or twice the tolerance: a frame
+        outside could never be a sampled row's match); None: the whole file."""
+        if self.job.frame_lookup != "timestamp":
+            return None
+        spans = []
+        for ep in self.job.episodes:
+            for feature, video in ep.videos.items():
+                if video == path and ep.rows is not None:
+                    times = self.episode_timestamps(ep)
+                    if len(times):
+                        spans.append((ep.offsets.get(feature, 0.0) + times.min(), ep.offsets.get(feature, 0.0)
+                                      + times.max()))
+        if not spans:
+            return None
+        margin = max(WINDOW_MARGIN_S, 2 * self.job.tolerance_s)
+        return min(a for a, _ in spans) - margin, max(b for _, b in spans) + margin
 
     def __enter__(self) -> _Inputs:
         return self

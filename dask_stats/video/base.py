@@ -33,6 +33,10 @@ class VideoReader(ABC):
     def read(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, frame)`` for the sorted, unique ``indices``; frames are (H, W, 3) uint8 RGB."""
 
+    def limit(self, start_s: float, end_s: float) -> None:  # noqa: B027 - a hint; reading everything is right too
+        """A hint, before ``frame_times``: only frames presented within [start_s, end_s] will be asked for, so
+        the reader may index just that stretch (its frames are then numbered from the first one it indexes)."""
+
     def close(self) -> None:  # noqa: B027 - a reader that holds nothing has nothing to release
         """Release the decoder; closing twice is harmless."""
 

@@ -113,6 +113,7 @@ class PyAVReader(VideoReader):
         self._key: np.ndarray | None = None
         self._by_pts: dict[int, int] = {}  # pts -> frame number (empty: number frames by position)
         self._packets: list | None = None  # the demuxed packets, kept when small (no second demux pass)
+        self._window: tuple[float, float] | None = None  # the stretch of the file to index (None: all of it)
 
     def _open(self):
         container = self._av.open(self._path)
@@ -126,13 +127,30 @@ class PyAVReader(VideoReader):
         return container
 
     # -- the index ------------------------------------------------------------------------------
+    def limit(self, start_s: float, end_s: float) -> None:
+        if self._times is None:
+            self._window = (start_s, end_s)
+
+    def _seek(self, stream, pts: int) -> None:
+        """Position the demuxer at the keyframe at or before ``pts`` (in the stream's time base)."""
+        self._container.seek(max(int(pts), 0), stream=stream, backward=True, any_frame=False)
+
     def _index(self) -> None:
         stream = self._container.streams.video[0]
         pts, key, missing = [], [], False
         packets, kept = [], 0
+        end, beyond = None, 0  # windowed: the last pts wanted; keyframes met after it
+        if self._window is not None:
+            start_s, end_s = self._window
+            self._seek(stream, start_s / stream.time_base)
+            end = end_s / stream.time_base
         for packet in self._container.demux(stream):
             if packet.size == 0:  # the demuxer's final empty packet
                 continue
+            if end is not None and packet.is_keyframe and packet.pts is not None and packet.pts > end:
+                beyond += 1
+                if beyond == 2:  # past the window by a whole GOP: no frame of the window is left to come
+                    break
             if packet.pts is None:
                 missing = True
             pts.append(packet.pts if packet.pts is not None else -1)
@@ -147,6 +165,11 @@ class PyAVReader(VideoReader):
         self._key = np.asarray(key, dtype=bool)
         ordered = np.sort(self._pts[self._pts >= 0] if missing else self._pts)
         if missing or (len(ordered) > 1 and (np.diff(ordered) == 0).any()):
+            if self._window is not None:  # numbered by position: only from the file's start
+                self._window = None
+                self._container.close()
+                self._container = self._open()
+                return self._index()
             self._by_pts = {}  # frames are numbered by decode position (sequential decode)
         else:
             self._by_pts = {int(p): i for i, p in enumerate(ordered)}
@@ -219,7 +242,8 @@ class PyAVReader(VideoReader):
         if self._packets is not None:  # kept from the index pass: only the runs' packets are touched
             codec.flush_buffers()  # nothing left over from an earlier read()
             packets = (self._packets[d] for start, end in plan.runs for d in range(start, end + 1))
-        else:
+        else:  # from the first run's keyframe on (every run starts at one), not from the start of the file
+            self._seek(stream, pts[plan.runs[0][0]])
             packets = self._container.demux(stream)
         run = 0
         for packet in packets:
