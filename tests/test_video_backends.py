@@ -215,3 +215,26 @@ def test_plan_decode_covers_what_each_frame_needs_in_disjoint_runs(data):
         assert frame in plan.wanted[run]
     assert sorted(np.concatenate(plan.wanted).tolist()) == wanted.tolist()
     assert all(b + 1 < a for (_, b), (a, _) in zip(plan.runs, plan.runs[1:])), "sorted, not touching"
+
+
+def test_short_episodes_decode_in_one_loop_without_an_index(make_sample, tmp_path, monkeypatch):
+    """Every row of an episode of at most 100 rows is sampled: its video is decoded in one loop, with no index
+    pass; the stats are those of the indexed path, which a stream out of presentation order falls back to."""
+    from helpers import SMALL32, episodes_stats
+
+    from dask_stats.video.base import NotInOrder
+
+    root = make_sample(SMALL32, "small32")
+    monkeypatch.setattr(pyav_backend.PyAVReader, "_index", lambda self: pytest.fail("indexed"))
+    dask_stats.convert(root, tmp_path / "one-loop", **FAST)
+    monkeypatch.undo()
+
+    def out_of_order(self):
+        self._container.close()
+        self._container = self._open()
+        raise NotInOrder("as if")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(pyav_backend.PyAVReader, "decode_all", out_of_order)
+    dask_stats.convert(root, tmp_path / "indexed", **FAST)
+    assert episodes_stats(tmp_path / "one-loop") == episodes_stats(tmp_path / "indexed")

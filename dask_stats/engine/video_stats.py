@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 
 from ..errors import DatasetError, Location, TaskError
 from ..stats.moments import Moments, MomentsTable
-from ..stats.pixels import PixelHistogram
+from ..stats.pixels import PixelHistogram, frame_histograms
 from ..stats.sampling import FrameLookupError, locate_frames, sample_positions, video_problems
 from ..storage import Store
-from ..video import VideoBackend, VideoReader
+from ..video import NotInOrder, VideoBackend, VideoReader
 from .guards import guarded_each
 
 
@@ -74,7 +74,7 @@ class _Inputs:
         if path not in self.readers:
             local = self.stack.enter_context(self.job.store.local_file(path))
             self.readers[path] = self.stack.enter_context(_open(self.job.backend, local, where))
-            window = self.window(path)
+            window = self.window(path) if any(ep.rows is not None for ep in self.job.episodes) else None
             if window is not None:
                 self.readers[path].limit(*window)
         return self.readers[path]
@@ -157,16 +157,55 @@ def camera_moments(job: VideoJob, inputs: _Inputs, ep: VideoEpisode, feature: st
     # a v3.0 episode is anchored where lerobot looks for its first row: from_timestamp + timestamp
     needs_times = job.frame_lookup == "timestamp" or ep.rows is not None
     timestamps = inputs.episode_timestamps(ep) if needs_times else None
-    offset = ep.offsets.get(feature, 0.0)
     reader = inputs.reader(ep.videos[feature], where)
-    times = reader.frame_times()
+    histogram = PixelHistogram(job.channels[feature])
+    if len(positions) == ep.length and ep.rows is None:  # every row sampled, the video the episode's own
+        try:
+            _every_frame(job, reader, ep, feature, positions, timestamps, where, histogram)
+            return _checked(histogram, positions).moments(job.quantiles)
+        except NotInOrder:
+            histogram = PixelHistogram(job.channels[feature])  # read by the index instead
+    frames = _locate(job, reader.frame_times(), ep, feature, positions, timestamps, where)
+    unique, weights = np.unique(frames, return_counts=True)
+    for (index, frame), expected, weight in zip(reader.read(unique), unique, weights):
+        if index != expected:
+            raise RuntimeError(f"the decoder returned frame {index} where {expected} was expected")
+        histogram.add(frame, int(weight))
+    return _checked(histogram, positions).moments(job.quantiles)
+
+
+HISTOGRAM_BATCH_BYTES = 1 << 20  # decoded frames held at most before they are counted (one bincount for small ones)
+
+
+def _every_frame(job: VideoJob, reader: VideoReader, ep: VideoEpisode, feature: str, positions: np.ndarray,
+                 timestamps: np.ndarray | None, where: Location, histogram: PixelHistogram) -> None:
+    """Count the sampled frames of a video whose every frame is needed: one decode loop (no index pass), each
+    frame counted once, then weighted by how many sampled rows it serves."""
+    times, counts, batch = [], [], []
+    for time, frame in reader.decode_all():
+        times.append(time)
+        batch.append(frame if frame.ndim == 3 else frame[:, :, None])
+        if len(batch) * frame.nbytes >= HISTOGRAM_BATCH_BYTES:
+            counts.append(frame_histograms(batch))
+            batch = []
+    if batch:
+        counts.append(frame_histograms(batch))
+    frames = _locate(job, np.asarray(times, dtype=np.float64), ep, feature, positions, timestamps, where)
+    weights = np.bincount(frames, minlength=len(times))
+    histogram.add_counts(np.concatenate(counts), weights)
+
+
+def _locate(job: VideoJob, times: np.ndarray, ep: VideoEpisode, feature: str, positions: np.ndarray,
+            timestamps: np.ndarray | None, where: Location) -> np.ndarray:
+    """The frame of each sampled row, or the preflight check's problems (DatasetError), else FrameLookupError."""
+    offset = ep.offsets.get(feature, 0.0)
     by_timestamp = job.frame_lookup == "timestamp"
     try:
         if by_timestamp:
-            frames = locate_frames(times, positions, timestamps[positions] + offset, job.tolerance_s)
-        else:  # row k is the k-th frame from the episode's first (in a v3.0 file: the one at its anchor)
-            first = 0 if timestamps is None else int(np.searchsorted(times, offset + timestamps[0] - job.tolerance_s))
-            frames = locate_frames(times[first:], positions, None, job.tolerance_s) + first
+            return locate_frames(times, positions, timestamps[positions] + offset, job.tolerance_s)
+        # row k is the k-th frame from the episode's first (in a v3.0 file: the one at its anchor)
+        first = 0 if timestamps is None else int(np.searchsorted(times, offset + timestamps[0] - job.tolerance_s))
+        return locate_frames(times[first:], positions, None, job.tolerance_s) + first
     except FrameLookupError:  # say why, as the preflight check would (convert leaves videos to the tasks)
         start = timestamps[0] if timestamps is not None and len(timestamps) else None
         length = int(positions[-1]) + 1  # the last row is always sampled
@@ -175,16 +214,13 @@ def camera_moments(job: VideoJob, inputs: _Inputs, ep: VideoEpisode, feature: st
         if problems:
             raise DatasetError(problems) from None
         raise
-    unique, weights = np.unique(frames, return_counts=True)
-    histogram = PixelHistogram(job.channels[feature])
-    for (index, frame), expected, weight in zip(reader.read(unique), unique, weights):
-        if index != expected:
-            raise RuntimeError(f"the decoder returned frame {index} where {expected} was expected")
-        histogram.add(frame, int(weight))
+
+
+def _checked(histogram: PixelHistogram, positions: np.ndarray) -> PixelHistogram:
     if histogram.frames != len(positions):
         raise FrameLookupError(f"decoded only {histogram.frames} of {len(positions)} sampled frames (truncated video?)",
                                fix="re-encode or restore the file")
-    return histogram.moments(job.quantiles)
+    return histogram
 
 
 def _open(backend: VideoBackend, local: str, where: Location) -> VideoReader:

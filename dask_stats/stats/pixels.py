@@ -46,6 +46,19 @@ def channel_histograms(frame: np.ndarray) -> np.ndarray:
     return np.bincount(flat, minlength=256 * channels).reshape(channels, 256)
 
 
+def frame_histograms(frames: list[np.ndarray]) -> np.ndarray:
+    """(N, C, 256) int64 counts per frame of same-shaped (H, W, C) uint8 frames: small frames all in one
+    ``np.bincount`` (no fixed cost per frame), larger ones by ``channel_histograms`` one at a time."""
+    if not frames:
+        return np.zeros((0, 0, 256), dtype=np.int64)
+    channels = frames[0].shape[2]
+    if frames[0].size > _SMALL_FRAME_VALUES:
+        return np.stack([channel_histograms(frame) for frame in frames])
+    stacked = np.stack(frames).reshape(len(frames), -1, channels).astype(np.int64)
+    stacked += (np.arange(len(frames) * channels, dtype=np.int64) * 256).reshape(len(frames), 1, channels)
+    return np.bincount(stacked.ravel(), minlength=len(frames) * channels * 256).reshape(len(frames), channels, 256)
+
+
 def _rgbx_base(frame: np.ndarray) -> np.ndarray | None:
     """The contiguous (H, W, 4) array that ``frame`` is the ``[..., :3]`` view of, if it is one."""
     base = frame.base
@@ -96,6 +109,13 @@ class PixelHistogram:
         counts = channel_histograms(frame)
         self.hist += counts * weight if weight != 1 else counts
         self.frames += weight
+
+    def add_counts(self, counts: np.ndarray, weights: np.ndarray) -> None:
+        """Add frames already counted, (N, C, 256) by ``frame_histograms``, each ``weights[i]`` times."""
+        if counts.shape[1:] != self.hist.shape:
+            raise ValueError(f"expected uint8 frames with {self.channels} channels, got counts of {counts.shape[1]}")
+        self.hist += np.einsum("n,ncv->cv", np.asarray(weights, dtype=np.int64), counts)
+        self.frames += int(np.sum(weights))
 
     def moments(self, qs: tuple[float, ...] = ()) -> Moments:
         return histogram_moments(self.hist, self.frames, qs)

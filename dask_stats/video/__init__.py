@@ -4,7 +4,7 @@ probe, and stream-copy remuxing with its frame checks (what the v3.0 writer need
 from __future__ import annotations
 
 from ..errors import DatasetError, Problem
-from .base import Unreadable, VideoBackend, VideoReader
+from .base import NotInOrder, Unreadable, VideoBackend, VideoReader
 from .decord_backend import DecordBackend
 from .frames import first_last_frame_times, frame_at, verify_episode_frames
 from .header import VideoHeader, probe
@@ -27,5 +27,6 @@ def get_backend(name: str | type[VideoBackend]) -> VideoBackend:
     return backend()
 
 
-__all__ = ["BACKENDS", "Signature", "Unreadable", "VideoBackend", "VideoHeader", "VideoReader", "concat_videos",
+__all__ = ["BACKENDS", "NotInOrder", "Signature", "Unreadable", "VideoBackend", "VideoHeader", "VideoReader",
+           "concat_videos",
            "first_last_frame_times", "frame_at", "get_backend", "probe", "stream_signature", "verify_episode_frames"]

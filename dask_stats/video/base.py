@@ -22,6 +22,10 @@ class Unreadable:
     fix: str | None = None
 
 
+class NotInOrder(Exception):
+    """``decode_all`` met frames without presentation times in increasing order: read the video by its index."""
+
+
 class VideoReader(ABC):
     """An open video. Frames are numbered 0..n-1 in presentation order."""
 
@@ -32,6 +36,14 @@ class VideoReader(ABC):
     @abstractmethod
     def read(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, frame)`` for the sorted, unique ``indices``; frames are (H, W, 3) uint8 RGB."""
+
+    def decode_all(self) -> Iterator[tuple[float, np.ndarray]]:
+        """Every frame in presentation order with its time (s), for a caller that needs them all (the frame times
+        then come from the frames).  May raise :class:`NotInOrder` before the first frame a caller must not
+        trust; the reader can then still be read the ordinary way."""
+        times = self.frame_times()
+        for index, frame in self.read(np.arange(len(times))):
+            yield float(times[index]), frame
 
     def limit(self, start_s: float, end_s: float) -> None:  # noqa: B027 - a hint; reading everything is right too
         """A hint, before ``frame_times``: only frames presented within [start_s, end_s] will be asked for, so

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import VideoBackend, VideoReader
+from .base import NotInOrder, VideoBackend, VideoReader
 
 KEEP_PACKETS_BYTES = 32 * 2**20  # compressed packets held from the index pass (per open file) at most
 
@@ -200,6 +200,36 @@ class PyAVReader(VideoReader):
             yield from self._read_sequential(indices, rgb)
         else:
             yield from _in_order(self._read_runs(plan_decode(self._pts, self._key, indices), rgb), indices)
+
+    def decode_all(self) -> Iterator[tuple[float, np.ndarray]]:
+        """One decode loop over the whole stream, no index pass (the frame times come from the frames)."""
+        if self._times is not None or self._window is not None:  # indexed already, or a stretch of a shared file
+            yield from super().decode_all()
+            return
+        import av
+
+        stream = self._container.streams.video[0]
+        time_base = float(stream.time_base)
+        reformatter = self._av.video.reformatter.VideoReformatter()
+        frames = self._container.decode(stream)
+        position, last = 0, None
+        while True:
+            try:
+                frame = next(frames, None)
+            except av.error.FFmpegError as exc:
+                raise DamagedVideoError(position, f"decoding failed: {exc}") from exc
+            if frame is None:
+                return
+            if frame.is_corrupt:
+                raise DamagedVideoError(position, "the decoder flagged the frame as corrupt")
+            if frame.pts is None or (last is not None and frame.pts <= last):
+                self._container.close()  # read the ordinary way from a fresh demuxer
+                self._container = self._open()
+                raise NotInOrder(f"frame {position} has pts {frame.pts} after {last}")
+            last = frame.pts
+            yield float(frame.pts) * time_base, reformatter.reformat(frame, format="rgba", threads=1).to_ndarray()[
+                ..., :3]
+            position += 1
 
     def _read_sequential(self, indices: np.ndarray, rgb) -> Iterator[tuple[int, np.ndarray]]:
         import av
