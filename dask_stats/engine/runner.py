@@ -182,9 +182,8 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None
 
     def submit(count: int) -> None:
         batch = list(itertools.islice(pending, count))
-        graphs = [t.delayed for t in batch]
+        graphs = [t.graph() for t in batch]  # built now if lazy; from now on the future stands for it
         for task in batch:
-            task.delayed = None  # from now on the future stands for it
             by_key[task.key] = task
         finished.update(client.compute(graphs, retries=retries) if batch else [])
 

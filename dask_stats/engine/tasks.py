@@ -11,7 +11,8 @@ the :class:`Task`, never by parsing keys.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 
 import dask
@@ -20,7 +21,7 @@ from dask.delayed import Delayed
 
 from ..errors import DatasetError, Location, Problem
 from ..options import Options, RunOptions
-from ..plan import Plan, channels_of
+from ..plan import Episode, Plan, channels_of
 from ..stats.moments import MomentsByKey, MomentsTable
 from ..stats.quantiles import DatasetQuantiles, PassResult, first_request, histogram_quantiles, merge, values_quantiles
 from ..stats.records import quantile_stats
@@ -40,15 +41,23 @@ class Task:
     kind: str  # "parquet", "video", or a v3.0 file task ("v30-data", "v30-probe", "v30-video")
     episodes: list[int]
     where: Location
-    delayed: Delayed | None
+    delayed: Delayed | None  # None for a lazy task (``make``)
     feature: str | None = None  # the one feature the task works on, if any
     output: str | None = None  # the file the task writes, if any (a resumed task's file must still be there)
     timeout_s: float = 3600.0  # the longest one unit of its work may take (a video, the partition; longer: a hang)
     priority: int = 0  # as annotated on ``delayed``: tasks are submitted highest first
-    key: str = field(init=False)
+    make: Callable[[], Delayed] | None = None  # a lazy task: builds its Dask object when it is submitted
+    key: str = ""  # a lazy task's key (else ``delayed``'s)
 
     def __post_init__(self):
-        self.key = self.delayed.key
+        if self.delayed is not None:
+            self.key = self.delayed.key
+
+    def graph(self) -> Delayed:
+        """Its Dask object (built now if the task is lazy), handed over: the task holds none afterwards."""
+        delayed = self.delayed if self.delayed is not None else self.make()
+        self.delayed = self.make = None
+        return delayed
 
 
 VIDEO_TASK_SECONDS = 0.5  # a v2.x video task covers consecutive episodes until its estimated work reaches this
@@ -140,29 +149,44 @@ def parquet_tasks(plan: Plan, options: Options, dataset_quantiles: bool = False)
 
 def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Task]:
     """Video tasks over consecutive episodes, longest first (Dask runs higher priorities first, so the run
-    ends on short tasks and no core waits for one long video at the end; Parquet work, priority 0, comes first)."""
+    ends on short tasks and no core waits for one long video at the end; Parquet work, priority 0, comes first).
+    Lazy: a task's job (its episodes' files, offsets and time limits) is built when the runner submits it, so the
+    client holds the jobs of one window of tasks, not of the whole run."""
     if not plan.videos:
         return []
     channels = {key: channels_of(plan.features[key]) for key in plan.videos}
     longest = max(ep.length for ep in plan.episodes)
     tasks = []
     for feature, batch in _video_batches(plan):
-        timeouts = {ep.index: options.run.task_timeout_s(ep.length) for ep in batch}
-        job = VideoJob(plan.store, backend, tuple(batch), channels, timeouts, options.stats.frame_lookup,
-                       options.stats.tolerance_s, options.stats.quantile_levels)
         episodes = [ep.index for ep in batch]
-        where = Location(episodes[0], feature, plan.store.display(batch[0].videos[feature] if feature
+        where = Location(episodes[0], feature, plan.store.display(batch[0].video_paths[feature] if feature
                                                                   else batch[0].data_path))
         name = f"video-stats-{feature}" if feature else "video-stats"
         priority = max(ep.length for ep in batch) - longest - 1
-        with dask.annotate(priority=priority):
-            delayed = dask.delayed(video_stats)(job, dask_key_name=task_key(name, episodes, plan.run))
-        tasks.append(Task("video", episodes, where, delayed, feature=feature,
-                          timeout_s=max(timeouts.values()), priority=priority))
+        key = task_key(name, episodes, plan.run)
+        make = partial(_video_delayed, plan, options, backend, channels, feature, batch, key, priority)
+        tasks.append(Task("video", episodes, where, None, feature=feature, priority=priority, make=make, key=key,
+                          timeout_s=options.run.task_timeout_s(max(ep.length for ep in batch))))
     return tasks
 
 
-def _video_batches(plan: Plan) -> list[tuple[str | None, list[VideoEpisode]]]:
+def _video_delayed(plan: Plan, options: Options, backend: VideoBackend, channels: dict[str, int], feature: str | None,
+                   batch: list[Episode], key: str, priority: int) -> Delayed:
+    """The Dask object of one video task (``video_tasks``)."""
+    cameras = plan.videos if feature is None else [feature]
+    episodes = []
+    for ep in batch:
+        paths = {camera: ep.video_paths[camera] for camera in cameras if camera in ep.video_paths}
+        offsets = {camera: ep.video_offsets[camera] for camera in paths} if feature is not None else {}
+        episodes.append(VideoEpisode(ep.index, ep.length, ep.data_path, paths, ep.rows, offsets))
+    timeouts = {ep.index: options.run.task_timeout_s(ep.length) for ep in batch}
+    job = VideoJob(plan.store, backend, tuple(episodes), channels, timeouts, options.stats.frame_lookup,
+                   options.stats.tolerance_s, options.stats.quantile_levels)
+    with dask.annotate(priority=priority):
+        return dask.delayed(video_stats)(job, dask_key_name=key)
+
+
+def _video_batches(plan: Plan) -> list[tuple[str | None, list[Episode]]]:
     """The episodes of each video task: consecutive episodes until the task's estimated work reaches
     ``VIDEO_TASK_SECONDS`` (short episodes share a task, so that the few milliseconds Dask spends on each task stay
     small next to its work): every camera of them in v2.x (timestamps read once per episode); in v3.0, episodes
@@ -171,21 +195,19 @@ def _video_batches(plan: Plan) -> list[tuple[str | None, list[VideoEpisode]]]:
     pixels = {key: max(1, math.prod(plan.features[key]["shape"]) // channels_of(plan.features[key]))
               for key in plan.videos}
     v2 = all(ep.rows is None for ep in plan.episodes)
-    batches: list[tuple[str | None, list[VideoEpisode]]] = []
+    batches: list[tuple[str | None, list[Episode]]] = []
     for feature in [None] if v2 else plan.videos:
         cameras = plan.videos if feature is None else [feature]
-        current: list[VideoEpisode] = []
+        current: list[Episode] = []
         seconds = 0.0
         for ep in plan.episodes:
-            paths = {key: ep.video_paths[key] for key in cameras if key in ep.video_paths}
             if current and (seconds >= VIDEO_TASK_SECONDS
-                            or feature is not None and current[-1].videos[feature] != paths[feature]):
+                            or feature is not None and current[-1].video_paths[feature] != ep.video_paths[feature]):
                 batches.append((feature, current))
                 current, seconds = [], 0.0
-            offsets = {key: ep.video_offsets[key] for key in paths} if feature is not None else {}
-            current.append(VideoEpisode(ep.index, ep.length, ep.data_path, paths, ep.rows, offsets))
+            current.append(ep)
             sampled = len(sample_positions(ep.length))
-            seconds += sum(video_seconds(sampled, pixels[key]) for key in paths)
+            seconds += sum(video_seconds(sampled, pixels[key]) for key in cameras if key in ep.video_paths)
         if current:
             batches.append((feature, current))
     return batches
