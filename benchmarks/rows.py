@@ -24,6 +24,9 @@ tiny       20,000 episodes x 2 cameras of 20-40 frames of 32x32 (``datasets.ensu
 client     the client process's peak RSS (VmHWM) for ``convert`` at 10k, 30k and 100k episodes x 3 cameras, with
            the constant-frame backend of ``fake_video.py`` and a separate cluster process (scheduler + 2
            single-threaded worker processes), so that the number is the client's alone (``client_memory.py``).
+recompute  ``--force`` on our v3.0 conversion of a set (default h264) vs our v2.1 conversion of the set itself; and
+           ``--to v3.0 --video-stats reuse`` from our v2.1 conversion vs lerobot 0.4.4's v2.1 -> v3.0 converter on
+           that same v2.1 dataset (it carries episodes_stats.jsonl over too and decodes nothing).
 droid      a DROID-like set (40 episodes x 3 cameras 320x180, 240-260 frames, h264 by default): 1 and 2
            workers, v2.1 and v3.0; episodes/s/core and the projection to DROID (92,233 episodes x 3 cameras):
            episodes / (episodes/s/core measured with 2 workers x cores), i.e. perfect scaling beyond 2 cores and
@@ -50,7 +53,7 @@ import run  # noqa: E402
 from datasets import ensure_dataset, ensure_replicated  # noqa: E402
 from run import Sample, TreeMonitor, fmt, median, ratio  # noqa: E402
 
-ROWS = ("v30", "quantiles", "tiny", "client", "droid")
+ROWS = ("v30", "quantiles", "tiny", "client", "droid", "recompute")
 DROID_EPISODES = 92_233
 PROJECTION_CORES = (32, 128, 256)
 log = lambda *a: print(*a, file=sys.stderr, flush=True)
@@ -61,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--v30-official-backend", default="torchcodec", choices=["pyav", "torchcodec"],
                         help="lerobot 0.3.3's decoder for the first official step")
     parser.add_argument("--quantile-sets", nargs="+", default=["numeric", "av1"])
+    parser.add_argument("--recompute-sets", nargs="+", default=["h264"])
     parser.add_argument("--tiny-episodes", type=int, default=20_000)
     parser.add_argument("--tiny-api-episodes", type=int, default=2_000,
                         help="size of the tiny set of the in-process API run that splits the time into phases")
@@ -379,8 +383,78 @@ def bench_droid(args, cache: Path) -> tuple[dict, list[str]]:
     return {args.droid_set: runs}, lines
 
 
+# -- recompute and reuse -----------------------------------------------------------------------------
+def prepared(name: str, cache: Path) -> tuple[Path, Path, Path]:
+    """The set ``name``, and its v2.1 and v3.0 conversions by us (made once, untimed)."""
+    dataset = ensure_dataset(name, cache, log=log)
+    out = {}
+    for version in ("v2.1", "v3.0"):
+        out[version] = cache / f"{dataset.name}-ours-{version}"
+        if not (out[version] / "meta/info.json").exists():
+            log(f"[recompute/{name}] preparing our {version} conversion")
+            subprocess.run([sys.executable, "-m", "dask_stats", "convert", "--root", str(dataset), "--output",
+                            str(out[version]), "--to", version, "--quiet"], check=True, cwd=REPO)
+    return dataset, out["v2.1"], out["v3.0"]
+
+
+def official_v30(v21: Path) -> Sample:
+    """lerobot 0.4.4's v2.1 -> v3.0 converter on a v2.1 dataset (its ``convert_dataset`` call; whole subprocess)."""
+    import refenv
+
+    evict(v21)
+    with tempfile.TemporaryDirectory(prefix="bench_official_", dir=_scratch(v21)) as tmp:
+        tmp = Path(tmp)
+        report = tmp / "report044.json"
+        env = {"HF_HOME": str(tmp / "hf"), "HF_DATASETS_CACHE": str(tmp / "hf" / "datasets")}
+        monitor = TreeMonitor(exclude_self=True)
+        t0 = time.perf_counter()
+        with monitor:
+            refenv.run_in_env("lerobot-0.4.x", "reference/lerobot04_v30.py", v21, tmp / "work", report,
+                              "--no-frames", env=env, timeout=3600)
+        data = json.loads(report.read_text())
+        return Sample(time.perf_counter() - t0, monitor.result(), {"phase_s": data.get("convert_s"),
+                                                                   "lerobot": data.get("lerobot")})
+
+
+def bench_recompute(args, cache: Path) -> tuple[dict, list[str]]:
+    """``--force`` on our v3.0 output against our v2.1 conversion of the same source; ``--video-stats reuse`` from
+    our v2.1 output to v3.0 against lerobot's own v2.1 -> v3.0 converter on the same v2.1 dataset."""
+    results, lines = {}, ["| dataset | run | median | peak process MB | peak tree MB (RSS / PSS) |",
+                          "|---|---|---|---|---|"]
+    targets = ["", "| dataset | recompute / ours v2.1 (target <= 1.1x) | reuse / lerobot's v2.1 -> v3.0 converter "
+               "(target <= 1.2x) |", "|---|---|---|"]
+    for name in args.recompute_sets:
+        dataset, v21, v30 = prepared(name, cache)
+        runs: dict[str, list[Sample]] = {}
+        for rep in range(args.reps):
+            for label, root, extra in (("ours-v2.1", dataset, ()), ("ours-recompute", v30, ("--force",)),
+                                       ("ours-reuse", v21, ("--to", "v3.0", "--video-stats", "reuse"))):
+                log(f"[recompute/{name}] {label} rep {rep + 1}")
+                runs.setdefault(label, []).append(ours(root, *extra))
+        if not args.skip_official:
+            for rep in range(args.official_reps):
+                log(f"[recompute/{name}] lerobot's v2.1 -> v3.0 converter rep {rep + 1}")
+                try:
+                    runs.setdefault("official-0.4.4-v30", []).append(official_v30(v21))
+                except Exception as exc:  # noqa: BLE001 - report, keep benchmarking the rest
+                    log(f"[recompute/{name}] official failed: {str(exc)[-3000:]}")
+        results[name] = runs
+        for key, samples in runs.items():
+            shown = fmt(median(samples))
+            if key.startswith("official"):
+                shown = f"{fmt(_phase(samples))} converter ({shown} subprocess)"
+            lines.append(f"| {name} | {key} | {shown} | {' | '.join(_cell_memory(samples))} |")
+        v21_s, again, reuse = (median(runs.get(k, [])) for k in ("ours-v2.1", "ours-recompute", "ours-reuse"))
+        official, official_total = _phase(runs.get("official-0.4.4-v30", [])), median(runs.get("official-0.4.4-v30",
+                                                                                                     []))
+        targets.append(f"| {name} | {fmt(ratio(again, v21_s), 'x', 2)} ({fmt(again)} / {fmt(v21_s)}) | "
+                       f"{fmt(ratio(reuse, official), 'x', 2)} ({fmt(reuse)} / {fmt(official)} converter; "
+                       f"{fmt(ratio(reuse, official_total), 'x', 2)} of its whole subprocess) |")
+    return results, lines + targets
+
+
 BENCHES = {"v30": bench_v30, "quantiles": bench_quantiles, "tiny": bench_tiny, "client": bench_client,
-           "droid": bench_droid}
+           "droid": bench_droid, "recompute": bench_recompute}
 
 
 def run_rows(names: list[str], args) -> dict:
