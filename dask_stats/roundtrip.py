@@ -109,8 +109,12 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         if unreachable is not None and push_to_hub:
             raise HubError(f"Cannot push to {repo_id}: {why_unreachable(unreachable)}. Nothing was downloaded, "
                            "converted or pushed; re-run when the Hub can be reached.")
-        if unreachable is None and not force and hub_dataset_version(repo_id, layout.tag, api=api) == layout.version:
-            return already(f"on the Hub (tag {layout.tag})")
+        # already converted: the tag of the target asked for; without --to, a v3.0 dataset's target is v3.0
+        targets = [layout] if convert_options.get("to") else [layout, layout_for("v3.0")]
+        for there in targets if unreachable is None and not force else []:
+            if hub_dataset_version(repo_id, there.tag, api=api) == there.version:
+                layout = there
+                return already(f"on the Hub (tag {there.tag})")
         result.download = fetch_dataset(repo_id, revision, target, refresh=force, dry_run=dry_run, api=api,
                                         unreachable=unreachable)
         if result.download.source != "converted" or dry_run:

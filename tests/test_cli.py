@@ -121,7 +121,7 @@ def test_every_option_has_help_and_no_abbreviations():
 def test_usage_names_the_command_as_invoked(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["/venv/bin/dask-stats", "--help"])
     assert cli.build_parser().prog == "dask-stats"
-    assert cli.build_parser()._subparsers._group_actions[0].choices["convert"].prog == "dask-stats convert"
+    assert cli.build_parser().commands["convert"].prog == "dask-stats convert"
     monkeypatch.setattr(sys, "argv", [str(REPO / "dask_stats/__main__.py"), "--help"])
     assert cli.build_parser().prog == "python -m dask_stats"
 

@@ -67,6 +67,11 @@ class V21FromV30Writer(Writer):
             return [f"move the v3.0 tree to {self.old} and the new tree from {self.staging} to {self.final}"]
         return []
 
+    def outcome(self) -> list[str]:
+        if self.in_place:
+            return [f"old tree:     {self.old} (the v3.0 dataset, kept: remove it once you no longer need it)"]
+        return []
+
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:
         """One task per v3.0 data file: its episodes' Parquet files."""

@@ -30,6 +30,7 @@ class RestatWriter(Writer):
     push_layout = V30_STATS
     dataset_quantiles = True
     description = "its stats (meta/episodes and meta/stats.json)"
+    mirrors = True
 
     def commit(self, computed: Computed) -> None:
         """Write the new per-episode stats into the meta/episodes files and the dataset stats into stats.json."""

@@ -107,6 +107,11 @@ class V30Writer(Writer):
             return [f"move the v2.x tree to {self.old} and the new tree from {self.staging} to {self.final}"]
         return []
 
+    def outcome(self) -> list[str]:
+        if self.in_place:
+            return [f"old tree:     {self.old} (the v2.x dataset, kept: remove it once you no longer need it)"]
+        return []
+
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:
         """The data file tasks and the video probe tasks."""
