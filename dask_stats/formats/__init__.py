@@ -73,7 +73,7 @@ def finished_output(source: Store, target: Store, options: StatsOptions) -> str 
     try:
         done = read_json(target, INFO).get("codebase_version")
         version = read_json(source, INFO).get("codebase_version")
-    except (DatasetError, AttributeError):
+    except (DatasetError, AttributeError, OSError):  # OSError: e.g. the target is a file (output_problems names it)
         return None
     return done if version in NATURAL_TARGET and done == target_of(version, options) and done != version else None
 
