@@ -6,6 +6,14 @@ Three groups, because they matter differently:
 - :class:`StatsOptions` change the numbers (they are part of the checkpoint fingerprint);
 - :class:`SafetyOptions` decide what is checked and written around the numbers;
 - :class:`RunOptions` only change how the run goes (where, how parallel, how patient, how talkative).
+
+Why our own layer over argparse rather than tyro, draccus or jsonargparse (all on PyPI): each flag here must take
+the bare ``--force``, lerobot's ``--push-to-hub=false`` and ``--no-resume`` at once; an unknown flag gets the
+closest known one (``--force-conversion: did you mean --force?``); the same declarations check the Python API's
+keywords (:meth:`Options.of`), and ``--help`` imports nothing heavy.  draccus (lerobot's) wants ``--flag=true``
+(no bare flag) and suggests nothing; tyro spells booleans ``--flag/--no-flag`` (``--flag=false`` only with flag
+conversion off, which then loses the bare flag) and imports rich and typeguard at ``--help``; jsonargparse brings
+a config-file system we do not need.  This layer uses argparse's public API only.
 """
 
 from __future__ import annotations
