@@ -129,15 +129,13 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
     start = time.perf_counter()
     output = None if target is source else target
     findings = recover(source) if output is None else []  # e.g. finish a swap cut between its two renames
-    if output is not None:
-        version = finished_output(source, target, opts.stats)
+    if output is not None and (problems := output_problems(source, target)):
+        version = finished_output(source, target, opts.stats) if problems[0].code == "output-not-empty" else None
         if version:
             where = target.display(target.root)
             raise NothingToDo(Problem(f"{where} already holds the {version} conversion", severity="info",
                                       code="already-converted"), version, "", output=where)
-        problems = output_problems(source, target)
-        if problems:
-            raise DatasetError(problems)
+        raise DatasetError(problems)
     target.remove_temporaries("meta")  # left by a run killed while writing
     if client is None and not opts.run.address():
         opts = replace(opts, run=replace(opts.run, scheduler=runner.local_kind(opts.run, _videos(source))))
