@@ -19,9 +19,9 @@ from .engine.checkpoint import Checkpoint, fingerprint, target_lock
 from .engine.progress import Phases
 from .engine.tasks import Results, Task, build_tasks, dataset_quantiles
 from .errors import DatasetError, NothingToDo, Problem, TaskError, VerificationError
-from .formats import Computed, finished_output, published_findings, recover
+from .formats import Computed, Writer, finished_output, published_findings, recover
 from .formats.v2 import layout
-from .options import Options
+from .options import Options, quantile_list
 from .plan import Plan, read_json
 from .stats.moments import MomentsTable
 from .stats.quantiles import quantile_key
@@ -124,7 +124,7 @@ def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *
     if not in_place:
         _check_output(source, target, opts)
     plan, kind, findings = preflight(source, opts, get_backend(opts.stats.video_backend), in_place=in_place)
-    opts = replace(opts, stats=replace(opts.stats, to=kind.format))
+    opts = _for_writer(opts, kind)
     writer = kind(plan, target, opts, in_place=in_place)
     if writer.problems():
         raise DatasetError(writer.problems())
@@ -145,14 +145,15 @@ def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *
 def _check_output(source: Store, target: Store, opts: Options) -> None:
     """Raise what an ``--output`` target gives: NothingToDo when it holds the finished conversion, DatasetError
     when it cannot be written (inside the source, not made by dask_stats...)."""
-    version = finished_output(source, target, opts.stats)
+    problems = output_problems(source, target)
+    if not problems:
+        return
+    version = finished_output(source, target, opts.stats) if problems[0].code == "output-not-empty" else None
     if version:
         where = target.display(target.root)
         raise NothingToDo(Problem(f"{where} already holds the {version} conversion", severity="info",
                                   code="already-converted"), version, "", output=where)
-    problems = output_problems(source, target)
-    if problems:
-        raise DatasetError(problems)
+    raise DatasetError(problems)
 
 
 def _convert(source: Store, target: Store, opts: Options, client: Client | None) -> ConversionResult:
@@ -185,7 +186,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         with phase("planning and checking"):
             plan, kind, found = preflight(source, opts, backend, in_place=output is None, client=dask_client)
             findings += found
-            opts = replace(opts, stats=replace(opts.stats, to=kind.format))  # the target, for the fingerprint
+            opts = _for_writer(opts, kind)  # the target and its default quantiles, for the fingerprint
             plan.bind(opts.stats, target.display(target.root))  # task keys: this run's, and resumable
             writer = state["writer"] = kind(plan, target, opts, in_place=output is None)
             if writer.problems():
@@ -248,6 +249,13 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
                             plan.stats_features, plan.skipped, report, findings, timings, phases=phases,
                             format=writer.format, stats_file=writer.stats_file, quantiles=qs,
                             notes=writer.outcome())
+
+
+def _for_writer(opts: Options, kind: type[Writer]) -> Options:
+    """The options of a run of writer ``kind``: its format as the target, and its default quantiles (lerobot's, where
+    the target has dataset-wide quantiles) unless quantiles were asked for."""
+    qs = opts.stats.quantiles if opts.stats.quantiles is not None else quantile_list(kind.dataset_quantiles)
+    return replace(opts, stats=replace(opts.stats, to=kind.format, quantiles=qs))
 
 
 def _videos(store: Store) -> int:

@@ -122,10 +122,8 @@ class StatsOptions:
 
     @property
     def quantile_levels(self) -> tuple[float, ...]:
-        """The quantiles to compute: as asked, else the default of the target format."""
-        if self.quantiles is not None:
-            return self.quantiles
-        return quantile_list(self.to == "v3.0")
+        """The quantiles to compute: as asked (``convert`` fills in the writer's default when none were)."""
+        return self.quantiles or ()
 
     def quantile_problems(self) -> list[Problem]:
         """A warning when the quantiles asked for leave out some of lerobot's defaults (q01 and q99 are what pi05
