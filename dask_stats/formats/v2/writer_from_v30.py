@@ -69,9 +69,7 @@ class V21FromV30Writer(Writer):
         return self.tree.aftermath("v3.0")
 
     def outcome(self) -> list[str]:
-        if self.in_place:
-            return [f"old tree:     {self.old} (the v3.0 dataset, kept: remove it once you no longer need it)"]
-        return []
+        return self.tree.outcome("v3.0")
 
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:

@@ -93,9 +93,7 @@ class V30Writer(Writer):
         return self.tree.aftermath("v2.x")
 
     def outcome(self) -> list[str]:
-        if self.in_place:
-            return [f"old tree:     {self.old} (the v2.x dataset, kept: remove it once you no longer need it)"]
-        return []
+        return self.tree.outcome("v2.x")
 
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:
