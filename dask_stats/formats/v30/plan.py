@@ -8,6 +8,7 @@ from ...plan import Episode, Kinds, Plan
 from ...storage import Store
 from ..v2 import layout
 from .reader import read_dataset
+from .videofiles import missing_video_problems
 
 
 def plan_v30(store: Store, info: dict, kinds: Kinds, problems: list[Problem]) -> tuple[Plan | None, list[Problem]]:
@@ -16,6 +17,7 @@ def plan_v30(store: Store, info: dict, kinds: Kinds, problems: list[Problem]) ->
         dataset = read_dataset(store)
     except DatasetError as exc:
         return None, problems + exc.problems
+    problems = problems + missing_video_problems(store, kinds.videos, dataset.episodes)
     file_start: dict[str, int] = {}
     episodes = []
     for ep in dataset.episodes:
