@@ -1,7 +1,10 @@
 """New stats for an existing v3.0 dataset: only the ``stats/*`` columns of ``meta/episodes`` and ``meta/stats.json``
-change (data and videos are untouched); each file is replaced atomically."""
+change (data and videos are untouched); each file is replaced atomically.  Features that were not recomputed (left
+out with ``--exclude-features``) keep their published stats: their columns and their stats.json entries."""
 
 from __future__ import annotations
+
+import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,7 +36,8 @@ def commit_restat(plan: Plan, target: Store, records: list[dict], tables: dict[s
     for relative in episodes_files(plan.store):
         with plan.store.source(plan.store.path(relative)) as source:
             table = pq.read_table(source)
-        kept = [name for name in table.column_names if not name.startswith(STATS_PREFIX)]
+        replaced = tuple(f"{STATS_PREFIX}{feature}/" for feature in plan.stats_features)
+        kept = [name for name in table.column_names if not name.startswith(replaced)]
         table = table.select(kept)
         fresh = episodes_table([flatten_stats(stats[i]) for i in table.column("episode_index").to_pylist()])
         position = next((i for i, name in enumerate(kept) if name.startswith("meta/episodes/")), len(kept))
@@ -42,4 +46,18 @@ def commit_restat(plan: Plan, target: Store, records: list[dict], tables: dict[s
                                      fresh.column(name))
         with atomic_path(target.path(relative)) as tmp:
             pq.write_table(table, tmp, compression="snappy")
-    write_stats(target.path(layout.STATS), dataset_stats(plan, tables, quantiles))
+    write_stats(target.path(layout.STATS), {**dataset_stats(plan, tables, quantiles), **published_kept(plan)})
+
+
+def published_kept(plan: Plan) -> dict:
+    """The stats.json entries of declared features that were not recomputed ({} without a readable stats.json)."""
+    if not plan.has_stats_json:
+        return {}
+    try:
+        published = json.loads(plan.store.read_text(plan.store.path(layout.STATS)))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(published, dict):
+        return {}
+    return {name: stats for name, stats in published.items()
+            if name in plan.features and name not in plan.stats_features}
