@@ -162,7 +162,7 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         if build:
             build.commit(records, tables, results.files, video_tasks, video_groups, quantiles)
         elif restat:
-            commit_restat(plan, target, records, tables, quantiles)
+            findings += commit_restat(plan, target, records, tables, quantiles)
         else:  # hard links made by the copy change the source files' ctime: the results stay valid for this command
             commit(plan, target, records, opts, after_copy=lambda: checkpoint.rekey(fingerprint(plan, opts.stats)))
     checkpoint.clear()
@@ -209,12 +209,10 @@ def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options
         return VerificationReport(False, "--skip-verify")
     stats_json = plan.store.path(layout.STATS)
     reference = json.loads(plan.store.read_text(stats_json)) if plan.has_stats_json else None
-    report = verify(tables, plan.features, reference, strict=options.safety.strict_verify)
+    report = verify(tables, plan.features, reference, strict=options.safety.strict_verify,
+                    mode="report" if plan.version == "v3.0" else "gate", levels=options.stats.quantile_levels)
     if report.failures:
-        raise VerificationError(Problem(
-            "the new stats disagree with meta/stats.json; nothing was written:\n" + report.table(only_problems=True),
-            path=plan.store.display(stats_json),
-            fix="check the dataset; if meta/stats.json itself is stale, use --skip-verify"))
+        raise VerificationError(report.problem(plan.store.display(stats_json)))
     return report
 
 

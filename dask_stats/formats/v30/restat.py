@@ -9,13 +9,15 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ...errors import DatasetError, Problem
 from ...plan import Plan
+from ...stats.doctor import StatsReport, stats_report
 from ...stats.moments import MomentsTable
 from ...storage import Store
 from ...storage.atomic import atomic_path
 from ..v2 import layout
 from .meta import episodes_table, flatten_stats, stats_by_episode, write_stats
-from .reader import episodes_files
+from .reader import episodes_files, read_episode_stats, read_stats
 from .writer import dataset_stats
 
 STATS_PREFIX = "stats/"
@@ -27,9 +29,12 @@ def written_files(plan: Plan) -> list[str]:
 
 
 def commit_restat(plan: Plan, target: Store, records: list[dict], tables: dict[str, MomentsTable],
-                  quantiles: dict | None) -> None:
+                  quantiles: dict | None) -> list[Problem]:
     """Write the new per-episode stats into the meta/episodes files and the dataset stats into stats.json, in
-    ``target`` (the dataset itself, or a copy made here with its data and videos hard-linked)."""
+    ``target`` (the dataset itself, or a copy made here with its data and videos hard-linked); returns how wrong the
+    published stats were (the top rows of the doctor's report, as a problem to show in the summary)."""
+    fresh_stats = dataset_stats(plan, tables, quantiles)
+    report = published_report(plan.store, plan.features, fresh_stats, records)
     if target != plan.store:
         plan.store.mirror_to(target, skip=set(written_files(plan)))
     stats = stats_by_episode(records)
@@ -46,7 +51,29 @@ def commit_restat(plan: Plan, target: Store, records: list[dict], tables: dict[s
                                      fresh.column(name))
         with atomic_path(target.path(relative)) as tmp:
             pq.write_table(table, tmp, compression="snappy")
-    write_stats(target.path(layout.STATS), {**dataset_stats(plan, tables, quantiles), **published_kept(plan)})
+    write_stats(target.path(layout.STATS), {**fresh_stats, **published_kept(plan)})
+    if not report.rows:
+        return []
+    return [Problem("the published stats were wrong (replaced now): " + report.table(limit=REPORT_ROWS)
+                    + "\n  (dask_stats check --stats --json lists every difference)",
+                    severity="warning" if report.dangerous else "info")]
+
+
+REPORT_ROWS = 8  # rows of the doctor's report in the summary of a recompute
+
+
+def published_report(store: Store, features: dict, exact: dict, records) -> StatsReport:
+    """The doctor's report of the stats published in ``store`` (stats.json, meta/episodes) against ``exact``
+    (stats.json-like) and the exact per-episode ``records``."""
+    try:
+        published = read_stats(store)
+    except DatasetError:
+        published = {}
+    try:
+        episodes = read_episode_stats(store)
+    except (OSError, ValueError, pa.ArrowException):
+        episodes = {}
+    return stats_report(exact, published, features, records, episodes)
 
 
 def published_kept(plan: Plan) -> dict:
