@@ -112,7 +112,7 @@ def _compare(report: StatsReport, exact: Mapping, published: Mapping, features: 
             report.missing.append(feature if episode is None else f"{feature} (episode {episode})")
             continue
         bounds = _bounds([stat for stat in ours if _is_quantile(stat)])
-        names = _names(features.get(feature, {}))
+        names = dimension_names(features.get(feature, {}))
         for stat, value in ours.items():
             if stat == "count":
                 continue
@@ -160,7 +160,7 @@ def _bounds(quantiles: list[str]) -> set[str]:
     return {min(quantiles), max(quantiles)} if quantiles else set()
 
 
-def _names(feature: dict) -> list[str]:
+def dimension_names(feature: dict) -> list[str]:
     if feature.get("dtype") in ("video", "image"):
         return list(CHANNELS)
     names = feature.get("names")
