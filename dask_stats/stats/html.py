@@ -53,7 +53,7 @@ def _card(feature: str, name: str, d: int, ours: Mapping, theirs: Mapping, dange
     low, high = _value(ours, "min", d), _value(ours, "max", d)
     if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
         low, high = (low - 1, low + 1) if math.isfinite(low) else (0.0, 1.0)
-    svg = (f"<svg width='{WIDTH}' height='{HEIGHT}' xmlns='http://www.w3.org/2000/svg'>"
+    svg = (f"<svg width='{WIDTH}' height='{HEIGHT}'>"
            + _bars(ours, d, low, high, 8, "#1f77b4") + _bars(theirs, d, low, high, 24, "#d62728") + "</svg>")
     numbers = " | ".join(f"{who}: mean {_value(s, 'mean', d):.5g} ± {_value(s, 'std', d):.4g}, q01-q99 "
                          f"{_value(s, 'q01', d):.5g} - {_value(s, 'q99', d):.5g}"
