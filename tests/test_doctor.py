@@ -132,7 +132,8 @@ def _publish_lerobot_faults(root):
         std = table.column("stats/observation.state/std").to_pylist()
         std[1] = [0.0] + std[1][1:]
         position = table.column_names.index("stats/observation.state/std")
-        table = table.set_column(position, "stats/observation.state/std", pa.array(std, table.schema.field(position).type))
+        column = pa.array(std, table.schema.field(position).type)
+        table = table.set_column(position, "stats/observation.state/std", column)
         pq.write_table(table, path)
     stats = json.loads((root / "meta/stats.json").read_text())
     from dask_stats.formats.v30.reader import read_episode_stats
