@@ -200,3 +200,41 @@ def test_a_declared_codec_other_than_the_files_is_a_warning(v30_small, tmp_path)
     (root / "meta/info.json").write_text(json.dumps(info, indent=4))
     warnings = [p for p in dask_stats.check(root) if "declares codec" in p.message]
     assert warnings and warnings[0].severity == "warning" and "decoding follows the file" in warnings[0].message
+
+
+# -- the doctor is a reader: v2.x datasets too, nothing written ----------------------------------------------------
+
+def test_doctor_reads_a_v21_dataset_and_writes_nothing(make_sample, tmp_path):
+    root = tmp_path / "v21"
+    dask_stats.convert(make_sample(SMALL32), root, **FAST)
+    lines = [json.loads(line) for line in (root / "meta/episodes_stats.jsonl").read_text().splitlines()]
+    lines[1]["stats"]["observation.state"]["std"][0] = 0.0  # lerobot's float32 std of a joint held still
+    (root / "meta/episodes_stats.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    stats = json.loads((root / "meta/stats.json").read_text())
+    stats["action"]["mean"][1] += 10 * stats["action"]["std"][1]
+    (root / "meta/stats.json").write_text(json.dumps(stats))
+    before = tree_digest(root)
+    report = dask_stats.doctor(root, **FAST)
+    assert tree_digest(root) == before, "the doctor writes nothing, not even a checkpoint or a temporary file"
+    dangers = {(r.feature, r.dimension, r.stat, r.episode) for r in report.dangerous}
+    assert ("observation.state", 0, "std", 1) in dangers and report.exit_status == 1
+    assert any((r.feature, r.dimension, r.stat, r.episode) == ("action", 1, "mean", None) for r in report.rows)
+    assert not any(r.stat.startswith("q") for r in report.rows), "v2.1 publishes no quantiles: none compared"
+
+
+def test_doctor_of_a_v20_dataset_compares_its_stats_json(make_sample, tmp_path):
+    root = tmp_path / "v20"
+    shutil.copytree(make_sample(SMALL32), root)
+    before = tree_digest(root)
+    report = dask_stats.doctor(root, **FAST)
+    assert tree_digest(root) == before and not (root / "meta/episodes_stats.jsonl").exists()
+    assert all(r.episode is None for r in report.rows) and report.missing == []
+    assert report.exit_status == 0, [str(r) for r in report.dangerous]
+
+
+def test_read_through_refuses_a_writer_that_writes(v30_small):
+    from dask_stats.convert import read_through
+    from dask_stats.formats.v30.restat import RestatWriter
+
+    with pytest.raises(ValueError, match="writes"):
+        read_through(v30_small, RestatWriter, **FAST)

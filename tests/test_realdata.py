@@ -85,7 +85,9 @@ def test_piper_recompute_verifies_and_its_report_flags_the_published_quantiles(t
     shutil.copytree(PIPER, root)
     absent = [p for p in dask_stats.check(root) if p.severity == "error"]
     assert {p.feature for p in absent} == set(CAMERAS) and all("--exclude-features" in p.fix for p in absent)
+    before = tree_digest(root)
     report = dask_stats.doctor(root, exclude_features=CAMERAS, **FAST)
+    assert tree_digest(root) == before, "the doctor writes nothing"
     flagged = {(r.feature, r.stat) for r in report.dangerous if r.episode is None}
     assert {("action", "q01"), ("action", "q99"), ("index", "q99")} <= flagged and report.exit_status == 1
     cameras = {k: v for k, v in json.loads((root / "meta/stats.json").read_text()).items() if k in CAMERAS}

@@ -9,15 +9,16 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...errors import DatasetError, Problem
+from ...errors import Problem
+from ...hub.push import V30_STATS
 from ...plan import Plan
-from ...stats.doctor import StatsReport, stats_report
-from ...stats.moments import MomentsTable
-from ...storage import Store
+from ...stats.doctor import StatsReport
 from ...storage.atomic import atomic_path
-from ..v2 import layout
+from ..base import Computed, Writer
+from ..report import published_report
+from .layout import STATS_PATH
 from .meta import episodes_table, flatten_stats, stats_by_episode, write_stats
-from .reader import episodes_files, read_episode_stats, read_stats
+from .reader import episodes_files
 from .writer import dataset_stats
 
 STATS_PREFIX = "stats/"
@@ -25,33 +26,50 @@ STATS_PREFIX = "stats/"
 
 def written_files(plan: Plan) -> list[str]:
     """The files a recomputation replaces (relative): every meta/episodes file and meta/stats.json."""
-    return [*episodes_files(plan.store), layout.STATS]
+    return [*episodes_files(plan.store), STATS_PATH]
 
 
-def commit_restat(plan: Plan, target: Store, records: list[dict], tables: dict[str, MomentsTable],
-                  quantiles: dict | None) -> list[Problem]:
-    """Write the new per-episode stats into the meta/episodes files and the dataset stats into stats.json, in
-    ``target`` (the dataset itself, or a copy made here with its data and videos hard-linked); returns how wrong the
-    published stats were (the top rows of the doctor's report, as a problem to show in the summary)."""
-    fresh_stats = dataset_stats(plan, tables, quantiles)
-    report = published_report(plan.store, plan.features, fresh_stats, records)
-    if target != plan.store:
-        plan.store.mirror_to(target, skip=set(written_files(plan)))
-    stats = stats_by_episode(records)
-    for relative in episodes_files(plan.store):
-        with plan.store.source(plan.store.path(relative)) as source:
-            table = pq.read_table(source)
+class RestatWriter(Writer):
+    """New stats for a v3.0 dataset, in place or into a copy made here with its data and videos hard-linked.  The
+    published stats are what is being replaced: comparing with them is a report, not a gate (``verification``)."""
+
+    format = "v3.0"
+    push_layout = V30_STATS
+    dataset_quantiles = True
+    verification = "report"
+    description = "its stats (meta/episodes and meta/stats.json)"
+
+    def commit(self, computed: Computed) -> None:
+        """Write the new per-episode stats into the meta/episodes files and the dataset stats into stats.json;
+        features left out keep theirs.  How wrong the published stats were goes to ``computed.warnings``."""
+        plan, target = self.plan, self.target
+        fresh_stats = dataset_stats(plan, computed.tables, computed.quantiles)
+        report = published_report(plan, fresh_stats, computed.records)
+        if target != plan.store:
+            plan.store.mirror_to(target, skip=set(written_files(plan)))
+        stats = stats_by_episode(computed.records)
         replaced = tuple(f"{STATS_PREFIX}{feature}/" for feature in plan.stats_features)
-        kept = [name for name in table.column_names if not name.startswith(replaced)]
-        table = table.select(kept)
-        fresh = episodes_table([flatten_stats(stats[i]) for i in table.column("episode_index").to_pylist()])
-        position = next((i for i, name in enumerate(kept) if name.startswith("meta/episodes/")), len(kept))
-        for offset, name in enumerate(fresh.column_names):  # where lerobot puts them: before meta/episodes/*
-            table = table.add_column(position + offset, pa.field(name, fresh.schema.field(name).type),
-                                     fresh.column(name))
-        with atomic_path(target.path(relative)) as tmp:
-            pq.write_table(table, tmp, compression="snappy")
-    write_stats(target.path(layout.STATS), {**fresh_stats, **published_kept(plan)})
+        for relative in episodes_files(plan.store):
+            with plan.store.source(plan.store.path(relative)) as source:
+                table = pq.read_table(source)
+            kept = [name for name in table.column_names if not name.startswith(replaced)]
+            table = table.select(kept)
+            fresh = episodes_table([flatten_stats(stats[i]) for i in table.column("episode_index").to_pylist()])
+            position = next((i for i, name in enumerate(kept) if name.startswith("meta/episodes/")), len(kept))
+            for offset, name in enumerate(fresh.column_names):  # where lerobot puts them: before meta/episodes/*
+                table = table.add_column(position + offset, pa.field(name, fresh.schema.field(name).type),
+                                         fresh.column(name))
+            with atomic_path(target.path(relative)) as tmp:
+                pq.write_table(table, tmp, compression="snappy")
+        write_stats(target.path(STATS_PATH), {**fresh_stats, **published_kept(plan)})
+        computed.warnings += report_warnings(report)
+
+
+REPORT_ROWS = 8  # rows of the doctor's report in the summary of a recompute
+
+
+def report_warnings(report: StatsReport) -> list[Problem]:
+    """The top rows of the doctor's report, as a problem to show in the summary of a recompute ([]: all right)."""
     if not report.rows:
         return []
     return [Problem("the published stats were wrong (replaced now): " + report.table(limit=REPORT_ROWS)
@@ -59,29 +77,12 @@ def commit_restat(plan: Plan, target: Store, records: list[dict], tables: dict[s
                     severity="warning" if report.dangerous else "info")]
 
 
-REPORT_ROWS = 8  # rows of the doctor's report in the summary of a recompute
-
-
-def published_report(store: Store, features: dict, exact: dict, records) -> StatsReport:
-    """The doctor's report of the stats published in ``store`` (stats.json, meta/episodes) against ``exact``
-    (stats.json-like) and the exact per-episode ``records``."""
-    try:
-        published = read_stats(store)
-    except DatasetError:
-        published = {}
-    try:
-        episodes = read_episode_stats(store)
-    except (OSError, ValueError, pa.ArrowException):
-        episodes = {}
-    return stats_report(exact, published, features, records, episodes)
-
-
 def published_kept(plan: Plan) -> dict:
     """The stats.json entries of declared features that were not recomputed ({} without a readable stats.json)."""
     if not plan.has_stats_json:
         return {}
     try:
-        published = json.loads(plan.store.read_text(plan.store.path(layout.STATS)))
+        published = json.loads(plan.store.read_text(plan.store.path(STATS_PATH)))
     except (OSError, ValueError):
         return {}
     if not isinstance(published, dict):
