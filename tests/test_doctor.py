@@ -15,9 +15,11 @@ from helpers import CAM, FAST, SMALL32, tree_digest
 
 import dask_stats
 from dask_stats.cli import main
+from dask_stats.formats.v30.reader import read_episode_stats
 from dask_stats.stats.doctor import stats_report
 from dask_stats.stats.moments import MomentsTable
 from dask_stats.stats.verify import FOREIGN, IMPRECISE, verify
+from dask_stats.synthetic import SampleSpec
 
 FEATURE = {"dtype": "float32", "shape": [2], "names": ["still", "moving"]}
 
@@ -238,3 +240,35 @@ def test_read_through_refuses_a_writer_that_writes(v30_small):
 
     with pytest.raises(ValueError, match="writes"):
         read_through(v30_small, RestatWriter, **FAST)
+
+
+# -- a merged v3.0 dataset: several data and meta/episodes files, an image feature stored in the Parquet ---------
+
+MERGED = SampleSpec(lengths=[40, 25, 60, 33, 18], cameras={}, image_column="observation.image")
+
+
+def test_a_merged_v30_dataset_with_parquet_images_is_diagnosed_and_recomputed_exactly(make_sample, tmp_path):
+    source = make_sample(MERGED)
+    v21 = tmp_path / "v21"
+    dask_stats.convert(source, v21, **FAST)
+    root = tmp_path / "v30"
+    dask_stats.convert(source, root, to="v3.0", data_file_size_in_mb=0.005, **FAST)
+    assert all(len(list((root / folder).rglob("*.parquet"))) > 1 for folder in ("data", "meta/episodes"))
+    exact = json.loads((root / "meta/stats.json").read_text())
+    stats = json.loads(json.dumps(exact))
+    stats["observation.image"]["std"] = [[[0.0]], [[0.0]], [[0.0]]]  # a camera published with std 0
+    stats["index"]["max"] = [stats["index"]["max"][0] - 18]  # stale after a merge
+    (root / "meta/stats.json").write_text(json.dumps(stats))
+    before = tree_digest(root)
+    report = dask_stats.doctor(root, **FAST)
+    assert tree_digest(root) == before
+    flagged = {(r.feature, r.stat) for r in report.dangerous}
+    assert {("observation.image", "std"), ("index", "max")} <= flagged
+    dask_stats.convert(root, force=True, **FAST)
+    assert json.loads((root / "meta/stats.json").read_text()) == exact
+    ours = read_episode_stats(str(root))
+    for line in (v21 / "meta/episodes_stats.jsonl").read_text().splitlines():
+        line = json.loads(line)
+        for stat in ("mean", "std", "min", "max"):
+            assert ours[line["episode_index"]]["observation.image"][stat] == \
+                line["stats"]["observation.image"][stat], "the same numbers as the v2.1 conversion"
