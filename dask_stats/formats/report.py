@@ -21,7 +21,7 @@ class ReportWriter(Writer):
     """Recomputes every stat and keeps the comparison with the published ones (``report``, ``exact``,
     ``published``); the dataset is only read."""
 
-    format = None  # nothing is converted: the dataset's own version (its default quantiles)
+    format = None  # nothing is converted
     writes = False
     dataset_quantiles = True
     verification = "report"
@@ -40,7 +40,17 @@ class ReportWriter(Writer):
         """Compare; write nothing."""
         self.exact = dataset_stats(self.plan, computed.tables, computed.quantiles)
         self.published, episodes = published_stats(self.plan)
-        self.report = stats_report(self.exact, self.published, self.plan.features, computed.records, episodes)
+        records = computed.records
+        if self.plan.version != "v3.0":  # v2.x publishes no quantiles: none are missing, none compared
+            self.exact = {name: _moments_only(stats) for name, stats in self.exact.items()}
+            records = ({**record, "stats": {name: _moments_only(stats) for name, stats in record["stats"].items()}}
+                       for record in records)
+        self.report = stats_report(self.exact, self.published, self.plan.features, records, episodes)
+
+
+def _moments_only(stats: dict) -> dict:
+    """``stats`` without its quantiles (q01...)."""
+    return {key: value for key, value in stats.items() if not (key[:1] == "q" and key[1:].isdigit())}
 
 
 def published_report(plan: Plan, exact: dict, records: list[dict]) -> StatsReport:
