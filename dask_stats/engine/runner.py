@@ -299,7 +299,7 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None
             if finished.count() <= window // 2:
                 submit(window - finished.count())
     if problems:
-        raise TaskError(problems)
+        raise TaskError(list(dict.fromkeys(problems)))  # a file that fails two tasks (stats, video) is named once
 
 
 class _EpisodeProgress:

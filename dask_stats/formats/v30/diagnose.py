@@ -4,9 +4,10 @@ every episode's first and last frame of every camera decodes at ``from_timestamp
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...errors import DatasetError, Problem
+from ...errors import DatasetError, Problem, episode_spans
 from ...storage import Store
 from ...video.frames import frame_at
 from .reader import read_dataset
@@ -22,8 +23,15 @@ def diagnose_v30(store: Store, tolerance_s: float = 1e-4) -> list[Problem]:
     for ep in dataset.episodes:
         files.setdefault(ep.data_path, []).append(ep)
     for path, members in files.items():
-        with store.source(store.path(path)) as source:
-            table = pq.read_table(source, columns=["index", "episode_index", "timestamp"])
+        try:
+            with store.source(store.path(path)) as source:
+                table = pq.read_table(source, columns=["index", "episode_index", "timestamp"])
+        except (OSError, ValueError, pa.ArrowException) as exc:  # absent, truncated, not Parquet, columns missing
+            held = episode_spans(ep.index for ep in members)
+            problems.append(Problem(f"cannot read Parquet: {type(exc).__name__}: {str(exc).strip()}",
+                                    episode=members[0].index, path=store.display(store.path(path)),
+                                    fix=f"restore the file (it holds {held})"))
+            continue
         index, episode, stamp = (table.column(c).to_numpy() for c in ("index", "episode_index", "timestamp"))
         offset = members[0].dataset_from_index
         if len(index) != sum(ep.length for ep in members) or (index != np.arange(offset, offset + len(index))).any():
