@@ -10,7 +10,7 @@ from helpers import CAM, FAST, tree_digest
 
 import dask_stats
 from dask_stats import cli
-from dask_stats.errors import DatasetError, TaskError
+from dask_stats.errors import TaskError
 from dask_stats.sample import Camera, SampleSpec
 
 
