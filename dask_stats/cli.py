@@ -337,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        from .storage import missing_credentials
+
+        hint = missing_credentials(exc, getattr(args, "root", None))
+        if hint:
+            print(f"dask_stats: {hint}", file=sys.stderr)
+            return 2
         print(f"dask_stats: unexpected error: {type(exc).__name__}: {exc}\n(run again with --debug for the "
               "traceback, and please report it)", file=sys.stderr)
         return 3
