@@ -18,6 +18,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+quietly = np.errstate(all="ignore")  # NaN/inf follow numpy's values without its RuntimeWarnings (a nonfinite warning
+# of ours names the episodes holding them)
+
 
 @dataclass
 class Moments:
@@ -36,6 +39,7 @@ class Moments:
         return merge_all([self, other])
 
     @property
+    @quietly
     def std(self) -> np.ndarray:
         return np.sqrt(np.maximum(self.m2, 0.0) / self.count)
 
@@ -63,6 +67,7 @@ class MomentsTable:
     sums: np.ndarray  # (n, 2, D) objects: exact sum and sum of squares of integer data; (n, 0, D) otherwise
 
     @classmethod
+    @quietly
     def segments(cls, keys: np.ndarray, x: np.ndarray, starts: np.ndarray, qs: tuple[float, ...] = ()) -> MomentsTable:
         """Moments (and the quantiles ``qs``) of each contiguous row segment ``x[starts[i]:starts[i+1]]``
         (belonging to ``keys[i]``), vectorized with ``reduceat``."""
@@ -131,6 +136,7 @@ class MomentsTable:
             raise KeyError(f"no moments for keys {np.asarray(keys)[unique[slot] != keys][:5].tolist()}")
         return table.take(first[slot])
 
+    @quietly
     def total(self) -> Moments:
         """All rows merged in one vectorized step: counts add; integer data add their exact sums; otherwise the
         mean is the count-weighted mean of the rows' offsets from a shift (the mean of the largest row) and
@@ -159,6 +165,7 @@ class MomentsTable:
         )
 
     @property
+    @quietly
     def std(self) -> np.ndarray:
         return np.sqrt(np.maximum(self.m2, 0.0) / self.count)
 
