@@ -98,6 +98,21 @@ class CheckpointInfo:
 
 
 @contextmanager
+def scratch_dir() -> Iterator[str]:
+    """A fresh directory for a local cluster's scratch space (Dask's ``dask-scratch-space/`` and its lock files)
+    under the cache (in the temporary directory if the cache cannot be written), removed on exit."""
+    try:
+        (cache_dir() / "scratch").mkdir(parents=True, exist_ok=True)
+        path = tempfile.mkdtemp(dir=cache_dir() / "scratch")
+    except OSError:
+        path = tempfile.mkdtemp(prefix="dask_stats-scratch-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
 def target_lock(target: Store) -> Iterator[None]:
     """Hold the lock of conversions into ``target`` (a lock file in the cache, else in the temporary
     directory); a second conversion into the same target is refused while it is held."""

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DatasetError, Location, TaskError
 from ..options import RunOptions
+from .checkpoint import scratch_dir
 
 if TYPE_CHECKING:
     from .tasks import Task
@@ -178,7 +179,7 @@ def open_client(options: RunOptions, client: Client | None = None) -> Iterator[C
         layout = {"n_workers": 1, "threads_per_worker": workers, "processes": False, "protocol": "inproc://",
                   "worker_class": _LoopbackWorker}
         config = LOCAL_CLUSTER_CONFIG
-    with dask.config.set(config), \
+    with scratch_dir() as scratch, dask.config.set({**config, "temporary-directory": scratch}), \
             LocalCluster(**layout, **http, silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as local:
         local.dask_stats_in_process = options.scheduler != "processes"  # its workers share this process
