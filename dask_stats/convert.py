@@ -19,6 +19,7 @@ from .engine.progress import Phases
 from .engine.tasks import Results, Task, build_tasks, dataset_quantiles
 from .errors import DatasetError, Problem, VerificationError
 from .formats.v2 import layout
+from .formats.v2.info import corrected_info
 from .formats.v30.restat import commit_restat
 from .formats.v30.writer import V30Build
 from .options import Options
@@ -229,7 +230,8 @@ def commit(plan: Plan, target: Store, records: list[dict], options: Options, aft
             if after_copy is not None:
                 after_copy()
         target.write_text(target.path(EPISODES_STATS), jsonl_text(records))
-        target.write_text(target.path(layout.INFO), info_text({**plan.info, "codebase_version": "v2.1"}))
+        info = corrected_info(plan.info, len(plan.episodes), plan.total_frames)[0]  # the preflight warned
+        target.write_text(target.path(layout.INFO), info_text({**info, "codebase_version": "v2.1"}))
         if options.safety.delete_old_stats:
             target.remove(target.path(layout.STATS))
         if target != plan.store:
