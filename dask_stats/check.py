@@ -129,7 +129,7 @@ def diagnose(store: Store, options: Options, backend: VideoBackend, in_place: bo
     if plan.version == "v3.0":  # a v3.0 dataset is judged the same way whether or not it will be recomputed
         from .formats.v30.diagnose import diagnose_v30
 
-        return plan, problems + diagnose_v30(store, options.stats.tolerance_s)
+        return plan, problems + diagnose_v30(store, options.stats.tolerance_s, plan.videos)
     if any(p.message.startswith(ALREADY_CONVERTED) for p in problems):
         return plan, problems  # nothing to do (not an error): the files are not judged
     if any(p.severity == "error" and p.feature is None and p.path == store.display(store.path(layout.INFO))

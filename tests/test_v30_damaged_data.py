@@ -59,3 +59,40 @@ def test_the_tasks_name_the_corrupt_file_once_with_its_episodes(v30, tmp_path):
         dask_stats.convert(root, force=True, skip_check=True, **FAST)
     assert [(p.path, p.episode, p.feature) for p in caught.value.problems] == [(str(other), 3, None)]
     assert "episode 3" in caught.value.problems[0].fix
+
+
+# -- item 6: absent or damaged files of a v3.0 dataset, in check and in the preflight of convert --force ----------
+
+def _video(root):
+    return next((root / "videos" / CAM).rglob("*.mp4"))
+
+
+def test_a_missing_video_is_named_with_its_camera_and_excluding_it_helps(v30, tmp_path, capsys):
+    root = tmp_path / "ds"
+    shutil.copytree(v30, root)
+    video = _video(root)
+    video.unlink()
+    errors = [p for p in dask_stats.check(root) if p.severity == "error"]
+    assert [(p.message, p.feature, p.path) for p in errors] == [("video file is missing", CAM, str(video))]
+    assert f"--exclude-features {CAM}" in errors[0].fix and "episodes 0-3" in errors[0].fix
+    assert [p for p in dask_stats.check(root, exclude_features=[CAM]) if p.severity == "error"] == []
+    assert cli.main(["check", "--root", str(root)]) == 1
+    assert cli.main(["convert", "--root", str(root), "--force", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "video file is missing" in err and str(video) in err and "unexpected" not in err
+
+
+def test_missing_data_and_truncated_video_are_all_reported_at_once(v30, tmp_path):
+    root = tmp_path / "ds"
+    shutil.copytree(v30, root)
+    data = root / "data/chunk-000/file-001.parquet"
+    data.unlink()
+    video = _video(root)
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
+    errors = [p for p in dask_stats.check(root) if p.severity == "error"]
+    by_path = {p.path: p for p in errors}
+    assert by_path[str(data)].message == "data file is missing" and "episode 3" in by_path[str(data)].fix
+    damaged = [p for p in errors if p.path == str(video)]
+    assert damaged and all(p.feature == CAM and p.episode is not None and f"--exclude-features {CAM}" in p.fix
+                           for p in damaged)
+    assert {p.path for p in errors} == {str(data), str(video)}
