@@ -22,7 +22,7 @@ STEPS = (  # (module, function) as the caller looks it up
     ("dask_stats.engine.tasks", "video_stats"), ("dask_stats.engine.numeric", "partition_moments"),
     ("dask_stats.formats.v30.writer", "write_data_file"), ("dask_stats.formats.v30.writer", "_signatures"),
     ("dask_stats.formats.v30.writer", "concat_videos"), ("dask_stats.formats.v30.writer", "verify_episode_frames"),
-    ("dask_stats.formats.v30.writer", "_first_last_frame_times"),
+    ("dask_stats.formats.v30.writer", "first_last_frame_times"),
     ("dask_stats.convert", "dataset_quantiles"), ("dask_stats.engine.numeric", "quantile_pass"),
     ("dask_stats.convert", "verify_or_stop"), ("dask_stats.convert", "episode_records"),
 )

@@ -44,7 +44,7 @@ def _status_mb(pid: int, field: str) -> float:
 PHASES = (  # (module, function): the steps of convert() whose memory is recorded
     ("dask_stats.convert", "preflight"), ("dask_stats.convert", "build_tasks"), ("dask_stats.engine.runner", "run"),
     ("dask_stats.convert", "verify_or_stop"),
-    ("dask_stats.convert", "episode_records"), ("dask_stats.convert", "commit"),
+    ("dask_stats.convert", "episode_records"), ("dask_stats.formats.v2.writer", "V21Writer.commit"),
 )
 
 
@@ -64,8 +64,11 @@ def instrument(phases: list[dict]) -> None:
     import importlib
 
     for module_name, name in PHASES:
-        module = importlib.import_module(module_name)
-        original = getattr(module, name)
+        owner = importlib.import_module(module_name)
+        *path, attribute = name.split(".")  # "Class.method" wraps a method
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, attribute)
 
         @functools.wraps(original)
         def wrapper(*args, __original=original, __name=name, **kwargs):
@@ -79,7 +82,7 @@ def instrument(phases: list[dict]) -> None:
                                "rss_after_mb": round(_status_mb(os.getpid(), "VmRSS")),
                                "peak_mb": round(_status_mb(os.getpid(), "VmHWM")) if reset else None})
 
-        setattr(module, name, wrapper)
+        setattr(owner, attribute, wrapper)
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""The benchmark datasets, generated deterministically with ``dask_stats.sample``.
+"""The benchmark datasets, generated deterministically with ``dask_stats.synthetic``.
 
 | name      | episodes x frames          | video                                   | parquet                   |
 |-----------|----------------------------|-----------------------------------------|---------------------------|
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dask_stats import sample
-from dask_stats.sample import Camera, SampleSpec, make_dataset
+from dask_stats import synthetic as sample
+from dask_stats.synthetic import Camera, SampleSpec, make_dataset
 
 HW = (480, 640)
 

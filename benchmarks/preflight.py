@@ -70,8 +70,8 @@ def measure(root: str, storage_options: dict | None, mode: str, args: argparse.N
     from distributed import Client, LocalCluster
 
     from dask_stats.check import EpisodeChecker, _on_cluster
+    from dask_stats.formats import plan_dataset
     from dask_stats.options import Options
-    from dask_stats.plan import plan_dataset
     from dask_stats.storage import Store
     from dask_stats.video import get_backend
 

@@ -254,8 +254,8 @@ def _api_run_inside(dataset: str, output: str, options: list[str]) -> None:
 def count_tasks(dataset: Path) -> dict:
     """The tasks ``convert`` builds for ``dataset`` with default settings (the graph only; nothing runs)."""
     from dask_stats.engine.tasks import build_tasks
+    from dask_stats.formats import plan_dataset
     from dask_stats.options import Options
-    from dask_stats.plan import plan_dataset
     from dask_stats.storage import Store
     from dask_stats.video import get_backend
 

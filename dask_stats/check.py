@@ -28,13 +28,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import DatasetError, Problem
+from .errors import DatasetError, Location, Problem
+from .formats import AlreadyThere, Writer, choose, interrupted, own_diagnosis, plan_dataset
 from .formats.v2 import layout
 from .formats.v2.info import corrected_info
 from .options import Options
-from .plan import Episode, Plan, plan_dataset, read_jsonl
+from .plan import Episode, Plan, read_jsonl
 from .stats.sampling import WALL_CLOCK_S, sample_positions, video_problems
-from .storage import Store
+from .storage import OUTPUT_MARKER, Store
 from .video import VideoBackend, VideoHeader, get_backend
 
 if TYPE_CHECKING:
@@ -70,18 +71,18 @@ def _cluster(options: Options, client: Client | None) -> Iterator[Client | None]
         yield cluster
 
 
-OUTPUT_MARKER = ".dask_stats-output"  # in an --output directory this tool is writing (removed once complete)
-
-
-def mark_output(source: Store, target: Store) -> None:
-    """Mark ``target`` as the copy of ``source`` this tool is writing (the same command may then resume it)."""
-    target.write_text(target.path(OUTPUT_MARKER), json.dumps({"source": source.display(source.root)}))
-
-
 def output_problems(source: Store, target: Store) -> list[Problem]:
     """Why ``target`` cannot receive a converted copy of ``source``: a file, under a file, or a directory
     holding something else than an unfinished copy of ``source`` by this tool."""
     where = target.display(target.root)
+    if target.local and source.local:
+        inside = Path(target.root).resolve(), Path(source.root).resolve()
+        if inside[0] == inside[1]:
+            return [Problem("--output is the dataset itself", path=where,
+                            fix="leave out --output to convert in place, or choose another directory")]
+        if inside[1] in inside[0].parents:
+            return [Problem("--output is inside the dataset (the copy would become part of the dataset)",
+                            path=where, fix="choose a directory outside --root")]
     if target.local:
         parent = Path(target.root)
         while not parent.exists() and parent != parent.parent:
@@ -103,56 +104,59 @@ def output_problems(source: Store, target: Store) -> list[Problem]:
 
 
 def preflight(store: Store, options: Options, backend: VideoBackend, in_place: bool,
-              client: Client | None = None) -> tuple[Plan, list[Problem]]:
-    """The plan of a conversion and its warnings; raises DatasetError listing every error.  Video headers
-    are left to the video tasks (each checks its own video on a worker), except one per camera.  The episodes'
-    files are checked on ``client``'s workers where that helps (``check_plan``)."""
+              client: Client | None = None) -> tuple[Plan, type[Writer], list[Problem]]:
+    """The plan of a conversion, the writer that will write it and the warnings; raises NothingToDo when the
+    dataset is already in the format asked for, DatasetError listing every error.  Video headers are left to the
+    video tasks (each checks its own video on a worker), except one per camera.  The episodes' files are checked
+    on ``client``'s workers where that helps (``check_plan``)."""
     if options.safety.skip_check:
         plan, problems = plan_dataset(store, options.stats)
-        problems += _version_problems(plan, options)
+        writer = _writer(plan, options, problems)
     else:
-        plan, problems = diagnose(store, options, backend, in_place, videos=False, client=client)
-    errors = [p for p in problems if p.severity == "error" or p.message.startswith(ALREADY_CONVERTED)]
-    if errors:
+        plan, problems, writer = _diagnose(store, options, backend, in_place, videos=False, client=client)
+    if isinstance(writer, AlreadyThere):
+        raise writer.error(store.display(store.path(layout.INFO)))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or plan is None or writer is None:
         raise DatasetError(errors)
-    return plan, problems
+    return plan, writer, problems
 
 
 def diagnose(store: Store, options: Options, backend: VideoBackend, in_place: bool = True,
              videos: bool = True, client: Client | None = None) -> tuple[Plan | None, list[Problem]]:
     """The plan (None if the metadata is too broken) and every problem of the dataset in ``store``, each
     reported once; ``videos=False`` opens only the first video of each camera; ``client``: see ``check_plan``."""
-    plan, problems = plan_dataset(store, options.stats)
-    if plan is None:
-        return None, problems
-    problems += _version_problems(plan, options)
-    if plan.version == "v3.0":  # a v3.0 dataset is judged the same way whether or not it will be recomputed
-        from .formats.v30.diagnose import diagnose_v30
+    plan, problems, _ = _diagnose(store, options, backend, in_place, videos, client)
+    return plan, problems
 
-        return plan, problems + diagnose_v30(store, options.stats.tolerance_s, plan.videos)
-    if any(p.message.startswith(ALREADY_CONVERTED) for p in problems):
-        return plan, problems  # nothing to do (not an error): the files are not judged
+
+def _diagnose(store, options, backend, in_place, videos, client):
+    plan, problems = plan_dataset(store, options.stats)
+    writer = _writer(plan, options, problems)
+    if plan is None:
+        return None, interrupted(store) + problems, writer
+    if isinstance(writer, AlreadyThere):
+        problems.append(writer.problem(store.display(store.path(layout.INFO))))
+    own = own_diagnosis(plan, options.stats)  # a format that judges its files itself, whatever is written
+    if own is not None:
+        return plan, problems + own, writer
+    if isinstance(writer, AlreadyThere):
+        return plan, problems, writer  # nothing to do (not an error): the files are not judged
     if any(p.severity == "error" and p.feature is None and p.path == store.display(store.path(layout.INFO))
            for p in problems):
-        return plan, problems  # info.json itself is wrong (not one feature's declaration): the files cannot be judged
-    return plan, problems + check_plan(plan, options, backend, in_place, videos, client)
+        return plan, problems, writer  # info.json itself is wrong (not a feature's declaration): files not judged
+    return plan, problems + check_plan(plan, options, backend, in_place, videos, client), writer
 
 
-ALREADY_CONVERTED = "the dataset is already at "  # + version: "info" for check; convert stops (the CLI exits 0)
-
-
-def _version_problems(plan: Plan | None, options: Options) -> list[Problem]:
-    """Nothing to do: the dataset is already in the format asked for (and --force was not given)."""
-    if plan is None or options.safety.force:
-        return []
-    if plan.version == "v2.1" and options.stats.to == "v2.1":
-        fix = "nothing to do; pass --force to recompute its episodes_stats.jsonl"
-    elif plan.version == "v3.0":
-        fix = "nothing to do; pass --force to recompute its stats (meta/episodes and meta/stats.json)"
-    else:
-        return []
-    return [Problem(ALREADY_CONVERTED + plan.version, severity="info",
-                    path=plan.store.display(plan.store.path(layout.INFO)), fix=fix)]
+def _writer(plan: Plan | None, options: Options, problems: list[Problem]) -> type[Writer] | AlreadyThere | None:
+    """The writer for ``plan`` (``formats.choose``); a combination it cannot write is added to ``problems``."""
+    if plan is None:
+        return None
+    try:
+        return choose(plan.version, options.stats, options.safety.force)
+    except DatasetError as exc:
+        problems += exc.problems
+        return None
 
 
 def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bool = True,
@@ -178,26 +182,31 @@ def check_plan(plan: Plan, options: Options, backend: VideoBackend, in_place: bo
         problems += _first_videos_readable(plan, backend)
     work = EpisodeChecker(plan, options, backend, videos)
     if client is not None and not getattr(client, "dask_stats_in_process", False):
-        return problems + _on_cluster(client, work, plan.episodes, options.run.retries)
+        return problems + _on_cluster(client, work, plan, options.run.retries)
     return problems + work.batch(plan.episodes)
 
 
 CHECK_BATCH = 500  # episodes per preflight task on a cluster (100k episodes: 200 tasks)
 
 
-def _on_cluster(client: Client, work: EpisodeChecker, episodes: list[Episode], retries: int) -> list[Problem]:
-    """The problems of ``episodes``, in their order, checked in batches on the cluster's workers (tasks named
-    like ``check-ep000000-000499``)."""
-    from .engine.tasks import task_key
+def _on_cluster(client: Client, work: EpisodeChecker, plan: Plan, retries: int) -> list[Problem]:
+    """The problems of the plan's episodes, in their order, checked in batches on the cluster's workers by the
+    one runner (tasks named like ``check-ep000000-000499-<run>``; one graph per batch: the episodes' paths, ~350
+    bytes each, would make one graph of 35 MB at 100k episodes)."""
+    import dask
 
+    from .engine import runner
+    from .engine.tasks import Task, task_key
+
+    episodes = plan.episodes
     batches = [episodes[i:i + CHECK_BATCH] for i in range(0, len(episodes), CHECK_BATCH)]
-    keys = [task_key("check", [batch[0].index, batch[-1].index]) for batch in batches]
-    # one graph per batch: the episodes' paths (~350 bytes each) would make one graph of 35 MB at 100k episodes
-    futures = [client.submit(work.batch, batch, key=key, retries=retries) for batch, key in zip(batches, keys)]
-    try:
-        return [problem for found in client.gather(futures) for problem in found]
-    finally:
-        client.cancel(futures)
+    keys = [task_key("check", [batch[0].index, batch[-1].index], plan.run) for batch in batches]
+    tasks = [Task("check", [ep.index for ep in batch], Location(batch[0].index, path=batch[0].data_path),
+                  dask.delayed(work.batch)(batch, dask_key_name=key)) for batch, key in zip(batches, keys)]
+    found: dict[int, list[Problem]] = {}
+    runner.run(client, tasks, set(), lambda task, problems: found.__setitem__(task.episodes[0], problems),
+               retries=retries, quiet=True)
+    return [problem for first in sorted(found) for problem in found[first]]
 
 
 def _total_problems(plan: Plan) -> list[Problem]:

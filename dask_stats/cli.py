@@ -15,12 +15,9 @@ import sys
 from pathlib import Path
 
 from . import __version__, options
-from .errors import DatasetError, HubError, TaskError
+from .errors import DatasetError, HubError, NothingToDo, TaskError
 
 DEMO_MARKER = ".dask_stats_demo"  # written into the directories the demo creates: the only ones it empties
-ALREADY_CONVERTED = "the dataset is already at "  # = check.ALREADY_CONVERTED (not imported: pyarrow)
-
-
 class Parser(argparse.ArgumentParser):
     """argparse without abbreviations, where an unknown flag gets the closest known one as a suggestion."""
 
@@ -137,16 +134,11 @@ def _work(module: str):
         gc.enable()
 
 
-def _nothing_to_do(exc: DatasetError) -> bool:
-    """Whether the conversion was refused only because the dataset is already converted."""
-    return bool(exc.problems) and all(p.message.startswith(ALREADY_CONVERTED) for p in exc.problems)
-
-
-def _already_converted_line(root, output, problem) -> str:
-    version = problem.message[len(ALREADY_CONVERTED):]
-    what = "its meta/episodes_stats.jsonl" if version == "v2.1" else "its stats (meta/episodes, meta/stats.json)"
-    return (f"{root} is already at {version}; nothing to do"
-            + (f" (no copy written to {output})" if output else "") + f". --force recomputes {what}.")
+def _already_converted_line(root, output, exc: NothingToDo) -> str:
+    if exc.output:
+        return f"{exc.output} already holds the {exc.version} conversion of {root}; nothing to do."
+    return (f"{root} is already at {exc.version}; nothing to do"
+            + (f" (no copy written to {output})" if output else "") + f". --force recomputes {exc.recomputes}.")
 
 
 def _convert(args) -> int:
@@ -159,16 +151,13 @@ def _convert(args) -> int:
     if args.repo_id:
         return _convert_hub(args)
     root = args.root
-    if args.dry_run:
-        print(f"would convert {root} -> {args.output or root} (meta/episodes_stats.jsonl, meta/info.json at v2.1)"
-              + (", then remove meta/stats.json" if args.delete_old_stats else ""))
-        return 0
     try:
+        if args.dry_run:
+            print(_work("convert").describe(root, args.output, **options.keywords(args, "convert")))
+            return 0
         result = convert(root, args.output, **options.keywords(args, "convert"))
-    except DatasetError as exc:
-        if not _nothing_to_do(exc):
-            raise
-        print(_already_converted_line(root, args.output, exc.problems[0]))
+    except NothingToDo as exc:
+        print(_already_converted_line(root, args.output, exc))
         return 0
     if result.verification.warnings:
         print(result.verification.table(only_problems=True))
@@ -204,7 +193,7 @@ def _check(args) -> int:
         print(problem)
     if counts["error"]:
         outcome = "conversion cannot proceed"
-    elif any(p.message.startswith(ALREADY_CONVERTED) for p in problems):
+    elif any(p.code == "already-converted" for p in problems):
         outcome = "nothing to convert (--force recomputes the stats)"
     else:
         outcome = "conversion can proceed"
@@ -260,7 +249,7 @@ def _demo(args) -> int:
               "or empty directory with --dir.", file=sys.stderr)
         return 2
     convert = _work("convert").convert  # first: it sets up distributed's logging (see _work)
-    make_dataset, SampleSpec = _work("sample").make_dataset, _work("sample").SampleSpec
+    make_dataset, SampleSpec = _work("synthetic").make_dataset, _work("synthetic").SampleSpec
     source = make_dataset(base / "v2.0", SampleSpec(string_column=True))
     if not args.quiet:
         print(f"Sample v2.0 dataset: {source}")
@@ -301,6 +290,11 @@ def _log_to_stderr() -> None:
     log.setLevel(logging.WARNING)
 
 
+def _partial(exc: BaseException) -> str:
+    where = getattr(exc, "partial", None)
+    return f" The unfinished tree is in {where}." if where else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_to_stderr()
@@ -311,8 +305,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if exc.transient:  # timeouts, lost workers: the run failed, not the data
             print(f"dask_stats: incomplete: {len(exc.problems)} task(s) failed; nothing was committed. Finished work "
-                  f"is checkpointed: the same command resumes it.\n{exc}", file=sys.stderr)
+                  f"is checkpointed: re-run the same command to resume.{_partial(exc)}\n{exc}", file=sys.stderr)
             return 4
+        if any(p.code == "no-space" for p in exc.problems):
+            print(f"dask_stats: cannot convert: no space left on the device; nothing was committed.{_partial(exc)}"
+                  f"\n{exc}", file=sys.stderr)
+            return 2
         print(f"dask_stats: cannot convert: {len(exc.problems)} task(s) met bad data; nothing was committed. "
               f"Fix the files named below (or exclude their features); finished work is checkpointed.\n{exc}",
               file=sys.stderr)
@@ -334,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             print("dask_stats: interrupted while writing the new metadata (part of it may be in place); the same "
                   "command finishes the conversion", file=sys.stderr)
         else:
-            print("dask_stats: interrupted; nothing was committed", file=sys.stderr)
+            print("dask_stats: interrupted; nothing was committed. Finished work is checkpointed: re-run the same "
+                  f"command to resume.{_partial(exc)}", file=sys.stderr)
         return 130
     except Exception as exc:
         if args.debug:

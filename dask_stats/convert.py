@@ -1,4 +1,5 @@
-"""``convert``: plan, compute per-episode stats on Dask, verify, then commit the v2.1 metadata."""
+"""``convert``: plan -> writer -> run -> merge -> verify -> ``writer.commit``, whatever the formats (the writer is
+chosen by :func:`dask_stats.formats.choose`)."""
 
 from __future__ import annotations
 
@@ -12,25 +13,21 @@ from pathlib import Path
 import numpy as np
 from distributed import Client
 
-from .check import OUTPUT_MARKER, mark_output, output_problems, preflight
+from .check import output_problems, preflight
 from .engine import runner
 from .engine.checkpoint import Checkpoint, fingerprint, target_lock
 from .engine.progress import Phases
 from .engine.tasks import Results, Task, build_tasks, dataset_quantiles
-from .errors import DatasetError, Problem, VerificationError
+from .errors import DatasetError, NothingToDo, Problem, TaskError, VerificationError
+from .formats import Computed, finished_output, published_findings, recover
 from .formats.v2 import layout
-from .formats.v2.info import corrected_info
-from .formats.v30.restat import commit_restat
-from .formats.v30.writer import V30Build
 from .options import Options
-from .plan import Plan, read_json, read_jsonl
+from .plan import Plan, read_json
 from .stats.moments import MomentsTable
-from .stats.records import episode_records, info_text, jsonl_text
-from .stats.verify import VerificationReport, compare_episode_stats, verify
+from .stats.records import episode_records
+from .stats.verify import VerificationReport, verify
 from .storage import Store
 from .video import get_backend
-
-EPISODES_STATS = layout.EPISODES_STATS
 
 
 @dataclass
@@ -49,10 +46,13 @@ class ConversionResult:
     tasks: int = 0
     resumed: int = 0  # tasks whose results came from an interrupted run's checkpoint
     format: str = "v2.1"  # what was written
+    stats_file: str | None = layout.EPISODES_STATS  # the per-episode stats file written, relative (None: several)
 
     @property
-    def episodes_stats_path(self) -> Path | str:
-        return self.output / EPISODES_STATS if isinstance(self.output, Path) else f"{self.output}/{EPISODES_STATS}"
+    def episodes_stats_path(self) -> Path | str | None:
+        if self.stats_file is None:
+            return None
+        return self.output / self.stats_file if isinstance(self.output, Path) else f"{self.output}/{self.stats_file}"
 
     def summary(self) -> str:
         skipped = "".join(f"\n  no stats for {name}: {why}" for name, why in self.skipped.items())
@@ -64,7 +64,7 @@ class ConversionResult:
             + f"{skipped}\n"
             f"  verification: {self.verification.outcome}\n"
             f"  {self.format} dataset: {self.output}"
-            + (f"\n  stats:        {self.episodes_stats_path}" if self.format == "v2.1" else "")
+            + (f"\n  stats:        {self.episodes_stats_path}" if self.stats_file else "")
         )
 
 
@@ -87,11 +87,54 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         return _convert(source, target, opts, client)
 
 
+def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
+             storage_options: dict | None = None, **options) -> str:
+    """What :func:`convert` with the same arguments would do, in one paragraph, without computing or writing
+    anything: the formats, what is written, copied or replaced.  Raises what the real run's preflight would
+    (DatasetError naming the problems, NothingToDo)."""
+    opts = Options.of(**options)
+    source = Store(root, storage_options)
+    target = Store(output, storage_options) if output is not None else source
+    if output is not None and (problems := output_problems(source, target)):
+        raise DatasetError(problems)
+    plan, kind, findings = preflight(source, opts, get_backend(opts.stats.video_backend), in_place=output is None)
+    opts = replace(opts, stats=replace(opts.stats, to=kind.format))
+    writer = kind(plan, target, opts, in_place=output is None)
+    if writer.problems():
+        raise DatasetError(writer.problems())
+    qs = opts.stats.quantile_levels
+    lines = [f"would convert {_location(source)} ({plan.version}: {len(plan.episodes)} episodes, "
+             f"{plan.total_frames} frames, {len(plan.stats_features)} features with stats) to {writer.format}",
+             f"  writes: {writer.description}" + (f", with quantiles {', '.join(f'q{round(q * 100):02d}' for q in qs)}"
+                                                  if qs else ""),
+             f"  into:   {_location(target)}" + (" (a copy; the source is not modified)" if output is not None
+                                                 else " (in place)")]
+    lines += [f"  then:   {step}" for step in writer.aftermath()]
+    lines += [f"  {problem}" for problem in findings]
+    return "\n".join(lines)
+
+
 def _convert(source: Store, target: Store, opts: Options, client: Client | None) -> ConversionResult:
+    """:func:`_run` with an interrupted run's exception saying where its unfinished work lies (``partial``)."""
+    state: dict = {}
+    try:
+        return _run(source, target, opts, client, state)
+    except (KeyboardInterrupt, TaskError) as exc:
+        exc.partial = getattr(state.get("writer"), "partial", None)
+        raise
+
+
+def _run(source: Store, target: Store, opts: Options, client: Client | None, state: dict) -> ConversionResult:
     backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
     start = time.perf_counter()
     output = None if target is source else target
+    findings = recover(source) if output is None else []  # e.g. finish a swap cut between its two renames
     if output is not None:
+        version = finished_output(source, target, opts.stats)
+        if version:
+            where = target.display(target.root)
+            raise NothingToDo(Problem(f"{where} already holds the {version} conversion", severity="info",
+                                      code="already-converted"), version, "", output=where)
         problems = output_problems(source, target)
         if problems:
             raise DatasetError(problems)
@@ -106,17 +149,16 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         early = client is not None or opts.run.address() or opts.run.scheduler == "processes"
         dask_client = stack.enter_context(runner.open_client(opts.run, client)) if early else None
         with phase("planning and checking"):
-            plan, findings = preflight(source, opts, backend, in_place=output is None, client=dask_client)
-            restat = plan.version == "v3.0"  # an existing v3.0 dataset gets new stats, and stays v3.0
-            if restat:
-                opts = replace(opts, stats=replace(opts.stats, to="v3.0"))
-            build = V30Build(plan, target, opts, in_place=output is None) if opts.stats.to == "v3.0" and not restat \
-                else None
-            if build and build.problems():
-                raise DatasetError(build.problems())
+            plan, kind, found = preflight(source, opts, backend, in_place=output is None, client=dask_client)
+            findings += found
+            opts = replace(opts, stats=replace(opts.stats, to=kind.format))  # the target, for the fingerprint
+            plan.bind(opts.stats, target.display(target.root))  # task keys: this run's, and resumable
+            writer = state["writer"] = kind(plan, target, opts, in_place=output is None)
+            if writer.problems():
+                raise DatasetError(writer.problems())
         timings = {"plan": time.perf_counter() - start}
 
-        tasks = build_tasks(plan, opts, backend) + (build.first_tasks() if build else [])
+        tasks = build_tasks(plan, opts, backend) + writer.tasks()
         checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
         results = Results(plan)
 
@@ -126,6 +168,7 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
 
         done = _resume(checkpoint, tasks, results) if opts.run.resume else set()
         resumed = len(done)
+        writer.begin(resuming=bool(done))
         if done and not quiet:
             print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
         if dask_client is None:
@@ -134,19 +177,19 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         if not quiet and url:
             print(f"Dask dashboard: {url}", flush=True)
         runner.run(dask_client, tasks, done, landed, retries=opts.run.retries, quiet=quiet,
-                       stall_s=runner.stall_limit_s(tasks))
-        if build:  # the stream copies need the probes and data files of the first phase
-            video_tasks, video_groups = build.video_tasks(results.files, tasks)
-            done = _resume(checkpoint, video_tasks, results) if opts.run.resume else set()
+                   stall_s=runner.stall_limit_s(tasks))
+        later = writer.later_tasks(results.files)  # e.g. the stream copies, which need the first phase's files
+        if later:
+            done = _resume(checkpoint, later, results) if opts.run.resume else set()
             resumed += len(done)
-            runner.run(dask_client, video_tasks, done, landed, retries=opts.run.retries, quiet=quiet,
-                           stall_s=runner.stall_limit_s(video_tasks), label="videos copied")
-            tasks += video_tasks
+            runner.run(dask_client, later, done, landed, retries=opts.run.retries, quiet=quiet,
+                       stall_s=runner.stall_limit_s(later), label="files written")
+            tasks += later
         tables = results.tables()
         qs = opts.stats.quantile_levels
         quantiles = None
-        if (build or restat) and qs:
-            quantiles = dataset_quantiles(dask_client, plan, tables, results.histograms, qs)
+        if writer.dataset_quantiles and qs:
+            quantiles = dataset_quantiles(dask_client, plan, tables, results.histograms, qs, opts.run)
     findings += nonfinite_warnings(plan, tables)
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):
@@ -158,19 +201,17 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
     with phase("writing"):
         records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
                                   plan.features, qs)
-        if plan.version == "v2.1" and plan.store.is_file(plan.store.path(layout.EPISODES_STATS)):
-            findings += compare_episode_stats(records, read_jsonl(plan.store, layout.EPISODES_STATS), plan.features)
-        if build:
-            build.commit(records, tables, results.files, video_tasks, video_groups, quantiles)
-        elif restat:
-            commit_restat(plan, target, records, tables, quantiles)
-        else:  # hard links made by the copy change the source files' ctime: the results stay valid for this command
-            commit(plan, target, records, opts, after_copy=lambda: checkpoint.rekey(fingerprint(plan, opts.stats)))
+        findings += published_findings(plan, records)
+        # hard links made by a copy change the source files' ctime: the results stay valid for this command
+        computed = Computed(records, tables, quantiles, results.files,
+                            after_copy=lambda: checkpoint.rekey(fingerprint(plan, opts.stats)))
+        writer.commit(computed)
+        findings += computed.warnings
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
                             plan.stats_features, plan.skipped, report, findings, timings, tasks=len(tasks),
-                            resumed=resumed, format=opts.stats.to)
+                            resumed=resumed, format=writer.format, stats_file=writer.stats_file)
 
 
 def _videos(store: Store) -> int:
@@ -217,28 +258,6 @@ def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options
             path=plan.store.display(stats_json),
             fix="check the dataset; if meta/stats.json itself is stale, use --skip-verify"))
     return report
-
-
-def commit(plan: Plan, target: Store, records: list[dict], options: Options, after_copy=None) -> None:
-    """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked.  A copy
-    (``--output``) is marked as this tool's until it is complete, so that the same command resumes it.  An
-    error or interrupt from here on carries ``partial_commit`` (something may already be written)."""
-    try:
-        if target != plan.store:
-            mark_output(plan.store, target)
-            plan.store.mirror_to(target, skip={EPISODES_STATS})
-            if after_copy is not None:
-                after_copy()
-        target.write_text(target.path(EPISODES_STATS), jsonl_text(records))
-        info = corrected_info(plan.info, len(plan.episodes), plan.total_frames)[0]  # the preflight warned
-        target.write_text(target.path(layout.INFO), info_text({**info, "codebase_version": "v2.1"}))
-        if options.safety.delete_old_stats:
-            target.remove(target.path(layout.STATS))
-        if target != plan.store:
-            target.remove(target.path(OUTPUT_MARKER))
-    except BaseException as exc:
-        exc.partial_commit = True
-        raise
 
 
 def _location(store: Store) -> Path | str:

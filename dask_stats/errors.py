@@ -20,6 +20,7 @@ class Problem:
     path: str | None = None
     fix: str | None = None
     transient: bool = False
+    code: str | None = None  # what kind of finding, for code that acts on it ("already-converted")
 
     def __str__(self) -> str:
         where = ", ".join(
@@ -78,6 +79,18 @@ class DatasetError(Exception):
 
     def __reduce__(self):  # keep the structured problems when a Dask worker sends the error back
         return (type(self), (self.problems,))
+
+
+class NothingToDo(DatasetError):
+    """The dataset is already in the format asked for: not a failure (the command line exits 0)."""
+
+    def __init__(self, problems, version: str = "", recomputes: str = "", output: str | None = None):
+        super().__init__(problems)
+        self.version, self.recomputes = version, recomputes  # e.g. "v2.1", "its meta/episodes_stats.jsonl"
+        self.output = output  # set when an --output already holds the finished conversion
+
+    def __reduce__(self):
+        return (type(self), (self.problems, self.version, self.recomputes, self.output))
 
 
 class TaskError(DatasetError):

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import DatasetError, Problem
-from .video import BACKENDS
+
+VIDEO_BACKENDS = ("decord", "pyav", "torchcodec")  # = sorted(video.BACKENDS), which imports PyAV
 
 
 def _number(kind: type, low: float, inclusive: bool) -> Callable[[Any], Any]:
@@ -110,7 +111,7 @@ class StatsOptions:
     """Options that change the numbers."""
 
     video_backend: str | type = option("pyav", "video decoder (pyav: default; decord: no AV1; torchcodec: the "
-                                       "[torchcodec] extra)", choices=sorted(BACKENDS), check=True)
+                                       "[torchcodec] extra)", choices=VIDEO_BACKENDS, check=True)
     tolerance_s: float = option(1e-4, "max distance between a sampled row's timestamp and its video frame, in "
                                       "seconds (default 1e-4)", parse=non_negative_float, metavar="SECONDS",
                                 check=True)
@@ -123,9 +124,9 @@ class StatsOptions:
         None, "add quantile stats: bare, lerobot's q01,q10,q50,q90,q99; or a list of whole percents "
               "(0.02,0.98); default: on for --to v3.0, off for v2.1; --no-quantiles: none",
         parse=quantile_list, metavar="Q,...", bare="default", negative="none")
-    to: str = option("v2.1", "the format to write: v2.1 (episodes_stats.jsonl beside the v2.0 files) or v3.0 "
-                             "(a LeRobot v3.0 dataset: concatenated files, stats in meta/episodes)",
-                     choices=("v2.1", "v3.0"))
+    to: str | None = option(None, "the format to write: v2.1 (episodes_stats.jsonl beside the v2.0 files) or v3.0 "
+                                  "(a LeRobot v3.0 dataset: concatenated files, stats in meta/episodes); default: "
+                                  "v2.1 for a v2.x dataset, v3.0 for a v3.0 one", choices=("v2.1", "v3.0"))
     data_file_size_in_mb: float = option(100.0, "v3.0: start a new data file at this size (MB, default 100)",
                                          parse=positive_float, metavar="MB")
     video_file_size_in_mb: float = option(200.0, "v3.0: start a new video file at this size (MB, default 200)",

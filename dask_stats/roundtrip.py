@@ -67,6 +67,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     """
     from huggingface_hub import HfApi
 
+    from .formats import push_layout
     from .hub.download import (
         SOURCE_REVISION,
         Download,
@@ -77,7 +78,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         local_version,
         why_unreachable,
     )
-    from .hub.push import V30_STATS, layout_for, plan_push, push
+    from .hub.push import layout_for, plan_push, push
 
     api = api or HfApi()
     revision = revision or SOURCE_REVISION
@@ -116,8 +117,8 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
             say(str(result.download))
         version = local_version(target)
 
-    if version == "v3.0" and force:  # an existing v3.0 dataset gets new stats: only meta/ changes
-        layout = V30_STATS
+    if version is not None:  # what the writer of this dataset publishes (recomputed v3.0 stats: only meta/)
+        layout = push_layout(version, convert_options.get("to"), layout)
     converted = version == layout.version and not force
     if converted and not push_to_hub:
         return already(f"in {target}")

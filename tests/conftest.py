@@ -14,7 +14,7 @@ pytest.register_assert_rewrite("helpers", "float64_reference")
 
 from helpers import AV1, FAST, HUB_REPO, MESSY, episodes_stats, with_tests_on_path  # noqa: E402
 
-from dask_stats.sample import SampleSpec, make_dataset  # noqa: E402
+from dask_stats.synthetic import SampleSpec, make_dataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -194,7 +194,7 @@ def tiny_v20(make_sample) -> Path:
     """A tiny v2.0 dataset (2 episodes, one 16x16 camera), made once."""
     from helpers import CAM
 
-    from dask_stats.sample import Camera
+    from dask_stats.synthetic import Camera
 
     return make_sample(SampleSpec(lengths=[5, 3], cameras={CAM: Camera(16, 16)}), "tiny")
 

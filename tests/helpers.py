@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dask_stats.sample import Camera, SampleSpec
+from dask_stats.synthetic import Camera, SampleSpec
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

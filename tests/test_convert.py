@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import dask_stats
 from dask_stats.errors import DatasetError, VerificationError
-from dask_stats.sample import Camera, SampleSpec, make_dataset
+from dask_stats.synthetic import Camera, SampleSpec, make_dataset
 
 
 def test_messy_dataset_matches_float64_reference(messy_dataset, tmp_path):

@@ -9,7 +9,7 @@ import sys
 import pytest
 from helpers import CAM, REPO, TWO_CAMERAS, episodes_stats, with_tests_on_path
 
-from dask_stats.sample import Camera, SampleSpec
+from dask_stats.synthetic import Camera, SampleSpec
 
 EXAMPLES = REPO / "examples"
 DATASETS = {"one camera": (SampleSpec(lengths=[12, 20, 7], cameras={CAM: Camera(32, 32)}), "3 episodes, 39 frames"),

@@ -38,7 +38,7 @@ def test_channels_of_follows_names():
 def test_channel_first_image_declaration_converts_like_channel_last(make_sample, copy_of, tmp_path):
     """An image column declared ``[3, H, W]`` with names ``["channel", "height", "width"]`` gets the stats of
     its channel-last declaration."""
-    from dask_stats.sample import SampleSpec
+    from dask_stats.synthetic import SampleSpec
 
     source = make_sample(SampleSpec(lengths=[6, 4], cameras={}, image_column="observation.images.cam_png"), "images")
     dask_stats.convert(source, tmp_path / "out_last", **FAST)

@@ -10,9 +10,9 @@ import pytest
 from helpers import FAST
 
 import dask_stats
-from dask_stats.sample import decode_all
 from dask_stats.stats.quantiles import DEFAULT_QUANTILES, quantile_key
 from dask_stats.stats.sampling import sample_positions
+from dask_stats.synthetic import decode_all
 
 KEYS = [quantile_key(q) for q in DEFAULT_QUANTILES]
 

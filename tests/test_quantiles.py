@@ -22,9 +22,9 @@ from dask_stats.stats.quantiles import (
     parse_quantiles,
     partition_pass,
     quantile_key,
-    quantile_stats,
     segment_quantiles,
 )
+from dask_stats.stats.records import quantile_stats
 
 QS = DEFAULT_QUANTILES
 MANY_QS = tuple(p / 100 for p in range(1, 100))

@@ -14,7 +14,7 @@ import pytest
 from helpers import CAM, HUB_REPO
 from hubstub import HubStub, dataset_files
 
-from dask_stats.sample import Camera, SampleSpec
+from dask_stats.synthetic import Camera, SampleSpec
 
 REPO = "someone/robot"
 

@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pyarrow.parquet as pq
 
-from dask_stats.sample import (
+from dask_stats.synthetic import (
     Camera,
     SampleSpec,
     _frame_iter,

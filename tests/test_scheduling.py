@@ -271,3 +271,54 @@ def test_spawn_safe_knows_who_started_python(how, safe, tmp_path):
     argv = [str(script)] if how == ["SCRIPT"] else how
     run = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60)
     assert run.stdout.strip().splitlines()[-1] == str(safe), run.stderr
+
+
+def test_two_runs_at_once_on_one_scheduler_never_meet(dask_cluster, make_sample, local_stats, tmp_path):
+    """Two conversions of different datasets with the same episodes and cameras, started together on one shared
+    scheduler with worker processes, each write exactly what a run of their own writes (task keys carry a token of
+    the run: the same keys would hand one run the other's results)."""
+    from dataclasses import replace
+    from threading import Thread
+
+    _, client, _ = dask_cluster
+    first = make_sample(TWO_CAMERAS, "cluster")
+    second = make_sample(replace(TWO_CAMERAS, seed=7), "cluster-seed7")
+    outputs, errors = {}, []
+
+    def run(name, root):
+        try:
+            dask_stats.convert(root, tmp_path / name, client=client, quiet=True)
+            outputs[name] = episodes_stats(tmp_path / name)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [Thread(target=run, args=("first", first)), Thread(target=run, args=("second", second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert outputs["first"] != outputs["second"]  # different data: a mix-up would show
+    assert outputs["first"] == local_stats(first)
+    assert outputs["second"] == local_stats(second)
+
+
+def test_task_keys_are_unique_to_the_run_and_stable_for_its_resume(make_sample, tmp_path):
+    from dask_stats.engine.tasks import build_tasks
+    from dask_stats.formats import plan_dataset
+    from dask_stats.options import Options
+    from dask_stats.storage import Store
+    from dask_stats.video import get_backend
+
+    root = make_sample(TWO_CAMERAS, "cluster")
+    options = Options.of(**FAST)
+
+    def keys(target: str) -> list[str]:
+        plan, _ = plan_dataset(Store(str(root)), options.stats)
+        plan.bind(options.stats, target)
+        return [task.key for task in build_tasks(plan, options, get_backend("pyav"))]
+
+    again, other = keys(str(tmp_path / "a")), keys(str(tmp_path / "b"))
+    assert keys(str(tmp_path / "a")) == again  # a re-run of the same command finds its checkpointed results
+    assert not set(again) & set(other)  # another target (or dataset, or options) never shares a key
+    assert all(key.startswith(("parquet-stats-ep", "video-stats-ep")) for key in again)  # readable on the dashboard

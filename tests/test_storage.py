@@ -15,8 +15,8 @@ from helpers import CAM, FAST, SMALL32, episodes_stats, run_cli
 
 import dask_stats
 from dask_stats.errors import DatasetError
-from dask_stats.sample import Camera, SampleSpec
 from dask_stats.storage import Store
+from dask_stats.synthetic import Camera, SampleSpec
 
 REMOTE = SampleSpec(lengths=[12, 25, 1], cameras={CAM: Camera(32, 32)})
 

@@ -14,7 +14,7 @@ from helpers import FAST, tree_digest
 
 import dask_stats
 from dask_stats.formats.v30.reader import read_dataset, read_episode_stats
-from dask_stats.sample import decode_all
+from dask_stats.synthetic import decode_all
 from dask_stats.video.remux import output_packets
 
 TINY = {"data_file_size_in_mb": 0.01, "video_file_size_in_mb": 0.01}

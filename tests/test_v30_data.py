@@ -12,8 +12,8 @@ from dask_stats.errors import DatasetError
 from dask_stats.formats.v30.data import write_data_file
 from dask_stats.formats.v30.grouping import group_by_size
 from dask_stats.formats.v30.layout import data_path
-from dask_stats.sample import DATA_PATH, SampleSpec
 from dask_stats.storage import Store
+from dask_stats.synthetic import DATA_PATH, SampleSpec
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,10 @@ from dask_stats.formats.v30.meta import (
     write_tasks,
 )
 from dask_stats.formats.v30.reader import read_dataset, read_episode_stats, read_stats
-from dask_stats.sample import DATA_PATH, VIDEO_PATH, Camera, SampleSpec
 from dask_stats.storage import Store
+from dask_stats.synthetic import DATA_PATH, VIDEO_PATH, Camera, SampleSpec
 from dask_stats.video.frames import verify_episode_frames
-from dask_stats.video.remux import concat_videos, probe
+from dask_stats.video.remux import concat_videos, stream_signature
 
 CAMS = {"observation.images.top": Camera(48, 64), "observation.images.wrist": Camera(32, 32)}
 LENGTHS = [8, 1, 12, 5, 3, 6, 1]
@@ -62,7 +62,7 @@ def converted(make_sample, tmp_path_factory):
     for key in CAMS:
         paths = [str(src / VIDEO_PATH.format(episode_chunk=e // 3, video_key=key, episode_index=e)) for e in range(n)]
         groups = group_by_size([os.path.getsize(p) for p in paths], 0.004, chunks_size=2,
-                               signatures=[probe(p) for p in paths])
+                               signatures=[stream_signature(p) for p in paths])
         for g in groups:
             spans = concat_videos([paths[i] for i in g.episodes], str(out / layout.video_path(key, g.index)))
             for i, (a, b) in zip(g.episodes, spans):

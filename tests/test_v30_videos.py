@@ -11,7 +11,7 @@ from v30_helpers import AV1, decode, encode
 from dask_stats.errors import DatasetError
 from dask_stats.formats.v30.grouping import group_by_size
 from dask_stats.video.frames import frame_at, verify_episode_frames
-from dask_stats.video.remux import concat_videos, output_packets, packet_span, probe
+from dask_stats.video.remux import concat_videos, output_packets, packet_span, stream_signature
 
 FPS = 30
 
@@ -48,7 +48,7 @@ def check_concat(episodes, dest):
     assert all(prev[1] < nxt[0] for prev, nxt in itertools.pairwise(bounds))
     with av.open(str(dest)) as container:
         time_base = Fraction(container.streams.video[0].time_base)
-    assert time_base == Fraction(probe(sources[0]).time_base)
+    assert time_base == Fraction(stream_signature(sources[0]).time_base)
     for (start, end), (path, n), (first_pts, _) in zip(spans, episodes, bounds):
         # from_timestamp is an exact multiple of the time base (not a float sum) and the episode's first pts
         offset = Fraction(start) / time_base
@@ -83,7 +83,7 @@ def test_b_frames_first_and_single_episode(h264_episodes, tmp_path):
 def test_offsets_do_not_drift_over_many_episodes(h264_episodes, tmp_path):
     episodes = [h264_episodes[i % len(h264_episodes)] for i in range(40)]
     spans = check_concat(episodes, tmp_path / "many.mp4")
-    time_base = Fraction(probe(episodes[0][0]).time_base)
+    time_base = Fraction(stream_signature(episodes[0][0]).time_base)
     for start, _ in spans:
         assert start == float(round(Fraction(start) / time_base) * time_base)
 
@@ -106,7 +106,7 @@ def test_signature_change_starts_a_new_file(h264_episodes, tmp_path):
     other = tmp_path / "small.mp4"
     encode(other, 5, seed=9, size=(32, 32))
     sources = [h264_episodes[0][0], h264_episodes[1][0], str(other), h264_episodes[2][0]]
-    signatures = [probe(p) for p in sources]
+    signatures = [stream_signature(p) for p in sources]
     assert signatures[2].width == 32 and signatures[0] == signatures[1] == signatures[3]
     groups = group_by_size([1] * 4, 200, signatures=signatures)
     assert [g.episodes for g in groups] == [(0, 1), (2,), (3,)]
@@ -116,7 +116,7 @@ def test_signature_change_starts_a_new_file(h264_episodes, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
     fps_change = tmp_path / "fps.mp4"
     encode(fps_change, 3, seed=3, fps=25)
-    assert probe(str(fps_change)) != signatures[0]
+    assert stream_signature(str(fps_change)) != signatures[0]
 
 
 def test_output_file_mode_follows_umask(h264_episodes, tmp_path):
@@ -136,5 +136,5 @@ def test_av1_as_lerobot_encodes(tmp_path):
         path = tmp_path / f"av1_{i}.mp4"
         encode(path, n, seed=50 + i, codec="libsvtav1", options=AV1, gop=2)
         episodes.append((str(path), n))
-    assert probe(episodes[0][0]).codec == "av1"
+    assert stream_signature(episodes[0][0]).codec == "av1"
     check_concat(episodes, tmp_path / "av1.mp4")

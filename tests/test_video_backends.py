@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import dask_stats
 from dask_stats.errors import TaskError
-from dask_stats.sample import _frames, decode_all, encode_video
 from dask_stats.stats.pixels import PixelHistogram
+from dask_stats.synthetic import _frames, decode_all, encode_video
 from dask_stats.video import BACKENDS, get_backend, pyav_backend
 from dask_stats.video.pyav_backend import plan_decode
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from dask_stats.sample import _frames
+from dask_stats.synthetic import _frames
 
 
 def encode(path: Path | str, n: int, seed: int, *, codec: str = "libx264", options: dict | None = None,

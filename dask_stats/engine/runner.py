@@ -7,17 +7,15 @@ guards every task with a timeout, and collects every failure instead of stopping
 
 from __future__ import annotations
 
+import errno
 import faulthandler
 import itertools
 import logging
 import os
-import queue
 import sys
-import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
-from functools import partial
 from typing import TYPE_CHECKING
 
 import dask
@@ -25,9 +23,11 @@ import numpy as np
 from distributed import Client, KilledWorker, LocalCluster, Worker, as_completed
 from tqdm.auto import tqdm
 
-from ..errors import DatasetError, Location, TaskError
+from ..errors import DatasetError, Problem, TaskError
 from ..options import RunOptions
+from . import guards
 from .checkpoint import scratch_dir
+from .guards import HARD_TIMEOUT_ENV
 
 if TYPE_CHECKING:
     from .tasks import Task
@@ -41,73 +41,6 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": str(32 << 20),
     "distributed.worker.profile.enabled": False,  # the statistical profiler costs CPU we want for decoding
 }
-
-
-HARD_TIMEOUT_ENV = "DASK_STATS_HARD_TIMEOUT"  # set in the worker processes of a local "processes" cluster
-HARD_GRACE_S = 5.0  # how long after a task's timeout its worker process is killed if the timeout could not act
-
-
-def guarded(function: Callable, argument, timeout_s: float, where: Location):
-    """Run ``function(argument)`` but give up after ``timeout_s`` seconds with an error naming the work."""
-    [(value, error)] = guarded_each([(partial(function, argument), timeout_s, where)])
-    if error is not None:
-        raise error
-    return value
-
-
-Unit = tuple[Callable[[], object], float, Location]  # the work, its time limit (s), what to blame if it hangs
-
-
-def guarded_each(units: Sequence[Unit]) -> Iterator[tuple[object, BaseException | None]]:
-    """Run the units one after another and yield ``(value, None)`` or ``(None, error)`` for each, in order; a
-    unit that outlasts its time limit yields a transient TaskError naming its Location.
-
-    The work runs in one helper thread (one per unit would cost a thread start per video: a third of the Python
-    time of a tiny video); a hung unit stays behind in it, and the units after it go on in a fresh thread.  A
-    hang that holds the GIL stops every thread of its process, this one included; in the single-threaded
-    worker processes of ``--scheduler processes`` a watchdog that needs no GIL (faulthandler's) then ends the
-    process ``HARD_GRACE_S`` after the time limit, distributed replaces the worker, and the task fails as a
-    lost worker (a transient problem: re-running retries it).  The watchdog is armed before the helper thread
-    starts and re-armed (never disarmed) as each unit ends: a unit that takes the GIL at once is covered too.
-    """
-    hard = os.environ.get(HARD_TIMEOUT_ENV) == "1"
-    first = 0
-    try:
-        while first < len(units):
-            outcomes: queue.SimpleQueue = queue.SimpleQueue()
-            abandoned = threading.Event()
-            thread = threading.Thread(target=_run_units, args=(units[first:], outcomes, abandoned), daemon=True,
-                                      name=f"dask_stats-episode-{units[first][2].episode}")
-            for n, (_, timeout_s, where) in enumerate(units[first:]):
-                if hard:
-                    faulthandler.dump_traceback_later(timeout_s + HARD_GRACE_S, exit=True)
-                if n == 0:
-                    thread.start()
-                first += 1
-                try:
-                    outcome = outcomes.get(timeout=timeout_s)
-                except queue.Empty:
-                    outcome = None, TaskError(where.problem(
-                        f"timed out after {timeout_s:g} s (hung decoder or unreadable file?)",
-                        fix="inspect the file; raise --task-timeout if it is just slow", transient=True))
-                    abandoned.set()  # should the hung unit ever return, its thread stops there
-                _arm(_stall_s)  # a unit ended (or was given up on): the process is not stuck
-                yield outcome
-                if abandoned.is_set():
-                    break
-    finally:
-        if hard:
-            faulthandler.cancel_dump_traceback_later()
-
-
-def _run_units(units: Sequence[Unit], outcomes: queue.SimpleQueue, abandoned: threading.Event) -> None:
-    for function, _, _ in units:
-        if abandoned.is_set():
-            return
-        try:
-            outcomes.put((function(), None))
-        except BaseException as exc:  # noqa: BLE001 - handed back to the waiting thread
-            outcomes.put((None, exc))
 
 
 def stall_limit_s(tasks: list[Task]) -> float | None:
@@ -222,32 +155,14 @@ def run(client: Client, tasks: list[Task], done: Collection[str], on_result: Cal
     ``stall_s`` seconds: a hang that holds the GIL stops every thread, so nothing else could act.
     Checkpointed results are kept: the same command resumes.
     """
-    global _stall_s
     watchdog = stall_s is not None and getattr(client, "dask_stats_in_process", False)
-    _stall_s = stall_s if watchdog else None
+    guards.set_stall_limit(stall_s if watchdog else None)
     try:
-        _run(client, tasks, done, on_result, retries, quiet, _stall_s, label)
+        _run(client, tasks, done, on_result, retries, quiet, stall_s if watchdog else None, label)
     finally:
-        _stall_s = None
+        guards.set_stall_limit(None)
         if watchdog:
             faulthandler.cancel_dump_traceback_later()
-
-
-_stall_s: float | None = None  # the stall limit of the in-process run going on, re-armed as each unit finishes
-_arming = threading.Lock()  # worker threads and the run loop re-arm the one faulthandler timer
-
-
-def _arm(stall_s: float | None) -> None:
-    if stall_s is None:
-        return
-    for stream in (sys.stderr, sys.__stderr__):  # a real file is needed (captured streams have none)
-        try:
-            stream.fileno()
-        except (AttributeError, OSError, ValueError):
-            continue
-        with _arming:
-            faulthandler.dump_traceback_later(stall_s, exit=True, file=stream)
-        return
 
 
 IN_FLIGHT_PER_THREAD = 16  # tasks submitted ahead per worker thread (at least MIN_IN_FLIGHT)
@@ -277,9 +192,9 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None
     problems = []
     with tqdm(total=progress.total, initial=progress.finished, unit="episode", disable=quiet, desc=label) as bar:
         submit(window)
-        _arm(stall_s)
+        guards.arm(stall_s)
         for future in finished:
-            _arm(stall_s)
+            guards.arm(stall_s)
             task = by_key.pop(future.key)
             try:
                 on_result(task, future.result())
@@ -290,9 +205,8 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None
                     f"task {task.key} failed: the worker process running it died (a crash, or a hang holding the "
                     "GIL cut off after the task's timeout)", transient=True,
                     fix="run the same command again (finished work is resumed); raise --task-timeout if it is slow"))
-            except (OSError, TimeoutError, CancelledError) as exc:  # lost connections, a cluster going away
-                problems.append(task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}",
-                                                   transient=True))
+            except (OSError, CancelledError) as exc:  # lost connections, a cluster going away, a full disk
+                problems.append(_os_problem(task, exc))
             except Exception as exc:  # noqa: BLE001 - blame the task's episode/file
                 problems.append(task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}"))
             future.release()
@@ -301,6 +215,16 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None
                 submit(window - finished.count())
     if problems:
         raise TaskError(list(dict.fromkeys(problems)))  # a file that fails two tasks (stats, video) is named once
+
+
+def _os_problem(task: Task, exc: OSError | CancelledError) -> Problem:
+    """A full disk names the file being written and is not transient; other OS errors (lost connections, a
+    cluster going away) are."""
+    if getattr(exc, "errno", None) == errno.ENOSPC:
+        return Problem(f"no space left on the device while writing {exc.filename or 'the output'}",
+                       path=exc.filename, fix="free some space (or write elsewhere with --output), then run the same "
+                                              "command again: finished work is resumed", code="no-space")
+    return task.where.problem(f"task {task.key} failed: {type(exc).__name__}: {exc}", transient=True)
 
 
 class _EpisodeProgress:

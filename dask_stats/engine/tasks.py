@@ -19,13 +19,15 @@ import numpy as np
 from dask.delayed import Delayed
 
 from ..errors import Location
-from ..options import Options
+from ..options import Options, RunOptions
 from ..plan import Plan, channels_of
 from ..stats.moments import MomentsByKey, MomentsTable
+from ..stats.quantiles import DatasetQuantiles, histogram_quantiles, merge
+from ..stats.records import quantile_stats
 from ..stats.sampling import sample_positions
 from ..video import VideoBackend
-from . import numeric
-from .runner import guarded
+from . import numeric, runner
+from .guards import guarded
 from .video_stats import VideoEpisode, VideoJob, video_stats
 
 
@@ -57,11 +59,11 @@ def video_seconds(sampled: int, pixels: int) -> float:
     return 2e-3 + sampled * (5e-5 + 1.5e-8 * pixels)
 
 
-def task_key(name: str, episodes: list[int]) -> str:
-    """The one naming rule: what the task does and the episodes it covers (the dashboard groups tasks by the
-    part before "-ep")."""
+def task_key(name: str, episodes: list[int], run: str) -> str:
+    """The one naming rule: what the task does, the episodes it covers and the run's token (two runs on one shared
+    scheduler never share a key; the dashboard groups tasks by the part before "-ep")."""
     first, last = episodes[0], episodes[-1]
-    return f"{name}-ep{first:06d}" + (f"-{last:06d}" if last != first else "")
+    return f"{name}-ep{first:06d}" + (f"-{last:06d}" if last != first else "") + f"-{run}"
 
 
 def build_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Task]:
@@ -83,7 +85,7 @@ def parquet_tasks(plan: Plan, options: Options) -> list[Task]:
         episodes = [ep for ep, _, _ in batch]
         where = Location(episodes[0], path=files[episodes[0]])
         timeout = options.run.task_timeout_s(sum(lengths[ep] for ep in episodes), base=300.0)
-        key = task_key("parquet-stats", episodes)
+        key = task_key("parquet-stats", episodes, plan.run)
         tasks.append(Task("parquet", episodes, where, dask.delayed(guarded)(reduce, part, timeout, where,
                                                                              dask_key_name=key), timeout_s=timeout))
     return tasks
@@ -107,7 +109,7 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
         name = f"video-stats-{feature}" if feature else "video-stats"
         priority = max(ep.length for ep in batch) - longest - 1
         with dask.annotate(priority=priority):
-            delayed = dask.delayed(video_stats)(job, dask_key_name=task_key(name, episodes))
+            delayed = dask.delayed(video_stats)(job, dask_key_name=task_key(name, episodes, plan.run))
         tasks.append(Task("video", episodes, where, delayed, feature=feature,
                           timeout_s=max(timeouts.values()), priority=priority))
     return tasks
@@ -184,31 +186,36 @@ class Results:
 
 
 def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], histograms: dict[str, np.ndarray],
-                      qs: tuple[float, ...]) -> dict:
+                      qs: tuple[float, ...], options: RunOptions) -> dict:
     """Exact quantiles of every stats feature over the whole dataset, ``{feature: {"q01": ..., ...}}``: pixels
     from the summed histograms of the sampled frames; numeric features by the passes of
     ``quantiles.DatasetQuantiles`` over the episode dataframe (each pass reads the partitions again and keeps
-    only a bounded number of values)."""
-    from ..stats.quantiles import DatasetQuantiles, histogram_quantiles, quantile_stats
-
+    only a bounded number of values), each pass a run of tasks on the one runner (retries, progress, watchdog)."""
     out = {feature: quantile_stats(histogram_quantiles(histograms[feature], qs), qs, plan.features[feature])
            for feature in plan.images + plan.videos}
     states = {feature: DatasetQuantiles(qs, tables[feature].count.shape[1]) for feature in plan.numeric}
-    if states:
-        parts = numeric.episode_frame(plan, numeric.batches(plan), columns=plan.numeric).to_delayed()
-        while not all(state.done for state in states.values()):
-            requests = {feature: state.request() for feature, state in states.items() if not state.done}
-            passes = [dask.delayed(numeric.quantile_pass)(part, requests, plan.features) for part in parts]
-            merged = dask.delayed(_merge_passes)(passes, list(requests))
-            for feature, result in client.compute(merged).result().items():
-                states[feature].absorb(result)
+    batches = numeric.batches(plan) if states else []
+    number = 0
+    while not all(state.done for state in states.values()):
+        number += 1
+        requests = {feature: state.request() for feature, state in states.items() if not state.done}
+        parts = numeric.episode_frame(plan, batches, columns=list(requests)).to_delayed()
+        tasks = []
+        for batch, part in zip(batches, parts):
+            episodes = [ep for ep, _, _ in batch]
+            key = task_key(f"quantiles-pass{number}", episodes, plan.run)
+            tasks.append(Task("quantiles", episodes, Location(episodes[0], path=plan.store.display(batch[0][1])),
+                              dask.delayed(numeric.quantile_pass)(part, requests, plan.features, dask_key_name=key)))
+        found: dict[str, list] = {feature: [] for feature in requests}
+
+        def landed(task: Task, result: dict, found=found) -> None:
+            for feature, part_result in result.items():
+                found[feature].append(part_result)
+
+        runner.run(client, tasks, set(), landed, retries=options.retries, quiet=options.quiet,
+                   stall_s=runner.stall_limit_s(tasks), label=f"quantile pass {number}")
+        for feature, results in found.items():
+            states[feature].absorb(merge(results))
     out.update({feature: quantile_stats(state.result(), qs, plan.features[feature])
                 for feature, state in states.items()})
     return out
-
-
-def _merge_passes(results: list[dict], features: list[str]) -> dict:
-    """One pass's partition results merged per feature."""
-    from ..stats.quantiles import merge
-
-    return {feature: merge(result[feature] for result in results) for feature in features}

@@ -16,7 +16,7 @@ from ..stats.pixels import PixelHistogram
 from ..stats.sampling import FrameLookupError, locate_frames, sample_positions, video_problems
 from ..storage import Store
 from ..video import VideoBackend, VideoReader
-from .runner import guarded_each
+from .guards import guarded_each
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,6 @@ class VideoJob:
     frame_lookup: str = "timestamp"
     tolerance_s: float = 1e-4
     quantiles: tuple[float, ...] = ()
-
-    @property
-    def sampled_frames(self) -> int:
-        return sum(len(sample_positions(ep.length)) * len(ep.videos) for ep in self.episodes)
 
 
 def read_timestamps(store: Store, data_path: str) -> np.ndarray:

@@ -24,7 +24,7 @@ does (e.g. q between 1 and inf gives inf; q between two infinities, or a single 
 (dataset, channel without pixels) gives NaN where ``np.quantile`` would raise.
 
 Wiring: one ``DatasetQuantiles`` per numeric feature; a pass maps ``partition_pass(request, values)`` over the
-partitions (values as ``numeric.column_values`` gives them) and tree-reduces with ``merge``; ``quantile_stats``
+partitions (values as ``numeric.column_values`` gives them) and tree-reduces with ``merge``; ``records.quantile_stats``
 shapes the results like records.py's stats.  ``segment_quantiles`` needs whole episodes in a partition.
 """
 
@@ -34,8 +34,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from .records import _shape
 
 DEFAULT_QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 DEFAULT_BUDGET = 1_000_000  # values collected per pass, all dimensions together
@@ -67,14 +65,6 @@ def parse_quantiles(spec: str | Sequence[float]) -> tuple[float, ...]:
 def quantile_key(q: float) -> str:
     """lerobot's stat name: 0.01 -> "q01", 0.5 -> "q50"."""
     return f"q{int(round(q * 100)):02d}"
-
-
-def quantile_stats(values: np.ndarray, qs: Sequence[float], feature: dict) -> dict[str, np.ndarray]:
-    """``{"q01": ..., ...}`` in records.py's shapes ((1,), (D,) or (C,1,1)) from (..., len(qs), D) values
-    (leading axes, e.g. episodes, are kept)."""
-    values = np.asarray(values)
-    lead = values.shape[:-2]
-    return {quantile_key(q): values[..., i, :].reshape(*lead, *_shape(feature)) for i, q in enumerate(qs)}
 
 
 def _positions(n: np.ndarray, qs: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

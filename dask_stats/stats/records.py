@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import jsonlines
 import numpy as np
 
 from .moments import Moments, MomentsTable
+from .quantiles import quantile_key
 
 PIXEL_DTYPES = ("video", "image")
 
@@ -18,14 +19,22 @@ PIXEL_DTYPES = ("video", "image")
 STATS = ("min", "max", "mean", "std", "count")
 
 
-def _shape(feature: dict) -> tuple[int, ...]:
+def stat_shape(feature: dict) -> tuple[int, ...]:
     """The reference's shape of a stat: (C,1,1) for pixels, (1,) for scalars, (D,) for vectors."""
     return (-1, 1, 1) if feature["dtype"] in PIXEL_DTYPES else tuple(feature.get("shape") or [1])
 
 
+def quantile_stats(values: np.ndarray, qs: Sequence[float], feature: dict) -> dict[str, np.ndarray]:
+    """``{"q01": ..., ...}`` in the reference's shapes ((1,), (D,) or (C,1,1)) from (..., len(qs), D) values
+    (leading axes, e.g. episodes, are kept)."""
+    values = np.asarray(values)
+    lead = values.shape[:-2]
+    return {quantile_key(q): values[..., i, :].reshape(*lead, *stat_shape(feature)) for i, q in enumerate(qs)}
+
+
 def finalize(moments: Moments, feature: dict) -> dict[str, np.ndarray]:
     """min/max/mean/std/count in the reference's shapes and types."""
-    shape = _shape(feature)
+    shape = stat_shape(feature)
     return {
         "min": moments.min.reshape(shape),
         "max": moments.max.reshape(shape),
@@ -69,9 +78,7 @@ def episode_records(indices: list[int], tables: dict[str, MomentsTable], feature
 
 
 def _finalize_rows(table: MomentsTable, feature: dict, qs: tuple[float, ...]) -> dict[str, list]:
-    from .quantiles import quantile_stats
-
-    shape = (len(table.keys), *_shape(feature))
+    shape = (len(table.keys), *stat_shape(feature))
     rows = {
         "min": table.min.reshape(shape).tolist(),
         "max": table.max.reshape(shape).tolist(),

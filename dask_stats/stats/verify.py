@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import Problem
-from ..formats.v2 import layout
 from .moments import MomentsTable
 from .records import PIXEL_DTYPES, finalize
 
@@ -153,10 +152,12 @@ def _deviating_episode(table: MomentsTable, stat: str, component: int, ref: dict
     return int(table.keys[pick(values)])
 
 
-def compare_episode_stats(records: list[dict], old: list[dict], features: dict[str, dict]) -> list[Problem]:
-    """Warnings where an old ``episodes_stats.jsonl`` (``old``) disagrees with the new per-episode stats
-    (``records``) beyond the verification tolerances: one per feature, naming the stat and the episode with the
-    largest difference.  The new stats are written either way: the old file is compared, never carried over."""
+def compare_episode_stats(records: list[dict], old: list[dict], features: dict[str, dict],
+                          path: str) -> list[Problem]:
+    """Warnings where an old ``episodes_stats.jsonl`` (``old``, read from ``path``) disagrees with the new
+    per-episode stats (``records``) beyond the verification tolerances: one per feature, naming the stat and the
+    episode with the largest difference.  The new stats are written either way: the old file is compared, never
+    carried over."""
     before = {r.get("episode_index"): r.get("stats", {}) for r in old}
     worst: dict[str, tuple[float, str, int]] = {}
     for record in records:
@@ -178,9 +179,9 @@ def compare_episode_stats(records: list[dict], old: list[dict], features: dict[s
     missing = sorted(set(r["episode_index"] for r in records) - set(before))
     problems = [Problem(f"the old episodes_stats.jsonl differs from the new stats: {stat} beyond tolerance by {bad:.3g}"
                         " (largest difference)", severity="warning", episode=episode, feature=feature,
-                        path=layout.EPISODES_STATS)
+                        path=path)
                 for feature, (bad, stat, episode) in worst.items()]
     if missing:
         problems.append(Problem(f"the old episodes_stats.jsonl has no line for {len(missing)} episode(s)",
-                                severity="warning", episode=missing[0], path=layout.EPISODES_STATS))
+                                severity="warning", episode=missing[0], path=path))
     return problems

@@ -7,10 +7,10 @@ decoders, which want a real file; remote Parquet is read through a file object.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import shutil
-import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,6 +20,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import DatasetError, Problem
+from .atomic import TEMP_SUFFIX, atomic_path
 
 _CREDENTIAL_ERRORS = {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}  # botocore's
 
@@ -32,23 +33,6 @@ def missing_credentials(exc: BaseException, url: str | None) -> str | None:
             "(AWS_SESSION_TOKEN for temporary ones, AWS_ENDPOINT_URL for a non-AWS endpoint), or AWS_PROFILE with a "
             "profile in ~/.aws/credentials; from Python, storage_options={'key': ..., 'secret': ...} (or "
             "{'anon': True} for a public bucket)")
-
-
-TEMP_SUFFIX = ".tmp"  # of write_text's temporary files (".<name>.<random>.tmp" beside the file)
-
-
-def _umask() -> int:
-    """The process's umask (read without changing it where /proc says it; set-and-restore elsewhere)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 class Store:
@@ -167,28 +151,8 @@ class Store:
 
     @staticmethod
     def _write_local(path: str, text: str | Iterable[str]) -> None:
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except OSError:
-            mode = 0o666 & ~_umask()
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=directory)
-        try:
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.writelines([text] if isinstance(text, str) else text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            handle.writelines([text] if isinstance(text, str) else text)
 
     def remove_temporaries(self, relative: str) -> list[str]:
         """Remove ``write_text``'s temporary files left in directory ``relative`` by a killed run (local only:
@@ -257,3 +221,11 @@ def _stamp(info: dict) -> str:
     keys = ("ETag", "etag", "VersionId", "version_id", "generation", "md5Hash", "blob_id", "sha256", "lfs",
             "last_commit", "mtime", "LastModified", "last_modified", "updated", "created")
     return "|".join(f"{key}={info[key]}" for key in keys if info.get(key) not in (None, ""))
+
+
+OUTPUT_MARKER = ".dask_stats-output"  # in an --output directory this tool is writing (removed once complete)
+
+
+def mark_output(source: Store, target: Store) -> None:
+    """Mark ``target`` as the copy of ``source`` this tool is writing (the same command may then resume it)."""
+    target.write_text(target.path(OUTPUT_MARKER), json.dumps({"source": source.display(source.root)}))

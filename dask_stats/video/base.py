@@ -11,6 +11,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from .header import VideoHeader, probe
+
 
 @dataclass(frozen=True)
 class Unreadable:
@@ -65,8 +67,6 @@ class VideoBackend(ABC):
     def probe(self, source) -> VideoHeader:
         """The header of ``source``'s first video stream (a path or a binary file object), without decoding.
         PyAV reads it for every backend: it is a core dependency and opens a container in milliseconds."""
-        from .pyav_backend import probe
-
         return probe(source)
 
     def unsupported(self, header: VideoHeader) -> Unreadable | None:
@@ -74,12 +74,3 @@ class VideoBackend(ABC):
         if header.codec in self.unsupported_codecs:
             return Unreadable(f"the {self.name} backend cannot decode {header.codec} video", fix="--video-backend pyav")
         return None
-
-
-@dataclass(frozen=True)
-class VideoHeader:
-    """What a container says about its first video stream, without decoding."""
-
-    codec: str  # "h264", "av1", ...
-    start_s: float  # presentation time of the first frame
-    frames: int  # 0 when the container does not say

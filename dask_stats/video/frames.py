@@ -1,4 +1,5 @@
-"""Check that a concatenated video presents an episode's frames unchanged, at from_timestamp + t."""
+"""Check that a concatenated video presents an episode's frames unchanged at from_timestamp + t, and that an episode
+cut out of one presents them at t."""
 
 from __future__ import annotations
 
@@ -57,20 +58,53 @@ def verify_episode_frames(
     problems = []
     for t in source_timestamps:
         t = float(t)
-        original = frame_at(source_video, t, tolerance_s)
-        if original is None:
-            problems.append(Problem(f"no source frame at t={t:.6f} s (tolerance {tolerance_s} s)",
-                                    episode=episode, feature=feature, path=str(source_video)))
-            continue
-        shifted = from_timestamp + t
-        new = frame_at(new_video, shifted, tolerance_s)
-        if new is None:
-            problems.append(Problem(
-                f"no frame at {shifted:.6f} s (from_timestamp {from_timestamp:.6f} + t {t:.6f}; "
-                f"tolerance {tolerance_s} s)",
-                episode=episode, feature=feature, path=str(new_video)))
-        elif new[0].shape != original[0].shape or not np.array_equal(new[0], original[0]):
-            problems.append(Problem(
-                f"the frame at {shifted:.6f} s differs from the source frame at t={t:.6f} s",
-                episode=episode, feature=feature, path=str(new_video)))
+        problems += _same_frame(source_video, t, new_video, from_timestamp + t,
+                                f"(from_timestamp {from_timestamp:.6f} + t {t:.6f}; tolerance {tolerance_s} s)",
+                                tolerance_s, episode, feature)
     return problems
+
+
+def verify_cut_frames(
+    source_video: str,
+    from_timestamp: float,
+    cut_video: str,
+    timestamps: Sequence[float],
+    tolerance_s: float = 1e-4,
+    *,
+    episode: int | None = None,
+    feature: str | None = None,
+) -> list[Problem]:
+    """Problems (empty when fine): an episode cut out of ``source_video`` presents at ``t`` the frame that the
+    source presents at ``from_timestamp + t``, byte for byte, for each ``t`` of ``timestamps``."""
+    problems = []
+    for t in timestamps:
+        t = float(t)
+        problems += _same_frame(source_video, from_timestamp + t, cut_video, t,
+                                f"(the episode's t {t:.6f} s; tolerance {tolerance_s} s)", tolerance_s, episode,
+                                feature)
+    return problems
+
+
+def _same_frame(source_video: str, source_time: float, new_video: str, new_time: float, detail: str,
+                tolerance_s: float, episode: int | None, feature: str | None) -> list[Problem]:
+    original = frame_at(source_video, source_time, tolerance_s)
+    if original is None:
+        return [Problem(f"no source frame at {source_time:.6f} s (tolerance {tolerance_s} s)",
+                        episode=episode, feature=feature, path=str(source_video))]
+    new = frame_at(new_video, new_time, tolerance_s)
+    if new is None:
+        return [Problem(f"no frame at {new_time:.6f} s {detail}", episode=episode, feature=feature,
+                        path=str(new_video))]
+    if new[0].shape != original[0].shape or not np.array_equal(new[0], original[0]):
+        return [Problem(f"the frame at {new_time:.6f} s differs from the source frame at {source_time:.6f} s",
+                        episode=episode, feature=feature, path=str(new_video))]
+    return []
+
+
+def first_last_frame_times(path: str) -> tuple[float, float]:
+    """The presentation times (s) of the first and last frame of ``path``."""
+    from .pyav_backend import PyAVReader
+
+    with PyAVReader(path) as reader:
+        times = reader.frame_times()
+    return float(times[0]), float(times[-1])

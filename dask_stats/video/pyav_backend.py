@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import VideoBackend, VideoHeader, VideoReader
+from .base import VideoBackend, VideoReader
 
 KEEP_PACKETS_BYTES = 32 * 2**20  # compressed packets held from the index pass (per open file) at most
 
@@ -268,19 +268,3 @@ class PyAVBackend(VideoBackend):
 
     def open(self, path: str | Path) -> PyAVReader:
         return PyAVReader(path, self.threads)
-
-
-_DECODER_TO_CODEC = {"libdav1d": "av1", "libaom-av1": "av1"}
-
-
-def probe(source) -> VideoHeader:
-    """The header of the first video stream of ``source`` (a path or a binary file object)."""
-    import av
-
-    with av.open(source if hasattr(source, "read") else str(source)) as container:
-        if not container.streams.video:
-            raise ValueError("the file has no video stream")
-        stream = container.streams.video[0]
-        name = stream.codec_context.name
-        return VideoHeader(_DECODER_TO_CODEC.get(name, name), float((stream.start_time or 0) * stream.time_base),
-                           stream.frames)

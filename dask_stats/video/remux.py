@@ -1,14 +1,19 @@
-"""Probe episode videos and concatenate one camera's episodes into one MP4 by stream copy (PyAV).
+"""Probe episode videos, concatenate one camera's episodes into one MP4 by stream copy, and cut them out again
+(PyAV).
 
-Every episode's packets are shifted by an exact integer offset in the stream time base, chosen so that
-PTS and DTS stay strictly increasing across episodes (episodes that start with B-frames, i.e. negative
-DTS, included). ``from_timestamp`` is that offset times the time base, computed with fractions.
+Concatenating: every episode's packets are shifted by an exact integer offset in the stream time base, chosen so
+that PTS and DTS stay strictly increasing across episodes (episodes that start with B-frames, i.e. negative DTS,
+included). ``from_timestamp`` is that offset times the time base, computed with fractions.  Cutting
+(:func:`cut_episodes`) shifts each episode back so that it starts at 0.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
@@ -17,6 +22,7 @@ import av
 
 from ..errors import DatasetError, Problem
 from ..storage.atomic import atomic_path
+from .encode import EncoderSettings, encode_frames
 
 
 class Signature(NamedTuple):
@@ -42,7 +48,7 @@ class PacketSpan:
     packets: int
 
 
-def probe(path: str) -> Signature:
+def stream_signature(path: str) -> Signature:
     """The stream signature of a video file's first video stream."""
     try:
         with av.open(str(path)) as container:
@@ -118,7 +124,7 @@ def concat_videos(sources: Sequence[str], dest: str) -> list[tuple[float, float]
     """
     if not sources:
         raise ValueError("concat_videos needs at least one source video")
-    signatures = [probe(path) for path in sources]
+    signatures = [stream_signature(path) for path in sources]
     for path, signature in zip(sources, signatures):
         if signature != signatures[0]:
             raise DatasetError(Problem(
@@ -179,3 +185,155 @@ def output_packets(path: str) -> list[tuple[int, int]]:
 
 def file_size(path: str) -> int:
     return os.path.getsize(path)
+
+
+@dataclass(frozen=True)
+class EpisodeCut:
+    """What :func:`cut_episodes` did with one episode: ``frames`` written; ``reason`` why a stream copy could not
+    cut it (then it was re-encoded, or, without encoder settings, not written: ``frames`` is 0)."""
+
+    frames: int
+    reason: str | None = None
+
+    @property
+    def stream_copied(self) -> bool:
+        return self.reason is None
+
+    @property
+    def written(self) -> bool:
+        return self.frames > 0
+
+
+class _Discard(Exception):
+    """Abandons an episode's output file (its temporary is removed)."""
+
+
+class _Run:
+    """One episode's output while its packets arrive: a stream copy shifted back by ``offset`` ticks."""
+
+    def __init__(self, dest: str, template, offset: int):
+        self.stack = ExitStack()
+        tmp = self.stack.enter_context(atomic_path(dest))
+        self.output = self.stack.enter_context(av.open(tmp, "w", format="mp4", options={"movflags": "faststart"}))
+        self.stream = self.output.add_stream_from_template(template=template, opaque=True)
+        self.stream.time_base = template.time_base
+        self.offset, self.frames = offset, 0
+
+    def mux(self, packet) -> None:
+        packet.pts -= self.offset
+        packet.dts -= self.offset
+        packet.stream = self.stream
+        self.output.mux(packet)
+        self.frames += 1
+
+    def finish(self, time_base: Fraction) -> None:
+        out_tb = Fraction(self.stream.time_base)
+        if (time_base / out_tb).denominator != 1:
+            self.discard()
+            raise DatasetError(Problem(f"the muxer changed the time base {time_base} to {out_tb}"))
+        self.stack.close()
+
+    def discard(self) -> None:
+        self.stack.__exit__(_Discard, _Discard(), None)
+
+
+def cut_episodes(source: str, spans: Sequence[tuple[float, float]], dests: Sequence[str], *,
+                 tolerance_s: float = 1e-4, fps: float | None = None,
+                 reencode: EncoderSettings | None = None) -> list[EpisodeCut]:
+    """Cut episodes out of the concatenated video ``source`` into ``dests`` by stream copy, in one pass.
+
+    Episode e is every frame presented in ``[from - tolerance, to - tolerance)`` of ``spans[e] = (from, to)``
+    (v3.0's ``from_timestamp``/``to_timestamp``, in order, not overlapping); its packets are shifted back by
+    ``from`` (rounded to the time base) so that it starts at 0, DTS included (B-frames keep their decode delay).
+    A stream copy needs the episode's packets to be one run in decode order starting on a keyframe (lerobot's
+    files concatenate per-episode encodes, so they are); otherwise the episode is decoded and re-encoded alone
+    with ``reencode`` (frame times rounded to 1 / ``fps``), or, without it, not written.
+    """
+    if len(spans) != len(dests):
+        raise ValueError("cut_episodes needs one destination per span")
+    if reencode is not None and not fps:
+        raise ValueError("re-encoding needs the frame rate")
+    if any(b[0] < a[1] - tolerance_s for a, b in zip(spans, spans[1:])):
+        raise ValueError("spans must be in order and must not overlap")
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        time_base = Fraction(stream.time_base)
+        tolerance = Fraction(tolerance_s)
+        lows = [math.ceil((Fraction(start) - tolerance) / time_base) for start, _ in spans]
+        highs = [math.ceil((Fraction(end) - tolerance) / time_base) for _, end in spans]
+        offsets = [round(Fraction(start) / time_base) for start, _ in spans]
+        reasons: dict[int, str] = {}
+        frames: dict[int, int] = {}
+        run, current = None, None
+        try:
+            for packet in container.demux(stream):
+                if packet.dts is None and packet.pts is None:
+                    continue  # flush packet
+                if packet.pts is None or packet.dts is None:
+                    raise DatasetError(Problem("a packet without PTS or DTS: cannot cut it", path=str(source)))
+                found = bisect.bisect_right(lows, packet.pts) - 1
+                episode = found if found >= 0 and packet.pts < highs[found] else None
+                if episode != current and run is not None:
+                    run.finish(time_base)
+                    frames[current] = run.frames
+                    run = None
+                if episode is None or episode in reasons:
+                    current = episode
+                    continue
+                if episode != current:
+                    current = episode
+                    if episode in frames:
+                        _discard_written(dests[episode])
+                        reasons[episode] = "its frames are interleaved with other frames in decode order"
+                        continue
+                    if not packet.is_keyframe:
+                        reasons[episode] = "it does not start on a keyframe"
+                        continue
+                    offsets[episode] = min(offsets[episode], packet.pts)
+                    run = _Run(dests[episode], stream, offsets[episode])
+                if packet.pts < run.offset:
+                    run.discard()
+                    run = None
+                    reasons[episode] = "a frame is presented before the episode's first keyframe (open GOP)"
+                    continue
+                run.mux(packet)
+            if run is not None:
+                run.finish(time_base)
+                frames[current] = run.frames
+                run = None
+        finally:
+            if run is not None:
+                run.discard()
+    for episode in range(len(spans)):
+        if episode not in frames and episode not in reasons:
+            reasons[episode] = "no frame of the file lies in its time range"
+    cuts = []
+    for episode, dest in enumerate(dests):
+        reason = reasons.get(episode)
+        if reason is None:
+            cuts.append(EpisodeCut(frames[episode]))
+        elif reencode is None or reason.startswith("no frame"):
+            cuts.append(EpisodeCut(0, reason))
+        else:
+            rgb = _decoded(source, lows[episode], highs[episode], offsets[episode])
+            cuts.append(EpisodeCut(encode_frames(rgb, dest, fps, reencode), reason))
+    return cuts
+
+
+def _discard_written(dest: str) -> None:
+    if os.path.exists(dest):
+        os.remove(dest)
+
+
+def _decoded(path: str, low: int, high: int, offset: int) -> Iterator[tuple[float, object]]:
+    """``(time - offset, rgb)`` of the frames presented in ``[low, high)`` (time-base ticks), in order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        time_base = Fraction(stream.time_base)
+        container.seek(low, backward=True, any_frame=False, stream=stream)
+        for frame in container.decode(stream):
+            if frame.pts is None or frame.pts < low:
+                continue
+            if frame.pts >= high:
+                break
+            yield float((frame.pts - offset) * time_base), frame.to_ndarray(format="rgb24")

@@ -27,7 +27,7 @@ REF061 = "lerobot-0.6.1"  # the current release (Python 3.12): test_v30_parity.p
 
 
 def _fixture_specs() -> dict:
-    from dask_stats.sample import Camera, SampleSpec
+    from dask_stats.synthetic import Camera, SampleSpec
 
     # Episode 0 is the longest in "h264" and "av1": there the official converter's global-row
     # timestamps (reference.md §2.3 step 3) coincide with each episode's own, so its output is right and
@@ -80,7 +80,7 @@ def _ramp_frames(length: int, height: int, width: int, phase: int) -> np.ndarray
 
 def _ramp_videos(root: Path) -> None:
     """Re-encode every video of ``root`` with ramp frames and refresh stats.json's video entries."""
-    from dask_stats.sample import decode_all, encode_video
+    from dask_stats.synthetic import decode_all, encode_video
 
     info = json.loads((root / "meta" / "info.json").read_text())
     episodes = [json.loads(x) for x in (root / "meta" / "episodes.jsonl").read_text().splitlines() if x.strip()]
@@ -137,7 +137,7 @@ class ParityWorld:
     # -- fixture datasets --------------------------------------------------------------------------
     def dataset(self, name: str) -> Path:
         def make() -> Path:
-            from dask_stats.sample import make_dataset
+            from dask_stats.synthetic import make_dataset
 
             root = self.base / "datasets" / name
             make_dataset(root, self.specs[name])

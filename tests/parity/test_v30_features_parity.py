@@ -55,7 +55,7 @@ NUM_BINS = 5000  # lerobot 0.6.1's RunningQuantileStats(num_quantile_bins=5000);
 
 
 def _specs() -> dict:
-    from dask_stats.sample import Camera, SampleSpec
+    from dask_stats.synthetic import Camera, SampleSpec
 
     return {
         # Item 1 and 3: numeric columns of every kind, an h264 camera, a PNG column; episodes of 150 rows
@@ -235,7 +235,7 @@ def _episode_arrays(root: Path, records: list[dict], tag: str) -> dict[str, np.n
     """``num|tag/feature|ep`` rows of every numeric feature that we gave quantiles, and ``pix|tag/camera|ep``
     the sampled frames (PyAV, rgb24) of every video camera; frames by position (GR00T: frame_lookup index,
     and every generated video has one frame per row at its timestamp)."""
-    from dask_stats.sample import decode_all
+    from dask_stats.synthetic import decode_all
 
     info = json.loads((root / "meta" / "info.json").read_text())
     arrays: dict[str, np.ndarray] = {}
@@ -456,7 +456,7 @@ def test_lerobot_aggregated_quantiles_vs_true(fw):
                       f"{row['over_one_bin']}/{row['cases']} |")
     text = "\n".join([
         "# Quantiles: ours vs lerobot 0.6.1 (written by test_v30_features_parity.py)", "",
-        "Sets: `generated` = dask_stats.sample fixture (episodes of 150, 60, 37 rows; one 24x32 h264 camera, "
+        "Sets: `generated` = dask_stats.synthetic fixture (episodes of 150, 60, 37 rows; one 24x32 h264 camera, "
         "100/60/37 sampled frames); `gr00t` = ../shared/realdata/gr00t_pick_n_place (5 episodes, 2096 rows, "
         "ego_view 256x256, 100 sampled frames each).  Pixels in [0, 1].", "",
         "## Per episode: |ours (np.quantile) - lerobot's 5000-bin estimate|, in its bins ((max-min)/5000 of the "
@@ -544,7 +544,7 @@ def test_gr00t_v30_frames_in_lerobot061(fw):
 
 def gr00t_source_frames(fw) -> dict:
     """{"pixels": {(camera, episode): (first, last)}}: the ego_view episode videos decoded with PyAV."""
-    from dask_stats.sample import decode_all
+    from dask_stats.synthetic import decode_all
 
     def make() -> dict:
         out = {"pixels": {}}
@@ -583,7 +583,7 @@ def b_frames_dataset(fw) -> Path:
     B-frames (their first packet's dts is below its pts: the muxer's negative dts)."""
     import av
 
-    from dask_stats.sample import _frames
+    from dask_stats.synthetic import _frames
 
     def make() -> Path:
         root = fw.dataset(B_FRAMES_FIXTURE)

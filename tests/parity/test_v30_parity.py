@@ -6,7 +6,7 @@ layer) and ``lerobot-0.6.1`` (Python 3.12, its own torch).  Both load a dataset 
 length, episodes, ``meta.stats``, the per-episode stats columns, and the first and last frame of every
 episode (row values + every camera decoded by lerobot's default backend, as uint8 HWC).
 
-Official path (runs today):  v2.0 fixture (dask_stats.sample) -> v2.1 with ``dask_stats.convert`` ->
+Official path (runs today):  v2.0 fixture (dask_stats.synthetic) -> v2.1 with ``dask_stats.convert`` ->
 v3.0 with lerobot 0.4.4's converter -> opened by 0.4.4 and by 0.6.1.  Checks the plumbing: length, stats
 present, and every episode's first/last frame equal to the source v2.0 video frames decoded with PyAV.
 
@@ -53,7 +53,7 @@ V30_FIXTURE = "v30_mixed"
 
 
 def _v30_specs() -> dict:
-    from dask_stats.sample import Camera, SampleSpec
+    from dask_stats.synthetic import Camera, SampleSpec
 
     # Small, but every kind of column: an h264 and an AV1 camera of different sizes (the v3.0 video files
     # concatenate per camera), a PNG image column in the Parquet, float32/float64 vectors, bool, int64.
@@ -148,12 +148,12 @@ def lerobot_view(env_name: str, dataset_dir: Path, repo_id: str = REPO_ID, *, wo
 def source_frames(root: Path) -> dict:
     """First and last frame of every episode of the v2.0 dataset at ``root``, as the source has them.
 
-    Videos decoded with PyAV (``dask_stats.sample.decode_all``: every frame, rgb24), image columns from the
+    Videos decoded with PyAV (``dask_stats.synthetic.decode_all``: every frame, rgb24), image columns from the
     PNG bytes in the Parquet.  Also the source rows (index, frame_index, timestamp, task).
     """
     from PIL import Image
 
-    from dask_stats.sample import decode_all
+    from dask_stats.synthetic import decode_all
 
     info = json.loads((root / "meta" / "info.json").read_text())
     tasks = {json.loads(x)["task_index"]: json.loads(x)["task"]
@@ -196,7 +196,7 @@ def require_v30_convert(convert) -> None:
         if not takes_kwargs and not {"to", "quantiles"} <= set(params):
             reason = "dask_stats.convert has no `to`/`quantiles` parameters"
         else:
-            from dask_stats.sample import Camera, SampleSpec, make_dataset
+            from dask_stats.synthetic import Camera, SampleSpec, make_dataset
 
             with tempfile.TemporaryDirectory(prefix="v30probe-") as tmp:
                 src = make_dataset(Path(tmp) / "src", SampleSpec(lengths=[3, 2], cameras={"observation.images.top":

@@ -12,5 +12,3 @@ STATS = "meta/stats.json"
 DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 DEFAULT_CHUNKS_SIZE = 1000
-
-WRITTEN_BY_V21 = (EPISODES_STATS, INFO)  # the files a v2.1 conversion writes, in commit order

@@ -118,14 +118,6 @@ def episodes_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema | None =
                     schema=schema)
 
 
-def write_episodes_file(dest: str, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Write one meta/episodes Parquet file (atomically); returns its size in bytes."""
-    table = episodes_table(rows)
-    with atomic_path(dest) as tmp:
-        pq.write_table(table, tmp, compression="snappy")
-    return os.path.getsize(dest)
-
-
 def write_episodes(
     root: str,
     rows: Sequence[Mapping[str, Any]],

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ...errors import DatasetError, Problem
 from ...plan import Episode, Kinds, Plan
 from ...storage import Store
-from ..v2 import layout
+from .layout import STATS_PATH
 from .reader import read_dataset
 
 
@@ -29,5 +29,5 @@ def plan_v30(store: Store, info: dict, kinds: Kinds, problems: list[Problem]) ->
                                 rows=(ep.dataset_from_index - start, ep.dataset_to_index - start),
                                 video_offsets={key: ref.from_timestamp for key, ref in videos.items()}))
     plan = Plan(store, info, kinds.numeric, kinds.images, kinds.videos, kinds.skipped, episodes,
-                has_stats_json=store.is_file(store.path(layout.STATS)))
+                has_stats_json=store.is_file(store.path(STATS_PATH)))
     return plan, problems

@@ -30,7 +30,9 @@ class VideoRef:
 
 
 @dataclass(frozen=True)
-class Episode:
+class EpisodeEntry:
+    """One row of meta/episodes: where the episode's rows and frames are."""
+
     index: int
     length: int
     tasks: tuple[str, ...]
@@ -45,7 +47,7 @@ class Episode:
 class DatasetV30:
     info: dict
     tasks: dict[int, str]  # task_index -> task
-    episodes: list[Episode]
+    episodes: list[EpisodeEntry]
 
     @property
     def video_keys(self) -> list[str]:
@@ -125,7 +127,7 @@ _REQUIRED = ("episode_index", "tasks", "length", "data/chunk_index", "data/file_
              "dataset_from_index", "dataset_to_index")
 
 
-def read_episodes(store: Store | str, info: dict | None = None) -> list[Episode]:
+def read_episodes(store: Store | str, info: dict | None = None) -> list[EpisodeEntry]:
     """Every episode's locations (stats columns are not read), validated for consistency."""
     store = _store(store)
     info = info if info is not None else read_info(store)
@@ -136,7 +138,7 @@ def read_episodes(store: Store | str, info: dict | None = None) -> list[Episode]
                                    path=store.display(store.path(EPISODES_DIR))))
     wanted = list(_REQUIRED) + [f"videos/{k}/{c}" for k in video_keys
                                 for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
-    episodes: list[Episode] = []
+    episodes: list[EpisodeEntry] = []
     problems: list[Problem] = []
     for relative in files:
         full = store.path(relative)
@@ -201,7 +203,7 @@ def _episode(row: dict, info: dict, video_keys: list[str], position: int, where:
     if problems:
         return None, problems
     data_path = info["data_path"].format(chunk_index=data_index.chunk, file_index=data_index.file)
-    return Episode(index, length, tuple(row["tasks"] or ()), data_path, data_index, start, stop, videos), []
+    return EpisodeEntry(index, length, tuple(row["tasks"] or ()), data_path, data_index, start, stop, videos), []
 
 
 def read_episode_stats(store: Store | str) -> dict[int, dict[str, dict[str, Any]]]:

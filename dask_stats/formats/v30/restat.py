@@ -6,11 +6,11 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ...hub.push import V30_STATS
 from ...plan import Plan
-from ...stats.moments import MomentsTable
-from ...storage import Store
 from ...storage.atomic import atomic_path
-from ..v2 import layout
+from ..base import Computed, Writer
+from .layout import STATS_PATH
 from .meta import episodes_table, flatten_stats, stats_by_episode, write_stats
 from .reader import episodes_files
 from .writer import dataset_stats
@@ -20,26 +20,33 @@ STATS_PREFIX = "stats/"
 
 def written_files(plan: Plan) -> list[str]:
     """The files a recomputation replaces (relative): every meta/episodes file and meta/stats.json."""
-    return [*episodes_files(plan.store), layout.STATS]
+    return [*episodes_files(plan.store), STATS_PATH]
 
 
-def commit_restat(plan: Plan, target: Store, records: list[dict], tables: dict[str, MomentsTable],
-                  quantiles: dict | None) -> None:
-    """Write the new per-episode stats into the meta/episodes files and the dataset stats into stats.json, in
-    ``target`` (the dataset itself, or a copy made here with its data and videos hard-linked)."""
-    if target != plan.store:
-        plan.store.mirror_to(target, skip=set(written_files(plan)))
-    stats = stats_by_episode(records)
-    for relative in episodes_files(plan.store):
-        with plan.store.source(plan.store.path(relative)) as source:
-            table = pq.read_table(source)
-        kept = [name for name in table.column_names if not name.startswith(STATS_PREFIX)]
-        table = table.select(kept)
-        fresh = episodes_table([flatten_stats(stats[i]) for i in table.column("episode_index").to_pylist()])
-        position = next((i for i, name in enumerate(kept) if name.startswith("meta/episodes/")), len(kept))
-        for offset, name in enumerate(fresh.column_names):  # where lerobot puts them: before meta/episodes/*
-            table = table.add_column(position + offset, pa.field(name, fresh.schema.field(name).type),
-                                     fresh.column(name))
-        with atomic_path(target.path(relative)) as tmp:
-            pq.write_table(table, tmp, compression="snappy")
-    write_stats(target.path(layout.STATS), dataset_stats(plan, tables, quantiles))
+class RestatWriter(Writer):
+    """New stats for a v3.0 dataset, in place or into a copy made here with its data and videos hard-linked."""
+
+    format = "v3.0"
+    push_layout = V30_STATS
+    dataset_quantiles = True
+    description = "its stats (meta/episodes and meta/stats.json)"
+
+    def commit(self, computed: Computed) -> None:
+        """Write the new per-episode stats into the meta/episodes files and the dataset stats into stats.json."""
+        plan, target = self.plan, self.target
+        if target != plan.store:
+            plan.store.mirror_to(target, skip=set(written_files(plan)))
+        stats = stats_by_episode(computed.records)
+        for relative in episodes_files(plan.store):
+            with plan.store.source(plan.store.path(relative)) as source:
+                table = pq.read_table(source)
+            kept = [name for name in table.column_names if not name.startswith(STATS_PREFIX)]
+            table = table.select(kept)
+            fresh = episodes_table([flatten_stats(stats[i]) for i in table.column("episode_index").to_pylist()])
+            position = next((i for i, name in enumerate(kept) if name.startswith("meta/episodes/")), len(kept))
+            for offset, name in enumerate(fresh.column_names):  # where lerobot puts them: before meta/episodes/*
+                table = table.add_column(position + offset, pa.field(name, fresh.schema.field(name).type),
+                                         fresh.column(name))
+            with atomic_path(target.path(relative)) as tmp:
+                pq.write_table(table, tmp, compression="snappy")
+        write_stats(target.path(STATS_PATH), dataset_stats(plan, computed.tables, computed.quantiles))

@@ -10,6 +10,7 @@ old tree is kept beside it as ``<root>_old``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from contextlib import ExitStack
@@ -17,19 +18,21 @@ from pathlib import Path
 
 import dask
 import numpy as np
+import pyarrow.parquet as pq
 
 from ...engine.tasks import Task, task_key
 from ...errors import DatasetError, Location, Problem, TaskError
+from ...hub.push import V30
 from ...options import Options
 from ...plan import Plan, read_jsonl
 from ...stats.moments import MomentsTable
 from ...stats.records import finalize
-from ...storage import Store
-from ...video.frames import verify_episode_frames
-from ...video.remux import concat_videos, probe
+from ...storage import OUTPUT_MARKER, Store
+from ...video import concat_videos, first_last_frame_times, stream_signature, verify_episode_frames
+from ..base import Computed, Writer
 from ..v2 import layout as v2
 from .data import write_data_file
-from .grouping import Group, group_by_size
+from .grouping import group_by_size
 from .layout import CHUNKS_SIZE, data_path, video_path
 from .meta import episode_row, info_v30, stats_by_episode, write_episodes, write_info, write_stats, write_tasks
 from .reader import read_dataset
@@ -38,17 +41,26 @@ PROBES_PER_TASK = 64  # videos whose headers one probe task reads
 V2_META = {v2.INFO, v2.EPISODES, v2.TASKS, v2.EPISODES_STATS, v2.STATS}
 
 
-class V30Build:
+class V30Writer(Writer):
     """The v3.0 tree of ``plan`` for ``target`` (local), built in ``staging`` and committed by :meth:`commit`."""
 
+    format = "v3.0"
+    push_layout = V30
+    dataset_quantiles = True
+    description = "a v3.0 dataset (concatenated data and video files, stats in meta/episodes and meta/stats.json)"
+
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
-        self.plan, self.options, self.in_place = plan, options, in_place
+        super().__init__(plan, target, options, in_place)
         self.remote = not target.local
         self.final = Path(target.root)
         self.staging = self.final.with_name(self.final.name + ".v3.0-partial")
         self.old = self.final.with_name(self.final.name + "_old")
         sizes = [plan.store.size(ep.data_path) for ep in plan.episodes]
         self.data_groups = group_by_size(sizes, options.stats.data_file_size_in_mb)
+
+    @property
+    def partial(self) -> str:
+        return str(self.staging)
 
     def problems(self) -> list[Problem]:
         """Why this build cannot start (before any work)."""
@@ -58,10 +70,45 @@ class V30Build:
         if self.in_place and self.old.exists():
             return [Problem(f"{self.old} exists: the old tree would be kept there", path=str(self.old),
                             fix="move or remove it, or write a copy with --output")]
+        return self._space_problems()
+
+    def _space_problems(self) -> list[Problem]:
+        """The new tree needs about the size of the source's data and videos (stream copies, no re-encoding)."""
+        store = self.plan.store
+        need = sum(store.size(path) for ep in self.plan.episodes for path in (ep.data_path, *ep.video_paths.values())
+                   if store.is_file(path))
+        need += need // 50 + (16 << 20)  # Parquet rewrite overhead and meta/
+        if self.staging.exists():
+            need -= sum(p.stat().st_size for p in self.staging.rglob("*") if p.is_file())
+        parent = self.staging.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        free = shutil.disk_usage(parent).free
+        if need > free:
+            return [Problem(f"not enough free space for the v3.0 tree: it needs about {need / 2**20:,.0f} MB, "
+                            f"{free / 2**20:,.0f} MB are free", path=str(self.staging),
+                            fix="free some space, or write the copy elsewhere with --output")]
+        return []
+
+    def begin(self, resuming: bool) -> None:
+        """The staging tree holds this run's files only: one that no checkpointed result vouches for (another
+        run's, other file sizes, a changed source) is emptied; a directory of that name not made here is refused."""
+        marker = self.staging / OUTPUT_MARKER
+        if self.staging.exists() and not marker.exists():
+            raise DatasetError(Problem(f"{self.staging} exists and was not made by dask_stats", path=str(self.staging),
+                                       fix="move or remove it (dask_stats builds the v3.0 tree there)"))
+        if self.staging.exists() and not resuming:
+            shutil.rmtree(self.staging)
+        self.staging.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"source": self.plan.store.display(self.plan.store.root)}))
+
+    def aftermath(self) -> list[str]:
+        if self.in_place:
+            return [f"move the v2.x tree to {self.old} and the new tree from {self.staging} to {self.final}"]
         return []
 
     # -- phase 1 ------------------------------------------------------------------------------------
-    def first_tasks(self) -> list[Task]:
+    def tasks(self) -> list[Task]:
         """The data file tasks and the video probe tasks."""
         plan, store = self.plan, self.plan.store
         tasks = []
@@ -72,7 +119,7 @@ class V30Build:
             sources = [ep.data_path[cut:] for ep in episodes]
             dest = str(self.staging / data_path(group.index))
             where = Location(episodes[0].index, path=store.display(episodes[0].data_path))
-            key = task_key("v30-data", [ep.index for ep in episodes])
+            key = task_key("v30-data", [ep.index for ep in episodes], plan.run)
             tasks.append(Task("v30-data", [ep.index for ep in episodes], where,
                               dask.delayed(write_data_file)(store, sources, dest, first_index, dask_key_name=key),
                               output=dest))
@@ -82,18 +129,19 @@ class V30Build:
                 episodes = plan.episodes[start:start + PROBES_PER_TASK]
                 indices = [ep.index for ep in episodes]
                 where = Location(indices[0], feature, store.display(episodes[0].video_paths[feature]))
-                key = task_key(f"v30-probe-{feature}", indices)
+                key = task_key(f"v30-probe-{feature}", indices, plan.run)
                 paths = [ep.video_paths[feature] for ep in episodes]
                 tasks.append(Task("v30-probe", indices, where,
                                   dask.delayed(_signatures)(store, paths, feature, indices, dask_key_name=key),
                                   feature=feature))
+        self.first = tasks
         return tasks
 
-
     # -- phase 2 ------------------------------------------------------------------------------------
-    def video_tasks(self, results: dict[str, object], first: list[Task]) -> tuple[list[Task], dict]:
-        """The stream-copy tasks, from the probes and data files of phase 1; also the video groups by camera."""
-        plan, store = self.plan, self.plan.store
+    def later_tasks(self, files: dict[str, object]) -> list[Task]:
+        """The stream-copy tasks, from the probes and data files of phase 1 (the video groups by camera are kept
+        for the commit)."""
+        plan, store, first, results = self.plan, self.plan.store, self.first, files
         times = self._episode_times(results, first)
         by_timestamp = self.options.stats.frame_lookup == "timestamp"
         tasks, groups = [], {}
@@ -108,12 +156,13 @@ class V30Build:
                 dest = str(self.staging / video_path(feature, group.index))
                 checks = [times[i] for i in indices]
                 where = Location(indices[0], feature, store.display(episodes[0].video_paths[feature]))
-                key = task_key(f"v30-video-{feature}", indices)
+                key = task_key(f"v30-video-{feature}", indices, plan.run)
                 delayed = dask.delayed(_concat_and_verify)(store, [ep.video_paths[feature] for ep in episodes], dest,
                                                            checks, indices, feature, self.options.stats.tolerance_s,
                                                            by_timestamp, dask_key_name=key)
                 tasks.append(Task("v30-video", indices, where, delayed, feature=feature, output=dest))
-        return tasks, groups
+        self.copies, self.video_groups = tasks, groups
+        return tasks
 
     def _episode_times(self, results: dict[str, object], first: list[Task]) -> dict[int, tuple[float, float]]:
         times = {}
@@ -123,18 +172,17 @@ class V30Build:
         return times
 
     # -- commit -------------------------------------------------------------------------------------
-    def commit(self, records: list[dict], tables: dict[str, MomentsTable], results: dict[str, object],
-               video_tasks: list[Task], video_groups: dict[str, list[Group]], quantiles: dict | None = None) -> Path:
+    def commit(self, computed: Computed) -> None:
         """Write meta/ into the staging tree, read it back, then move the tree into place."""
-        plan, staging = self.plan, self.staging
+        plan, staging, results = self.plan, self.staging, computed.files
         episodes_meta = {r["episode_index"]: r for r in read_jsonl(plan.store, v2.EPISODES)}
         task_names = {r["task_index"]: r["task"] for r in read_jsonl(plan.store, v2.TASKS)}
         spans = {}
-        for task in video_tasks:
+        for task in self.copies:
             spans.update({(task.feature, ep): span for ep, span in zip(task.episodes, results[task.key])})
         video_files = {(feature, plan.episodes[i].index): group.index
-                       for feature, groups in video_groups.items() for group in groups for i in group.episodes}
-        stats = stats_by_episode(records)
+                       for feature, groups in self.video_groups.items() for group in groups for i in group.episodes}
+        stats = stats_by_episode(computed.records)
         rows, start = [], 0
         data_files = {plan.episodes[i].index: group.index for group in self.data_groups for i in group.episodes}
         for ep in plan.episodes:
@@ -143,6 +191,7 @@ class V30Build:
                                     data_files[ep.index], start, videos, stats[ep.index]))
             start += ep.length
         sizes = self.options.stats
+        shutil.rmtree(staging / "meta", ignore_errors=True)  # meta/ is written whole by this commit
         write_episodes(str(staging), rows, limit_mb=sizes.data_file_size_in_mb)
         write_tasks(str(staging / "meta/tasks.parquet"), task_names)
         info = info_v30(plan.info, chunks_size=CHUNKS_SIZE, data_files_size_in_mb=sizes.data_file_size_in_mb,
@@ -152,10 +201,11 @@ class V30Build:
         info["features"] = {name: ft for name, ft in info["features"].items()
                             if ft.get("dtype") != "video" or name in plan.videos}
         write_info(str(staging / "meta/info.json"), info)
-        write_stats(str(staging / "meta/stats.json"), dataset_stats(plan, tables, quantiles))
+        write_stats(str(staging / "meta/stats.json"), dataset_stats(plan, computed.tables, computed.quantiles))
         self._copy_extras()
         read_dataset(str(staging))  # the tree reads back as a v3.0 dataset
-        return self._swap()
+        self._check_tree()
+        self._swap()
 
     def _copy_extras(self) -> None:
         """Files that are not part of the v2.x layout (a README, extra metadata) come along, hard-linked."""
@@ -172,13 +222,42 @@ class V30Build:
             except OSError:
                 shutil.copy2(source, dest)
 
-    def _swap(self) -> Path:
+    def _check_tree(self) -> None:
+        """The staging tree holds exactly the plan: every planned data and video file (anything else, such as the
+        temporary file of a killed write, is removed), ``total_frames`` rows and ``index`` 0..total_frames-1."""
+        planned = {self.staging / data_path(group.index) for group in self.data_groups}
+        planned |= {Path(task.output) for task in self.copies}
+        present = {path for path in self.staging.rglob("*") if path.is_file() or path.is_symlink()}
+        kept = {path for path in present if path.relative_to(self.staging).parts[0] not in ("data", "videos")}
+        missing = sorted(planned - present)
+        if missing:
+            raise DatasetError([Problem("a planned file is missing from the staging tree", path=str(path),
+                                        fix="run the same command again") for path in missing])
+        for stray in present - planned - kept:
+            stray.unlink()
+        (self.staging / OUTPUT_MARKER).unlink()
+        rows, low, high = 0, None, None
+        for path in sorted(p for p in planned if p.suffix == ".parquet"):
+            meta = pq.ParquetFile(path).metadata
+            rows += meta.num_rows
+            column = next(i for i in range(meta.num_columns) if meta.schema.column(i).path == "index")
+            for group in range(meta.num_row_groups):
+                stats = meta.row_group(group).column(column).statistics
+                if stats is not None and stats.has_min_max:
+                    low = stats.min if low is None else min(low, stats.min)
+                    high = stats.max if high is None else max(high, stats.max)
+        total = self.plan.total_frames
+        if rows != total or (low, high) != (0, total - 1):
+            raise DatasetError(Problem(f"the new data files hold {rows} rows with index {low}..{high}; the plan has "
+                                       f"{total} rows, index 0..{total - 1}", path=str(self.staging),
+                                       fix="run the same command again with --no-resume"))
+
+    def _swap(self) -> None:
         if self.in_place:
             os.rename(self.final, self.old)
         elif self.final.exists():
             self.final.rmdir()  # an empty --output directory
         os.rename(self.staging, self.final)
-        return self.final
 
 
 def dataset_stats(plan: Plan, tables: dict[str, MomentsTable], quantiles: dict | None = None) -> dict:
@@ -197,7 +276,7 @@ def _signatures(store: Store, paths: list[str], feature: str, episodes: list[int
     for episode, path in zip(episodes, paths):
         try:
             with store.local_file(path) as local:
-                out.append(probe(local))
+                out.append(stream_signature(local))
         except Exception as exc:  # noqa: BLE001 - any container error names the file
             problems.append(Problem(f"the video cannot be probed: {exc}", episode=episode, feature=feature,
                                     path=store.display(path)))
@@ -225,7 +304,7 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[
         for path, source, (start, end), episode, rows in zip(sources, local, spans, episodes, times):
             shift = 0.0
             if not by_timestamp:
-                frames = _first_last_frame_times(source)
+                frames = first_last_frame_times(source)
                 shift = frames[0] - rows[0]
                 if abs(rows[1] + shift - frames[1]) > tolerance_s:
                     problems.append(Problem(
@@ -245,9 +324,29 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[
     return shifted
 
 
-def _first_last_frame_times(path: str) -> tuple[float, float]:
-    from ...video.pyav_backend import PyAVReader
 
-    with PyAVReader(path) as reader:
-        times = reader.frame_times()
-    return float(times[0]), float(times[-1])
+def finish_swap(root: str) -> Problem | None:
+    """Finish an in-place conversion interrupted between its two renames (the v2.x tree already in ``<root>_old``,
+    the complete v3.0 tree still in ``<root>.v3.0-partial``, no ``<root>``); what was done, or None."""
+    final = Path(root)
+    staging, old = final.with_name(final.name + ".v3.0-partial"), final.with_name(final.name + "_old")
+    if final.exists() or not old.is_dir() or not staging.is_dir() or (staging / OUTPUT_MARKER).exists():
+        return None  # the marker goes just before the swap: with it, the tree was not complete
+    os.rename(staging, final)
+    return Problem(f"finished the swap of an interrupted conversion: {final} is the v3.0 dataset, the v2.x tree is "
+                   f"in {old}", severity="warning", path=str(final))
+
+
+def interrupted_swap(root: str) -> Problem | None:
+    """What ``check`` says of a conversion interrupted between its two renames (see :func:`finish_swap`)."""
+    final = Path(root)
+    staging, old = final.with_name(final.name + ".v3.0-partial"), final.with_name(final.name + "_old")
+    if final.exists() or not old.is_dir() or not staging.is_dir():
+        return None
+    if (staging / OUTPUT_MARKER).exists():
+        return Problem(f"an in-place conversion to v3.0 was interrupted before its commit: the v2.x tree is in {old}, "
+                       f"the unfinished v3.0 tree in {staging}", path=str(final),
+                       fix=f"move {old} back to {final} and run the conversion again")
+    return Problem(f"an in-place conversion to v3.0 was interrupted between its two renames: the v2.x tree is in "
+                   f"{old}, the finished v3.0 tree in {staging}", path=str(final),
+                   fix="run the same convert command again: it finishes the swap")

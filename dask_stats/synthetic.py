@@ -111,7 +111,7 @@ def decode_iter(path: Path) -> Iterator[np.ndarray]:
             yield frame.to_ndarray(format="rgb24")
 
 
-class PixelHistogram:
+class FrameTally:
     """Per-channel counts of the 256 values of uint8 RGB frames: their exact stats in bounded memory."""
 
     def __init__(self):
@@ -224,7 +224,7 @@ def make_dataset(root: str | Path, spec: SampleSpec | None = None) -> Path:
     columns = {k: v for k, v in features.items() if v["dtype"] != "video"}
 
     arrays_by_feature: dict[str, list[np.ndarray]] = {k: [] for k in features}  # numeric columns (small)
-    pixels = {k: PixelHistogram() for k, ft in features.items() if ft["dtype"] in ("video", "image")}
+    pixels = {k: FrameTally() for k, ft in features.items() if ft["dtype"] in ("video", "image")}
     tasks = ["pick the cube", "place the cube"]
     episodes, offset = [], 0
     for ep, length in enumerate(spec.lengths):
