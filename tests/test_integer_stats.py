@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from helpers import FAST
 
 import dask_stats
-from dask_stats.sample import SampleSpec, make_dataset
+from dask_stats.synthetic import SampleSpec, make_dataset
 
 CLOCK = "observation.gripper_state"  # the sample's int64 scalar column, rewritten as a nanosecond clock
 START = 1_700_000_000_123_456_789

@@ -11,7 +11,7 @@ from helpers import FAST
 
 import dask_stats
 from dask_stats import cli
-from dask_stats.sample import SampleSpec, make_dataset
+from dask_stats.synthetic import SampleSpec, make_dataset
 from dask_stats.stats.moments import MomentsTable
 from dask_stats.stats.records import episode_records
 

@@ -11,7 +11,7 @@ from helpers import CAM, FAST, tree_digest
 import dask_stats
 from dask_stats import cli
 from dask_stats.errors import TaskError
-from dask_stats.sample import Camera, SampleSpec
+from dask_stats.synthetic import Camera, SampleSpec
 
 
 @pytest.fixture(scope="module")
