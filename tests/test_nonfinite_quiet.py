@@ -11,9 +11,9 @@ from helpers import FAST
 
 import dask_stats
 from dask_stats import cli
-from dask_stats.synthetic import SampleSpec, make_dataset
 from dask_stats.stats.moments import MomentsTable
 from dask_stats.stats.records import episode_records
+from dask_stats.synthetic import SampleSpec, make_dataset
 
 
 def _nonfinite_dataset(root):
