@@ -19,9 +19,9 @@ from .engine.checkpoint import Checkpoint, fingerprint, target_lock
 from .engine.progress import Phases
 from .engine.tasks import Results, Task, build_tasks, dataset_quantiles
 from .errors import DatasetError, NothingToDo, Problem, TaskError, VerificationError
-from .formats import Computed, finished_output, published_findings, recover
+from .formats import Computed, Writer, finished_output, published_findings, recover
 from .formats.v2 import layout
-from .options import Options
+from .options import Options, quantile_list
 from .plan import Plan, read_json
 from .stats.moments import MomentsTable
 from .stats.records import episode_records
@@ -98,7 +98,7 @@ def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *
     if output is not None and (problems := output_problems(source, target)):
         raise DatasetError(problems)
     plan, kind, findings = preflight(source, opts, get_backend(opts.stats.video_backend), in_place=output is None)
-    opts = replace(opts, stats=replace(opts.stats, to=kind.format))
+    opts = _for_writer(opts, kind)
     writer = kind(plan, target, opts, in_place=output is None)
     if writer.problems():
         raise DatasetError(writer.problems())
@@ -151,7 +151,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         with phase("planning and checking"):
             plan, kind, found = preflight(source, opts, backend, in_place=output is None, client=dask_client)
             findings += found
-            opts = replace(opts, stats=replace(opts.stats, to=kind.format))  # the target, for the fingerprint
+            opts = _for_writer(opts, kind)  # the target and its default quantiles, for the fingerprint
             plan.bind(opts.stats, target.display(target.root))  # task keys: this run's, and resumable
             writer = state["writer"] = kind(plan, target, opts, in_place=output is None)
             if writer.problems():
@@ -212,6 +212,13 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
                             plan.stats_features, plan.skipped, report, findings, timings, tasks=len(tasks),
                             resumed=resumed, format=writer.format, stats_file=writer.stats_file)
+
+
+def _for_writer(opts: Options, kind: type[Writer]) -> Options:
+    """The options of a run of writer ``kind``: its format as the target, and its default quantiles (lerobot's, where
+    the target has dataset-wide quantiles) unless quantiles were asked for."""
+    qs = opts.stats.quantiles if opts.stats.quantiles is not None else quantile_list(kind.dataset_quantiles)
+    return replace(opts, stats=replace(opts.stats, to=kind.format, quantiles=qs))
 
 
 def _videos(store: Store) -> int:
