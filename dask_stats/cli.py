@@ -168,9 +168,11 @@ def _convert(args) -> int:
     except NothingToDo as exc:
         print(_already_converted_line(root, args.output, exc))
         return 0
-    if not args.quiet:
-        if result.verification.warnings:
-            print(result.verification.table(only_problems=True))
+    if result.verification.warnings:
+        print(result.verification.table(only_problems=True))
+    if args.quiet:  # warnings still print, without the summary
+        print("".join(f"{warning}\n" for warning in result.warnings), end="", file=sys.stderr)
+    else:
         print(result.summary())
     return 0
 
@@ -307,15 +309,15 @@ def _claim_demo_dir(base: Path) -> bool:
     return True
 
 
-def _log_to_stderr(quiet: bool) -> None:
-    """dask_stats' own warnings on stderr (errors only with ``--quiet``); other libraries keep their own handlers
-    (a root handler would print huggingface_hub's messages a second time)."""
+def _log_to_stderr() -> None:
+    """dask_stats' own warnings on stderr (with ``--quiet`` too); other libraries keep their own handlers (a root
+    handler would print huggingface_hub's messages a second time)."""
     log = logging.getLogger("dask_stats")
     if not log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
-    log.setLevel(logging.ERROR if quiet else logging.WARNING)
+    log.setLevel(logging.WARNING)
 
 
 def _partial(exc: BaseException) -> str:
@@ -325,7 +327,7 @@ def _partial(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _log_to_stderr(quiet=getattr(args, "quiet", False))
+    _log_to_stderr()
     try:
         return {"convert": _convert, "check": _check, "demo": _demo, "checkpoints": _checkpoints}[args.command](args)
     except TaskError as exc:
@@ -366,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        from .storage import missing_credentials
+
+        hint = missing_credentials(exc, getattr(args, "root", None))
+        if hint:
+            print(f"dask_stats: {hint}", file=sys.stderr)
+            return 2
         print(f"dask_stats: unexpected error: {type(exc).__name__}: {exc}\n(run again with --debug for the "
               "traceback, and please report it)", file=sys.stderr)
         return 3

@@ -107,6 +107,10 @@ def read_json(store: Store, relative: str) -> dict:
     except FileNotFoundError:
         raise DatasetError(Problem(f"{relative} is missing", path=store.display(path),
                                    fix="point --root at a LeRobot v2.0 dataset directory")) from None
+    except NotADirectoryError:
+        raise DatasetError(Problem("the dataset root is a file, not a directory", path=store.display(store.root),
+                                   fix="point --root at a LeRobot dataset directory (the one holding "
+                                       "meta/info.json)")) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(Problem(f"{relative} is not valid JSON: {exc}", path=store.display(path))) from None
 
