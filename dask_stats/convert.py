@@ -112,6 +112,21 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         return _convert(source, target, opts, client)
 
 
+def read_through(root: str | os.PathLike, reader: type[Writer], *, client: Client | None = None,
+                 storage_options: dict | None = None, **options) -> Writer:
+    """Compute the stats of the dataset at ``root`` as :func:`convert` would (the same options; ``force`` is
+    implied) and hand them to ``reader``, a writer that writes nothing (e.g. the stats doctor's
+    ``formats.report.ReportWriter``); the dataset is only read.  Returns the committed reader."""
+    if reader.writes:
+        raise ValueError(f"{reader.__name__} writes: use convert()")
+    opts = Options.of(**{**options, "force": True})
+    source = Store(root, storage_options)
+    state: dict = {}
+    with target_lock(source):  # a conversion into the same dataset cannot change it under the report
+        _run(source, source, opts, client, state, reader=reader)
+    return state["writer"]
+
+
 def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
              storage_options: dict | None = None, **options) -> str:
     """What :func:`convert` with the same arguments would do, in one paragraph, without computing or writing
@@ -166,14 +181,19 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         raise
 
 
-def _run(source: Store, target: Store, opts: Options, client: Client | None, state: dict) -> ConversionResult:
+def _run(source: Store, target: Store, opts: Options, client: Client | None, state: dict,
+         reader: type[Writer] | None = None) -> ConversionResult:
+    """The conversion; ``reader``: a writer that writes nothing (``writes = False``), run instead of the one
+    :func:`formats.choose` picks, on a dataset that is only read."""
     backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
     start = time.perf_counter()
     output = None if target is source else target
-    findings = recover(source) if output is None else []  # e.g. finish a swap cut between its two renames
+    in_place = output is None and reader is None  # a reader changes nothing, not even in place
+    findings = recover(source) if in_place else []  # e.g. finish a swap cut between its two renames
     if output is not None:
         _check_output(source, target, opts)
-    target.remove_temporaries("meta")  # left by a run killed while writing
+    if reader is None:
+        target.remove_temporaries("meta")  # left by a run killed while writing
     if client is None and not opts.run.address():
         opts = replace(opts, run=replace(opts.run, scheduler=runner.local_kind(opts.run, _videos(source))))
     phase = Phases(quiet=opts.run.quiet)
@@ -184,11 +204,12 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         early = client is not None or opts.run.address() or opts.run.scheduler == "processes"
         dask_client = stack.enter_context(runner.open_client(opts.run, client)) if early else None
         with phase("planning and checking"):
-            plan, kind, found = preflight(source, opts, backend, in_place=output is None, client=dask_client)
+            plan, kind, found = preflight(source, opts, backend, in_place=in_place, client=dask_client)
             findings += found
+            kind = reader or kind
             opts = _for_writer(opts, kind)  # the target and its default quantiles, for the fingerprint
             plan.bind(opts.stats, target.display(target.root))  # task keys: this run's, and resumable
-            writer = state["writer"] = kind(plan, target, opts, in_place=output is None)
+            writer = state["writer"] = kind(plan, target, opts, in_place=in_place)
             if writer.problems():
                 raise DatasetError(writer.problems())
         timings = {"plan": time.perf_counter() - start}
@@ -230,7 +251,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):
         try:
-            report = verify_or_stop(plan, tables, opts)
+            report = verify_or_stop(plan, tables, opts, writer.verification)
         except VerificationError:
             checkpoint.clear()  # numbers that failed verification are never resumed (e.g. after restoring a file)
             raise
@@ -289,18 +310,18 @@ def nonfinite_warnings(plan: Plan, tables: dict[str, MomentsTable]) -> list[Prob
     ]
 
 
-def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options) -> VerificationReport:
-    """Compare with meta/stats.json; a blocking mismatch raises before anything is written."""
+def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options,
+                   mode: str = "gate") -> VerificationReport:
+    """Compare with meta/stats.json (``mode``: the writer's ``verification``, "gate" or "report"); a blocking
+    mismatch raises before anything is written."""
     if options.safety.skip_verify:
         return VerificationReport(False, "--skip-verify")
     stats_json = plan.store.path(layout.STATS)
     reference = json.loads(plan.store.read_text(stats_json)) if plan.has_stats_json else None
-    report = verify(tables, plan.features, reference, strict=options.safety.strict_verify)
+    report = verify(tables, plan.features, reference, strict=options.safety.strict_verify,
+                    mode=mode, levels=options.stats.quantile_levels)
     if report.failures:
-        raise VerificationError(Problem(
-            "the new stats disagree with meta/stats.json; nothing was written:\n" + report.table(only_problems=True),
-            path=plan.store.display(stats_json),
-            fix="check the dataset; if meta/stats.json itself is stale, use --skip-verify"))
+        raise VerificationError(report.problem(plan.store.display(stats_json)))
     return report
 
 

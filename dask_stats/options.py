@@ -68,6 +68,28 @@ def parse_bool(value: str | bool) -> bool:
 parse_bool.__name__ = "boolean"
 
 
+def dashboard_address(value: str) -> str:
+    """``HOST:PORT`` (a known host or IP, or none for every interface; a port 0-65535, 0: any free one) or
+    ``off``."""
+    import socket
+
+    text = str(value).strip()
+    if text == "off":
+        return text
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8787) or off, got {value!r}")
+    try:
+        if host:
+            socket.getaddrinfo(host.strip("[]"), None)
+    except (socket.gaierror, UnicodeError):
+        raise ValueError(f"unknown host {host!r} in {value!r} (e.g. 127.0.0.1:8787)") from None
+    return text
+
+
+dashboard_address.__name__ = "HOST:PORT"
+
+
 def option(default, help: str, *, parse: Callable | None = None, choices=None, metavar: str | None = None,
            many: bool = False, check: bool = False, bare=None, negative=None):
     """A dataclass field that is also a CLI flag: ``help`` and ``parse`` (value check and conversion) serve
@@ -175,7 +197,7 @@ class RunOptions:
                                            check=True)
     dashboard_address: str | None = option(None, "where the local cluster serves its dashboard (default: a free "
                                                  "port on 127.0.0.1, none with --quiet; 'off': none)",
-                                           metavar="HOST:PORT")
+                                           parse=dashboard_address, metavar="HOST:PORT")
     task_timeout: float | None = option(None, "give up on a video (one camera of one episode) or a Parquet partition "
                                               "after this long (default: 120 s + 0.05 s per frame; 300 s + ... for "
                                               "Parquet partitions)", parse=positive_float,

@@ -20,7 +20,8 @@ from .storage import Store
 
 NUMERIC_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64",
                   "uint8", "uint16", "uint32", "uint64", "bool"}
-NO_STATS_DTYPES = {"string"}  # like lerobot at recording time: no stats, no crash
+EXCLUDED = "excluded by --exclude-features"  # why a feature gets no stats, when the user said so
+NO_STATS_DTYPES = {"string", "language"}  # like lerobot at recording time: no stats, no crash
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,10 @@ def read_json(store: Store, relative: str) -> dict:
     except FileNotFoundError:
         raise DatasetError(Problem(f"{relative} is missing", path=store.display(path),
                                    fix="point --root at a LeRobot v2.0 dataset directory")) from None
+    except NotADirectoryError:
+        raise DatasetError(Problem("the dataset root is a file, not a directory", path=store.display(store.root),
+                                   fix="point --root at a LeRobot dataset directory (the one holding "
+                                       "meta/info.json)")) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(Problem(f"{relative} is not valid JSON: {exc}", path=store.display(path))) from None
 
@@ -165,7 +170,7 @@ def classify(features: dict, options: StatsOptions, info_path: str | None = None
             problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name,
                                     path=info_path))
         elif name in options.exclude_features:
-            kinds.skipped[name] = "excluded by --exclude-features"
+            kinds.skipped[name] = EXCLUDED
         elif dtype == "video":
             kinds.videos.append(name)
         elif dtype == "image":

@@ -39,7 +39,7 @@ from ..storage import Store
 
 log = logging.getLogger(__name__)
 
-FORMAT = 5  # of the saved task results (5: a video task returns a table of moments per camera); older: not reused
+FORMAT = 6  # of the saved task results (6: moments of integer data carry exact sums); older: not reused
 EXPIRY_DAYS = 14.0  # checkpoints unused for longer are removed when a conversion starts
 SUFFIX = ".sqlite"
 
@@ -86,6 +86,21 @@ class CheckpointInfo:
     tasks: int
     bytes: int
     modified: float  # Unix time of the last saved result
+
+
+@contextmanager
+def scratch_dir() -> Iterator[str]:
+    """A fresh directory for a local cluster's scratch space (Dask's ``dask-scratch-space/`` and its lock files)
+    under the cache (in the temporary directory if the cache cannot be written), removed on exit."""
+    try:
+        (cache_dir() / "scratch").mkdir(parents=True, exist_ok=True)
+        path = tempfile.mkdtemp(dir=cache_dir() / "scratch")
+    except OSError:
+        path = tempfile.mkdtemp(prefix="dask_stats-scratch-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager

@@ -23,6 +23,18 @@ from fsspec.implementations.local import LocalFileSystem
 from ..errors import DatasetError, Problem
 from .atomic import TEMP_SUFFIX, atomic_path
 
+_CREDENTIAL_ERRORS = {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}  # botocore's
+
+
+def missing_credentials(exc: BaseException, url: str | None) -> str | None:
+    """What to do when ``exc`` says an object store (S3) found no usable credentials for ``url``; None otherwise."""
+    if not any(kind.__name__ in _CREDENTIAL_ERRORS for kind in type(exc).__mro__):
+        return None
+    return (f"no S3 credentials for {url or 'the dataset'} ({exc}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(AWS_SESSION_TOKEN for temporary ones, AWS_ENDPOINT_URL for a non-AWS endpoint), or AWS_PROFILE with a "
+            "profile in ~/.aws/credentials; from Python, storage_options={'key': ..., 'secret': ...} (or "
+            "{'anon': True} for a public bucket)")
+
 
 class Store:
     """A dataset root on some filesystem; every path it hands out is a full path on that filesystem."""

@@ -8,6 +8,7 @@ from ...stats.records import info_text, jsonl_text
 from ...storage import OUTPUT_MARKER, mark_output
 from ..base import Computed, Writer
 from . import layout
+from .info import corrected_info
 
 
 class V21Writer(Writer):
@@ -34,7 +35,8 @@ class V21Writer(Writer):
                 if computed.after_copy is not None:
                     computed.after_copy()
             target.write_text(target.path(layout.EPISODES_STATS), jsonl_text(computed.records))
-            target.write_text(target.path(layout.INFO), info_text({**plan.info, "codebase_version": "v2.1"}))
+            info = corrected_info(plan.info, len(plan.episodes), plan.total_frames)[0]  # the preflight warned
+            target.write_text(target.path(layout.INFO), info_text({**info, "codebase_version": "v2.1"}))
             if self.options.safety.delete_old_stats:
                 target.remove(target.path(layout.STATS))
             if target != plan.store:
