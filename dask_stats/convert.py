@@ -19,11 +19,12 @@ from .engine.checkpoint import Checkpoint, fingerprint, target_lock
 from .engine.progress import Phases
 from .engine.tasks import Results, Task, build_tasks, dataset_quantiles
 from .errors import DatasetError, NothingToDo, Problem, TaskError, VerificationError
-from .formats import Computed, finished_output, published_findings, recover
+from .formats import Computed, Writer, finished_output, published_findings, recover
 from .formats.v2 import layout
-from .options import Options
+from .options import Options, quantile_list
 from .plan import Plan, read_json
 from .stats.moments import MomentsTable
+from .stats.quantiles import quantile_key
 from .stats.records import episode_records
 from .stats.verify import VerificationReport, verify
 from .storage import Store
@@ -43,10 +44,20 @@ class ConversionResult:
     verification: VerificationReport
     warnings: list[Problem] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    tasks: int = 0
-    resumed: int = 0  # tasks whose results came from an interrupted run's checkpoint
+    phases: list[tuple[int, int]] = field(default_factory=list)  # per phase of tasks: (resumed, tasks)
     format: str = "v2.1"  # what was written
     stats_file: str | None = layout.EPISODES_STATS  # the per-episode stats file written, relative (None: several)
+    quantiles: tuple[float, ...] = ()  # the quantile stats written
+    notes: list[str] = field(default_factory=list)  # what the commit did besides writing the target (the writer's)
+
+    @property
+    def tasks(self) -> int:
+        return sum(total for _, total in self.phases)
+
+    @property
+    def resumed(self) -> int:
+        """Tasks whose results came from an interrupted run's checkpoint."""
+        return sum(done for done, _ in self.phases)
 
     @property
     def episodes_stats_path(self) -> Path | str | None:
@@ -60,12 +71,26 @@ class ConversionResult:
         return (
             f"Converted {self.episodes} episodes, {self.frames} frames, {len(self.features)} features "
             f"in {self.timings.get('total', 0):.1f} s"
-            + (f" ({self.resumed} of {self.tasks} tasks resumed from a checkpoint)" if self.resumed else "")
+            + (f" ({_resumed_text(self.phases)} resumed from a checkpoint)" if self.resumed else "")
             + f"{skipped}\n"
             f"  verification: {self.verification.outcome}\n"
             f"  {self.format} dataset: {self.output}"
             + (f"\n  stats:        {self.episodes_stats_path}" if self.stats_file else "")
+            + f"\n  quantiles:    {quantile_names(self.quantiles) or 'none'}"
+            + "".join(f"\n  {note}" for note in self.notes)
         )
+
+
+def quantile_names(qs: tuple[float, ...]) -> str:
+    """lerobot's names of the quantile stats, "q01, q99" ("" for none)."""
+    return ", ".join(quantile_key(q) for q in qs)
+
+
+def _resumed_text(phases: list[tuple[int, int]]) -> str:
+    """"24 of 33 tasks", then ", then 2 of 2 follow-up tasks" for a writer's later phase: the counts printed when
+    each phase resumed."""
+    return ", then ".join(f"{done} of {total} {'tasks' if i == 0 else 'follow-up tasks'}"
+                          for i, (done, total) in enumerate(phases) if i == 0 or done)
 
 
 def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *, client: Client | None = None,
@@ -87,6 +112,21 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         return _convert(source, target, opts, client)
 
 
+def read_through(root: str | os.PathLike, reader: type[Writer], *, client: Client | None = None,
+                 storage_options: dict | None = None, **options) -> Writer:
+    """Compute the stats of the dataset at ``root`` as :func:`convert` would (the same options; ``force`` is
+    implied) and hand them to ``reader``, a writer that writes nothing (e.g. the stats doctor's
+    ``formats.report.ReportWriter``); the dataset is only read.  Returns the committed reader."""
+    if reader.writes:
+        raise ValueError(f"{reader.__name__} writes: use convert()")
+    opts = Options.of(**{**options, "force": True})
+    source = Store(root, storage_options)
+    state: dict = {}
+    with target_lock(source):  # a conversion into the same dataset cannot change it under the report
+        _run(source, source, opts, client, state, reader=reader)
+    return state["writer"]
+
+
 def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
              storage_options: dict | None = None, **options) -> str:
     """What :func:`convert` with the same arguments would do, in one paragraph, without computing or writing
@@ -95,23 +135,40 @@ def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *
     opts = Options.of(**options)
     source = Store(root, storage_options)
     target = Store(output, storage_options) if output is not None else source
-    if output is not None and (problems := output_problems(source, target)):
-        raise DatasetError(problems)
-    plan, kind, findings = preflight(source, opts, get_backend(opts.stats.video_backend), in_place=output is None)
-    opts = replace(opts, stats=replace(opts.stats, to=kind.format))
-    writer = kind(plan, target, opts, in_place=output is None)
+    in_place = output is None
+    if not in_place:
+        _check_output(source, target, opts)
+    plan, kind, findings = preflight(source, opts, get_backend(opts.stats.video_backend), in_place=in_place)
+    opts = _for_writer(opts, kind)
+    writer = kind(plan, target, opts, in_place=in_place)
     if writer.problems():
         raise DatasetError(writer.problems())
     qs = opts.stats.quantile_levels
-    lines = [f"would convert {_location(source)} ({plan.version}: {len(plan.episodes)} episodes, "
-             f"{plan.total_frames} frames, {len(plan.stats_features)} features with stats) to {writer.format}",
-             f"  writes: {writer.description}" + (f", with quantiles {', '.join(f'q{round(q * 100):02d}' for q in qs)}"
-                                                  if qs else ""),
-             f"  into:   {_location(target)}" + (" (a copy; the source is not modified)" if output is not None
-                                                 else " (in place)")]
+    what = (f"recompute the stats of {_location(source)}" if plan.version == writer.format
+            else f"convert {_location(source)}")
+    copy = ("a copy: the other files hard-linked, or copied across filesystems" if writer.mirrors else "a copy")
+    lines = [f"would {what} ({plan.version}: {len(plan.episodes)} episodes, {plan.total_frames} frames, "
+             f"{len(plan.stats_features)} features with stats) to {writer.format}",
+             f"  writes: {writer.description}, quantiles: {quantile_names(qs) or 'none'}",
+             f"  into:   {_location(target)}" + (" (in place)" if in_place
+                                                 else f" ({copy}; the source is not modified)")]
     lines += [f"  then:   {step}" for step in writer.aftermath()]
-    lines += [f"  {problem}" for problem in findings]
+    lines += [f"  {problem}" for problem in [*findings, *opts.stats.quantile_problems()]]
     return "\n".join(lines)
+
+
+def _check_output(source: Store, target: Store, opts: Options) -> None:
+    """Raise what an ``--output`` target gives: NothingToDo when it holds the finished conversion, DatasetError
+    when it cannot be written (inside the source, not made by dask_stats...)."""
+    problems = output_problems(source, target)
+    if not problems:
+        return
+    version = finished_output(source, target, opts.stats) if problems[0].code == "output-not-empty" else None
+    if version:
+        where = target.display(target.root)
+        raise NothingToDo(Problem(f"{where} already holds the {version} conversion", severity="info",
+                                  code="already-converted"), version, "", output=where)
+    raise DatasetError(problems)
 
 
 def _convert(source: Store, target: Store, opts: Options, client: Client | None) -> ConversionResult:
@@ -124,21 +181,19 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         raise
 
 
-def _run(source: Store, target: Store, opts: Options, client: Client | None, state: dict) -> ConversionResult:
+def _run(source: Store, target: Store, opts: Options, client: Client | None, state: dict,
+         reader: type[Writer] | None = None) -> ConversionResult:
+    """The conversion; ``reader``: a writer that writes nothing (``writes = False``), run instead of the one
+    :func:`formats.choose` picks, on a dataset that is only read."""
     backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
     start = time.perf_counter()
     output = None if target is source else target
-    findings = recover(source) if output is None else []  # e.g. finish a swap cut between its two renames
+    in_place = output is None and reader is None  # a reader changes nothing, not even in place
+    findings = recover(source) if in_place else []  # e.g. finish a swap cut between its two renames
     if output is not None:
-        version = finished_output(source, target, opts.stats)
-        if version:
-            where = target.display(target.root)
-            raise NothingToDo(Problem(f"{where} already holds the {version} conversion", severity="info",
-                                      code="already-converted"), version, "", output=where)
-        problems = output_problems(source, target)
-        if problems:
-            raise DatasetError(problems)
-    target.remove_temporaries("meta")  # left by a run killed while writing
+        _check_output(source, target, opts)
+    if reader is None:
+        target.remove_temporaries("meta")  # left by a run killed while writing
     if client is None and not opts.run.address():
         opts = replace(opts, run=replace(opts.run, scheduler=runner.local_kind(opts.run, _videos(source))))
     phase = Phases(quiet=opts.run.quiet)
@@ -149,11 +204,12 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         early = client is not None or opts.run.address() or opts.run.scheduler == "processes"
         dask_client = stack.enter_context(runner.open_client(opts.run, client)) if early else None
         with phase("planning and checking"):
-            plan, kind, found = preflight(source, opts, backend, in_place=output is None, client=dask_client)
+            plan, kind, found = preflight(source, opts, backend, in_place=in_place, client=dask_client)
             findings += found
-            opts = replace(opts, stats=replace(opts.stats, to=kind.format))  # the target, for the fingerprint
+            kind = reader or kind
+            opts = _for_writer(opts, kind)  # the target and its default quantiles, for the fingerprint
             plan.bind(opts.stats, target.display(target.root))  # task keys: this run's, and resumable
-            writer = state["writer"] = kind(plan, target, opts, in_place=output is None)
+            writer = state["writer"] = kind(plan, target, opts, in_place=in_place)
             if writer.problems():
                 raise DatasetError(writer.problems())
         timings = {"plan": time.perf_counter() - start}
@@ -167,7 +223,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
             results.add(task, result)
 
         done = _resume(checkpoint, tasks, results) if opts.run.resume else set()
-        resumed = len(done)
+        phases = [(len(done), len(tasks))]
         writer.begin(resuming=bool(done))
         if done and not quiet:
             print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
@@ -181,20 +237,21 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         later = writer.later_tasks(results.files)  # e.g. the stream copies, which need the first phase's files
         if later:
             done = _resume(checkpoint, later, results) if opts.run.resume else set()
-            resumed += len(done)
+            phases.append((len(done), len(later)))
+            if done and not quiet:
+                print(f"Resuming: {len(done)} of {len(later)} follow-up tasks were finished by an earlier run")
             runner.run(dask_client, later, done, landed, retries=opts.run.retries, quiet=quiet,
                        stall_s=runner.stall_limit_s(later), label="files written")
-            tasks += later
         tables = results.tables()
         qs = opts.stats.quantile_levels
         quantiles = None
         if writer.dataset_quantiles and qs:
             quantiles = dataset_quantiles(dask_client, plan, results, qs, opts.run)
-    findings += results.notes + nonfinite_warnings(plan, tables)
+    findings += results.notes + nonfinite_warnings(plan, tables) + opts.stats.quantile_problems()
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):
         try:
-            report = verify_or_stop(plan, tables, opts)
+            report = verify_or_stop(plan, tables, opts, writer.verification)
         except VerificationError:
             checkpoint.clear()  # numbers that failed verification are never resumed (e.g. after restoring a file)
             raise
@@ -210,8 +267,16 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
-                            plan.stats_features, plan.skipped, report, findings, timings, tasks=len(tasks),
-                            resumed=resumed, format=writer.format, stats_file=writer.stats_file)
+                            plan.stats_features, plan.skipped, report, findings, timings, phases=phases,
+                            format=writer.format, stats_file=writer.stats_file, quantiles=qs,
+                            notes=writer.outcome())
+
+
+def _for_writer(opts: Options, kind: type[Writer]) -> Options:
+    """The options of a run of writer ``kind``: its format as the target, and its default quantiles (lerobot's, where
+    the target has dataset-wide quantiles) unless quantiles were asked for."""
+    qs = opts.stats.quantiles if opts.stats.quantiles is not None else quantile_list(kind.dataset_quantiles)
+    return replace(opts, stats=replace(opts.stats, to=kind.format, quantiles=qs))
 
 
 def _videos(store: Store) -> int:
@@ -245,18 +310,18 @@ def nonfinite_warnings(plan: Plan, tables: dict[str, MomentsTable]) -> list[Prob
     ]
 
 
-def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options) -> VerificationReport:
-    """Compare with meta/stats.json; a blocking mismatch raises before anything is written."""
+def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options,
+                   mode: str = "gate") -> VerificationReport:
+    """Compare with meta/stats.json (``mode``: the writer's ``verification``, "gate" or "report"); a blocking
+    mismatch raises before anything is written."""
     if options.safety.skip_verify:
         return VerificationReport(False, "--skip-verify")
     stats_json = plan.store.path(layout.STATS)
     reference = json.loads(plan.store.read_text(stats_json)) if plan.has_stats_json else None
-    report = verify(tables, plan.features, reference, strict=options.safety.strict_verify)
+    report = verify(tables, plan.features, reference, strict=options.safety.strict_verify,
+                    mode=mode, levels=options.stats.quantile_levels)
     if report.failures:
-        raise VerificationError(Problem(
-            "the new stats disagree with meta/stats.json; nothing was written:\n" + report.table(only_problems=True),
-            path=plan.store.display(stats_json),
-            fix="check the dataset; if meta/stats.json itself is stale, use --skip-verify"))
+        raise VerificationError(report.problem(plan.store.display(stats_json)))
     return report
 
 

@@ -67,7 +67,8 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     """
     from huggingface_hub import HfApi
 
-    from .formats import push_layout
+    from .formats import NATURAL_TARGET, AlreadyThere, choose, push_layout
+    from .formats import PLANNERS as WRITABLE
     from .hub.download import (
         SOURCE_REVISION,
         Download,
@@ -79,12 +80,14 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         why_unreachable,
     )
     from .hub.push import layout_for, plan_push, push
+    from .options import StatsOptions
 
     api = api or HfApi()
     revision = revision or SOURCE_REVISION
     force = bool(convert_options.get("force"))
     quiet = bool(convert_options.get("quiet"))
     layout = layout_for(convert_options.get("to") or "v2.1")
+    stats_options = StatsOptions(to=convert_options.get("to"))
     target = Path(root).expanduser() if root is not None else default_root(repo_id)
     result = HubConversion(repo_id, revision, target, Path(output).expanduser() if output is not None else target)
 
@@ -92,6 +95,10 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         result.lines.append(line)
         if echo is not None:
             echo(line)
+
+    def nothing_to_do(version: str | None) -> bool:
+        """Whether a dataset at ``version`` is already what this conversion writes (``formats.choose``)."""
+        return version in WRITABLE and isinstance(choose(version, stats_options, force), AlreadyThere)
 
     def already(where: str) -> HubConversion:
         result.status = "already-converted"
@@ -101,7 +108,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
 
     version = local_version(target)
     if root is not None and version is not None and not push_to_hub:  # the dataset is here: the Hub is not asked
-        if version == layout.version and not force:
+        if nothing_to_do(version):
             return already(f"in {target}")
         result.download = Download(repo_id, revision, target, "local", dry_run, reason="--root holds the dataset")
     else:
@@ -109,8 +116,13 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         if unreachable is not None and push_to_hub:
             raise HubError(f"Cannot push to {repo_id}: {why_unreachable(unreachable)}. Nothing was downloaded, "
                            "converted or pushed; re-run when the Hub can be reached.")
-        if unreachable is None and not force and hub_dataset_version(repo_id, layout.tag, api=api) == layout.version:
-            return already(f"on the Hub (tag {layout.tag})")
+        # already converted: the tag of the target asked for; without --to, of any natural target (v3.0 stays v3.0)
+        tags = [layout.tag] if convert_options.get("to") else sorted({*NATURAL_TARGET.values()})
+        for there in [layout_for(tag) for tag in tags] if unreachable is None and not force else []:
+            found = hub_dataset_version(repo_id, there.tag, api=api)
+            if found == there.version and nothing_to_do(found):
+                layout = there
+                return already(f"on the Hub (tag {there.tag})")
         result.download = fetch_dataset(repo_id, revision, target, refresh=force, dry_run=dry_run, api=api,
                                         unreachable=unreachable)
         if result.download.source != "converted" or dry_run:
@@ -119,7 +131,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
 
     if version is not None:  # what the writer of this dataset publishes (recomputed v3.0 stats: only meta/)
         layout = push_layout(version, convert_options.get("to"), layout)
-    converted = version == layout.version and not force
+    converted = nothing_to_do(version)
     if converted and not push_to_hub:
         return already(f"in {target}")
 

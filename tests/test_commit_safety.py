@@ -62,16 +62,16 @@ def test_a_temporary_file_left_by_a_killed_write_is_never_committed(messy_datase
 
 
 def test_a_staging_tree_missing_a_planned_file_is_refused(messy_dataset, tmp_path, monkeypatch):
-    from dask_stats.formats.v30 import writer
+    from dask_stats.formats import staging
 
     out = tmp_path / "out"
-    check_tree = writer.V30Writer._check_tree
+    settle = staging.StagingTree.settle
 
-    def lose_a_file(self):
+    def lose_a_file(self, planned):
         next((self.staging / "videos").rglob("*.mp4")).unlink()
-        check_tree(self)
+        settle(self, planned)
 
-    monkeypatch.setattr(writer.V30Writer, "_check_tree", lose_a_file)
+    monkeypatch.setattr(staging.StagingTree, "settle", lose_a_file)
     with pytest.raises(dask_stats.DatasetError, match="planned file is missing"):
         dask_stats.convert(messy_dataset, out, to="v3.0", **FAST)
     assert not out.exists()
@@ -89,7 +89,7 @@ def test_a_directory_named_like_the_staging_tree_but_not_ours_is_left_alone(mess
 
 def test_a_swap_cut_between_its_two_renames_is_finished_by_the_same_command(messy_dataset, copy_of, monkeypatch,
                                                                              capsys):
-    from dask_stats.formats.v30 import writer
+    from dask_stats.formats import staging
 
     root = copy_of(messy_dataset)
     before = tree_digest(root)
@@ -102,10 +102,10 @@ def test_a_swap_cut_between_its_two_renames_is_finished_by_the_same_command(mess
             raise KeyboardInterrupt  # kill -9 between the two renames
         real_rename(src, dst)
 
-    monkeypatch.setattr(writer.os, "rename", killed_after_one)
+    monkeypatch.setattr(staging.os, "rename", killed_after_one)
     with pytest.raises(KeyboardInterrupt):
         dask_stats.convert(root, to="v3.0", **FAST)
-    monkeypatch.setattr(writer.os, "rename", real_rename)
+    monkeypatch.setattr(staging.os, "rename", real_rename)
     old = root.with_name(root.name + "_old")
     assert not root.exists() and old.is_dir()
     [said] = [p for p in dask_stats.check(root) if "interrupted between its two renames" in p.message]
@@ -176,3 +176,26 @@ def test_an_interrupted_run_says_how_to_resume_and_where_the_partial_tree_is(mes
     err = capsys.readouterr().err
     assert "re-run the same command to resume" in err and str(out) + ".v3.0-partial" in err
     shutil.rmtree(tmp_path)
+
+
+def test_a_kill_right_after_the_swap_leaves_no_marker_behind(messy_dataset, copy_of, monkeypatch):
+    """Killed after the second rename but before the tree's marker was dropped: the next run removes the marker
+    (no file of ours is left in the dataset) and finds nothing to do."""
+    from dask_stats.formats import staging
+
+    root = copy_of(messy_dataset)
+    real_unlink = staging.Path.unlink
+
+    def killed(path, *args, **kwargs):
+        if path.name == staging.OUTPUT_MARKER and path.parent == root:
+            raise KeyboardInterrupt
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(staging.Path, "unlink", killed)
+    with pytest.raises(KeyboardInterrupt):
+        dask_stats.convert(root, to="v3.0", **FAST)
+    monkeypatch.setattr(staging.Path, "unlink", real_unlink)
+    assert (root / staging.OUTPUT_MARKER).exists()
+    with pytest.raises(NothingToDo):
+        dask_stats.convert(root, **FAST)
+    assert not (root / staging.OUTPUT_MARKER).exists()

@@ -23,6 +23,7 @@ from ..errors import DatasetError, Location, Problem
 from ..options import Options, RunOptions
 from ..plan import Episode, Plan, channels_of
 from ..stats.moments import MomentsByKey, MomentsTable
+from ..stats.pixels import DepthCoding
 from ..stats.quantiles import DatasetQuantiles, PassResult, first_request, histogram_quantiles, merge, values_quantiles
 from ..stats.records import quantile_stats
 from ..stats.sampling import sample_positions
@@ -155,6 +156,7 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
     if not plan.videos:
         return []
     channels = {key: channels_of(plan.features[key]) for key in plan.videos}
+    depth = {key: coding for key in plan.videos if (coding := DepthCoding.of(plan.features[key])) is not None}
     longest = max(ep.length for ep in plan.episodes)
     tasks = []
     for feature, batch in _video_batches(plan):
@@ -164,14 +166,15 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
         name = f"video-stats-{feature}" if feature else "video-stats"
         priority = max(ep.length for ep in batch) - longest - 1
         key = task_key(name, episodes, plan.run)
-        make = partial(_video_delayed, plan, options, backend, channels, feature, batch, key, priority)
+        make = partial(_video_delayed, plan, options, backend, channels, depth, feature, batch, key, priority)
         tasks.append(Task("video", episodes, where, None, feature=feature, priority=priority, make=make, key=key,
                           timeout_s=options.run.task_timeout_s(max(ep.length for ep in batch))))
     return tasks
 
 
-def _video_delayed(plan: Plan, options: Options, backend: VideoBackend, channels: dict[str, int], feature: str | None,
-                   batch: list[Episode], key: str, priority: int) -> Delayed:
+def _video_delayed(plan: Plan, options: Options, backend: VideoBackend, channels: dict[str, int],
+                   depth: dict[str, DepthCoding], feature: str | None, batch: list[Episode], key: str,
+                   priority: int) -> Delayed:
     """The Dask object of one video task (``video_tasks``)."""
     cameras = plan.videos if feature is None else [feature]
     episodes = []
@@ -181,7 +184,7 @@ def _video_delayed(plan: Plan, options: Options, backend: VideoBackend, channels
         episodes.append(VideoEpisode(ep.index, ep.length, ep.data_path, paths, ep.rows, offsets))
     timeouts = {ep.index: options.run.task_timeout_s(ep.length) for ep in batch}
     job = VideoJob(plan.store, backend, tuple(episodes), channels, timeouts, options.stats.frame_lookup,
-                   options.stats.tolerance_s, options.stats.quantile_levels)
+                   options.stats.tolerance_s, options.stats.quantile_levels, depth)
     with dask.annotate(priority=priority):
         return dask.delayed(video_stats)(job, dask_key_name=key)
 
@@ -267,6 +270,12 @@ class Results:
         return {feature: self._moments[feature].table() for feature in self.features if feature in self._moments}
 
 
+def _levels(feature: dict) -> np.ndarray | None:
+    """The value of each histogram bin of an image or video feature: a depth map's codes, else None (pixels)."""
+    coding = DepthCoding.of(feature)
+    return coding.levels() if coding is not None else None
+
+
 def dataset_quantiles(client, plan: Plan, results: Results, qs: tuple[float, ...], options: RunOptions) -> dict:
     """Exact quantiles of every stats feature over the whole dataset, ``{feature: {"q01": ..., ...}}``: pixels
     from the summed histograms of the sampled frames; numeric features from the values the stats tasks handed
@@ -274,8 +283,10 @@ def dataset_quantiles(client, plan: Plan, results: Results, qs: tuple[float, ...
     first of which the stats tasks did (each further pass reads the partitions again and keeps only a bounded
     number of values; usually one is enough), each pass a run of tasks on the one runner (retries, progress,
     watchdog)."""
-    out = {feature: quantile_stats(histogram_quantiles(results.histograms[feature], qs), qs, plan.features[feature])
-           for feature in plan.images + plan.videos if feature in results.histograms}  # (none: carried over)
+    histograms = results.histograms
+    out = {feature: quantile_stats(histogram_quantiles(histograms[feature], qs, _levels(plan.features[feature])), qs,
+                                   plan.features[feature])
+           for feature in plan.images + plan.videos if feature in histograms}  # (none: carried over)
     states = {}
     for feature in plan.numeric:
         shares = results.first_pass.get(feature, [])

@@ -10,9 +10,9 @@ from functools import partial
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..errors import DatasetError, Location, TaskError
+from ..errors import DatasetError, Location, Problem, TaskError, episode_spans
 from ..stats.moments import Moments, MomentsTable
-from ..stats.pixels import PixelHistogram, frame_histograms
+from ..stats.pixels import DepthCoding, PixelHistogram, frame_histograms
 from ..stats.sampling import FrameLookupError, locate_frames, sample_positions, video_problems
 from ..storage import Store
 from ..video import NotInOrder, VideoBackend, VideoReader
@@ -43,6 +43,7 @@ class VideoJob:
     frame_lookup: str = "timestamp"
     tolerance_s: float = 1e-4
     quantiles: tuple[float, ...] = ()
+    depth: dict[str, DepthCoding] = field(default_factory=dict)  # the depth-map cameras, with their coding
 
 
 def read_timestamps(store: Store, data_path: str) -> np.ndarray:
@@ -66,7 +67,13 @@ class _Inputs:
 
     def episode_timestamps(self, ep: VideoEpisode) -> np.ndarray:
         if ep.data_path not in self.timestamps:
-            self.timestamps[ep.data_path] = read_timestamps(self.job.store, ep.data_path)
+            try:
+                self.timestamps[ep.data_path] = read_timestamps(self.job.store, ep.data_path)
+            except Exception as exc:  # the data file, not the video, is to blame
+                held = [e.index for e in self.job.episodes if e.data_path == ep.data_path]
+                raise DatasetError(Problem(f"cannot read Parquet: {type(exc).__name__}: {str(exc).strip()}",
+                                           episode=held[0], path=self.job.store.display(ep.data_path),
+                                           fix=f"restore the file (it holds {episode_spans(held)})")) from exc
         column = self.timestamps[ep.data_path]
         return column if ep.rows is None else column[ep.rows[0]:ep.rows[1]]
 
@@ -137,7 +144,7 @@ def video_stats(job: VideoJob) -> VideoOutcome:
             else:  # name the episode/feature/file
                 problems.append(where.problem(f"video stats failed: {type(error).__name__}: {error}"))
     if problems:
-        raise TaskError(problems)
+        raise TaskError(list(dict.fromkeys(problems)))  # a data file that fails every camera is named once
     histograms: dict[str, np.ndarray] = {}
     by_feature: dict[str, dict[int, Moments]] = {}
     for (episode, feature), moments in results.items():
@@ -158,8 +165,9 @@ def camera_moments(job: VideoJob, inputs: _Inputs, ep: VideoEpisode, feature: st
     needs_times = job.frame_lookup == "timestamp" or ep.rows is not None
     timestamps = inputs.episode_timestamps(ep) if needs_times else None
     reader = inputs.reader(ep.videos[feature], where)
-    histogram = PixelHistogram(job.channels[feature])
-    if len(positions) == ep.length and ep.rows is None:  # every row sampled, the video the episode's own
+    depth = job.depth.get(feature)
+    histogram = PixelHistogram(job.channels[feature], depth)
+    if len(positions) == ep.length and ep.rows is None and depth is None:  # every row sampled, the episode's video
         try:
             _every_frame(job, reader, ep, feature, positions, timestamps, where, histogram)
             return _checked(histogram, positions).moments(job.quantiles)
@@ -167,7 +175,8 @@ def camera_moments(job: VideoJob, inputs: _Inputs, ep: VideoEpisode, feature: st
             histogram = PixelHistogram(job.channels[feature])  # read by the index instead
     frames = _locate(job, reader.frame_times(), ep, feature, positions, timestamps, where)
     unique, weights = np.unique(frames, return_counts=True)
-    for (index, frame), expected, weight in zip(reader.read(unique), unique, weights):
+    decoded = reader.read(unique) if depth is None else reader.read_depth(unique)
+    for (index, frame), expected, weight in zip(decoded, unique, weights):
         if index != expected:
             raise RuntimeError(f"the decoder returned frame {index} where {expected} was expected")
         histogram.add(frame, int(weight))

@@ -12,6 +12,7 @@ from ..plan import Plan, classify, read_json, read_jsonl
 from ..stats.verify import compare_episode_stats
 from ..storage import OUTPUT_MARKER, Store
 from .base import AlreadyThere, Computed, Writer
+from .staging import finish_swap, interrupted_swap
 from .v2 import layout as v2_layout
 from .v2.plan import plan_v2
 from .v2.writer import V21Writer
@@ -19,7 +20,7 @@ from .v2.writer_from_v30 import V21FromV30Writer
 from .v30.diagnose import diagnose_v30
 from .v30.plan import plan_v30
 from .v30.restat import RestatWriter
-from .v30.writer import V30Writer, finish_swap, interrupted_swap
+from .v30.writer import V30Writer
 
 PLANNERS = {"v2.0": plan_v2, "v2.1": plan_v2, "v3.0": plan_v30}  # the versions read, and how
 NATURAL_TARGET = {"v2.0": "v2.1", "v2.1": "v2.1", "v3.0": "v3.0"}  # what --to defaults to
@@ -97,9 +98,9 @@ def choose(version: str, options: StatsOptions, force: bool) -> type[Writer] | A
 
 def own_diagnosis(plan: Plan, options: StatsOptions) -> list[Problem] | None:
     """The problems of a dataset whose format judges its own files (v3.0: row ranges, frames at the episodes'
-    offsets); None when the episode checks of :mod:`dask_stats.check` apply (v2.x)."""
+    offsets; the cameras of the plan only); None when the episode checks of :mod:`dask_stats.check` apply (v2.x)."""
     if plan.version == "v3.0":
-        return diagnose_v30(plan.store, options.tolerance_s)
+        return diagnose_v30(plan.store, options.tolerance_s, plan.videos)
     return None
 
 

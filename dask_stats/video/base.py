@@ -49,6 +49,12 @@ class VideoReader(ABC):
         """A hint, before ``frame_times``: only frames presented within [start_s, end_s] will be asked for, so
         the reader may index just that stretch (its frames are then numbered from the first one it indexes)."""
 
+    def read_depth(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Like :meth:`read` for a depth-map video (lerobot 0.6.1: HEVC gray12le): frames are (H, W) uint16 12-bit
+        codes.  Only the PyAV backend decodes them."""
+        raise ValueError(f"the {type(self).__name__} decoder cannot read depth maps (12-bit gray); "
+                         "use --video-backend pyav")
+
     def close(self) -> None:  # noqa: B027 - a reader that holds nothing has nothing to release
         """Release the decoder; closing twice is harmless."""
 

@@ -9,7 +9,6 @@ staging tree beside the target and the tree is moved into place (in place, the o
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from ...video.encode import EncoderSettings
 from ...video.frames import frame_at, verify_cut_frames
 from ...video.remux import EpisodeCut, cut_episodes
 from ..base import Computed, Writer
+from ..staging import StagingTree
 from ..v30.reader import read_dataset
 from ..v30.writer import dataset_stats
 from . import layout
@@ -47,9 +47,8 @@ class V21FromV30Writer(Writer):
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool, *, reencode: bool = True):
         super().__init__(plan, target, options, in_place)
         self.reencode = reencode
-        self.final = Path(target.root)
-        self.staging = self.final.with_name(self.final.name + ".v2.1-partial")
-        self.old = self.final.with_name(self.final.name + "_old")
+        self.tree = StagingTree(target.root, "v2.1", in_place)
+        self.final, self.staging = self.tree.final, self.tree.staging
         self.dataset = read_dataset(plan.store) if plan.store.local and target.local else None
 
     def problems(self) -> list[Problem]:
@@ -57,15 +56,20 @@ class V21FromV30Writer(Writer):
         if self.dataset is None:
             return [Problem("v3.0 -> v2.1 reads and writes local directories only", path=str(self.final),
                             fix="download the dataset first (or mount the bucket)")]
-        if self.in_place and self.old.exists():
-            return [Problem(f"{self.old} exists: the old tree would be kept there", path=str(self.old),
-                            fix="move or remove it, or write a copy with --output")]
-        return []
+        return self.tree.problems()
+
+    @property
+    def partial(self) -> str:
+        return str(self.staging)
+
+    def begin(self, resuming: bool) -> None:
+        self.tree.begin(self.plan.store.display(self.plan.store.root), resuming)
 
     def aftermath(self) -> list[str]:
-        if self.in_place:
-            return [f"move the v3.0 tree to {self.old} and the new tree from {self.staging} to {self.final}"]
-        return []
+        return self.tree.aftermath("v3.0")
+
+    def outcome(self) -> list[str]:
+        return self.tree.outcome("v3.0")
 
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:
@@ -125,29 +129,18 @@ class V21FromV30Writer(Writer):
         episodes = episode_lines((ep.index, ep.tasks, ep.length) for ep in dataset.episodes)
         write_meta(str(self.staging), info, episodes, task_lines(dataset.tasks), computed.records,
                    dataset_stats(plan, computed.tables, computed.quantiles))
-        self._check_tree()
+        self.tree.settle(self._planned())
         try:
-            self._swap()
+            self.tree.swap()
         except BaseException as exc:
             exc.partial_commit = True
             raise
 
-    def _check_tree(self) -> None:
-        """The staging tree holds exactly the files of the plan (and a temporary of nothing)."""
-        want = {data_path(ep.index) for ep in self.dataset.episodes}
-        want |= {video_path(ep.index, f) for ep in self.dataset.episodes for f in self.plan.videos}
-        want |= {layout.INFO, layout.EPISODES, layout.TASKS, layout.EPISODES_STATS, layout.STATS}
-        have = {str(p.relative_to(self.staging)) for p in self.staging.rglob("*") if p.is_file()}
-        if have != want:
-            raise DatasetError(Problem(f"the new tree is not the plan's: missing {sorted(want - have)[:5]}, "
-                                       f"unexpected {sorted(have - want)[:5]}", path=str(self.staging)))
-
-    def _swap(self) -> None:
-        if self.in_place:
-            os.rename(self.final, self.old)
-        elif self.final.exists():
-            self.final.rmdir()  # an empty --output directory
-        os.rename(self.staging, self.final)
+    def _planned(self) -> set[str]:
+        """Every file of the new tree: each episode's data and video files and meta/."""
+        planned = {data_path(ep.index) for ep in self.dataset.episodes}
+        planned |= {video_path(ep.index, f) for ep in self.dataset.episodes for f in self.plan.videos}
+        return planned | {layout.INFO, layout.EPISODES, layout.TASKS, layout.EPISODES_STATS, layout.STATS}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ old tree is kept beside it as ``<root>_old``).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from contextlib import ExitStack
@@ -27,9 +26,10 @@ from ...options import Options
 from ...plan import Plan, read_jsonl
 from ...stats.moments import MomentsTable
 from ...stats.records import finalize
-from ...storage import OUTPUT_MARKER, Store
+from ...storage import Store
 from ...video import concat_videos, first_last_frame_times, stream_signature, verify_episode_frames
 from ..base import Computed, Writer
+from ..staging import StagingTree
 from ..v2 import layout as v2
 from .data import write_data_file
 from .grouping import group_by_size
@@ -52,9 +52,8 @@ class V30Writer(Writer):
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
         super().__init__(plan, target, options, in_place)
         self.remote = not target.local
-        self.final = Path(target.root)
-        self.staging = self.final.with_name(self.final.name + ".v3.0-partial")
-        self.old = self.final.with_name(self.final.name + "_old")
+        self.tree = StagingTree(target.root, "v3.0", in_place)
+        self.final, self.staging = self.tree.final, self.tree.staging
         sizes = [plan.store.size(ep.data_path) for ep in plan.episodes]
         self.data_groups = group_by_size(sizes, options.stats.data_file_size_in_mb)
 
@@ -67,10 +66,7 @@ class V30Writer(Writer):
         if self.remote or not self.plan.store.local:
             return [Problem("--to v3.0 reads and writes local directories only", path=str(self.final),
                             fix="download the dataset first (or mount the bucket)")]
-        if self.in_place and self.old.exists():
-            return [Problem(f"{self.old} exists: the old tree would be kept there", path=str(self.old),
-                            fix="move or remove it, or write a copy with --output")]
-        return self._space_problems()
+        return self.tree.problems() or self._space_problems()
 
     def _space_problems(self) -> list[Problem]:
         """The new tree needs about the size of the source's data and videos (stream copies, no re-encoding)."""
@@ -91,21 +87,13 @@ class V30Writer(Writer):
         return []
 
     def begin(self, resuming: bool) -> None:
-        """The staging tree holds this run's files only: one that no checkpointed result vouches for (another
-        run's, other file sizes, a changed source) is emptied; a directory of that name not made here is refused."""
-        marker = self.staging / OUTPUT_MARKER
-        if self.staging.exists() and not marker.exists():
-            raise DatasetError(Problem(f"{self.staging} exists and was not made by dask_stats", path=str(self.staging),
-                                       fix="move or remove it (dask_stats builds the v3.0 tree there)"))
-        if self.staging.exists() and not resuming:
-            shutil.rmtree(self.staging)
-        self.staging.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"source": self.plan.store.display(self.plan.store.root)}))
+        self.tree.begin(self.plan.store.display(self.plan.store.root), resuming)
 
     def aftermath(self) -> list[str]:
-        if self.in_place:
-            return [f"move the v2.x tree to {self.old} and the new tree from {self.staging} to {self.final}"]
-        return []
+        return self.tree.aftermath("v2.x")
+
+    def outcome(self) -> list[str]:
+        return self.tree.outcome("v2.x")
 
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:
@@ -204,15 +192,19 @@ class V30Writer(Writer):
         write_stats(str(staging / "meta/stats.json"), dataset_stats(plan, computed.tables, computed.quantiles))
         self._copy_extras()
         read_dataset(str(staging))  # the tree reads back as a v3.0 dataset
-        self._check_tree()
-        self._swap()
+        self._check_rows()
+        self.tree.settle(self._planned())
+        self.tree.swap()
+
+    def _extras(self) -> list[str]:
+        """Files that are not part of the v2.x layout (a README, extra metadata), relative."""
+        return [relative for relative in self.plan.store.files()
+                if not (relative.startswith(("data/", "videos/")) or relative in V2_META or "/." in "/" + relative)]
 
     def _copy_extras(self) -> None:
-        """Files that are not part of the v2.x layout (a README, extra metadata) come along, hard-linked."""
+        """The extras come along, hard-linked."""
         store = self.plan.store
-        for relative in store.files():
-            if relative.startswith(("data/", "videos/")) or relative in V2_META or "/." in "/" + relative:
-                continue
+        for relative in self._extras():
             source, dest = Path(store.path(relative)), self.staging / relative
             if dest.exists():
                 continue
@@ -222,27 +214,23 @@ class V30Writer(Writer):
             except OSError:
                 shutil.copy2(source, dest)
 
-    def _check_tree(self) -> None:
-        """The staging tree holds exactly the plan: every planned data and video file (anything else, such as the
-        temporary file of a killed write, is removed), ``total_frames`` rows and ``index`` 0..total_frames-1."""
-        planned = {self.staging / data_path(group.index) for group in self.data_groups}
-        planned |= {Path(task.output) for task in self.copies}
-        present = {path for path in self.staging.rglob("*") if path.is_file() or path.is_symlink()}
-        kept = {path for path in present if path.relative_to(self.staging).parts[0] not in ("data", "videos")}
-        missing = sorted(planned - present)
-        if missing:
-            raise DatasetError([Problem("a planned file is missing from the staging tree", path=str(path),
-                                        fix="run the same command again") for path in missing])
-        for stray in present - planned - kept:
-            stray.unlink()
-        (self.staging / OUTPUT_MARKER).unlink()
+    def _planned(self) -> set[str]:
+        """Every file of the new tree: the data and video files of the plan, meta/ (written whole at the commit)
+        and the extras copied from the source."""
+        planned = {data_path(group.index) for group in self.data_groups}
+        planned |= {Path(task.output).relative_to(self.staging).as_posix() for task in self.copies}
+        planned |= {p.relative_to(self.staging).as_posix() for p in (self.staging / "meta").rglob("*") if p.is_file()}
+        return planned | set(self._extras())
+
+    def _check_rows(self) -> None:
+        """The new data files hold ``total_frames`` rows with ``index`` 0..total_frames-1 (no row twice)."""
         rows, low, high = 0, None, None
-        for path in sorted(p for p in planned if p.suffix == ".parquet"):
-            meta = pq.ParquetFile(path).metadata
+        for group in self.data_groups:
+            meta = pq.ParquetFile(self.staging / data_path(group.index)).metadata
             rows += meta.num_rows
             column = next(i for i in range(meta.num_columns) if meta.schema.column(i).path == "index")
-            for group in range(meta.num_row_groups):
-                stats = meta.row_group(group).column(column).statistics
+            for number in range(meta.num_row_groups):
+                stats = meta.row_group(number).column(column).statistics
                 if stats is not None and stats.has_min_max:
                     low = stats.min if low is None else min(low, stats.min)
                     high = stats.max if high is None else max(high, stats.max)
@@ -251,13 +239,6 @@ class V30Writer(Writer):
             raise DatasetError(Problem(f"the new data files hold {rows} rows with index {low}..{high}; the plan has "
                                        f"{total} rows, index 0..{total - 1}", path=str(self.staging),
                                        fix="run the same command again with --no-resume"))
-
-    def _swap(self) -> None:
-        if self.in_place:
-            os.rename(self.final, self.old)
-        elif self.final.exists():
-            self.final.rmdir()  # an empty --output directory
-        os.rename(self.staging, self.final)
 
 
 def dataset_stats(plan: Plan, tables: dict[str, MomentsTable], quantiles: dict | None = None) -> dict:
@@ -324,29 +305,3 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[
     return shifted
 
 
-
-def finish_swap(root: str) -> Problem | None:
-    """Finish an in-place conversion interrupted between its two renames (the v2.x tree already in ``<root>_old``,
-    the complete v3.0 tree still in ``<root>.v3.0-partial``, no ``<root>``); what was done, or None."""
-    final = Path(root)
-    staging, old = final.with_name(final.name + ".v3.0-partial"), final.with_name(final.name + "_old")
-    if final.exists() or not old.is_dir() or not staging.is_dir() or (staging / OUTPUT_MARKER).exists():
-        return None  # the marker goes just before the swap: with it, the tree was not complete
-    os.rename(staging, final)
-    return Problem(f"finished the swap of an interrupted conversion: {final} is the v3.0 dataset, the v2.x tree is "
-                   f"in {old}", severity="warning", path=str(final))
-
-
-def interrupted_swap(root: str) -> Problem | None:
-    """What ``check`` says of a conversion interrupted between its two renames (see :func:`finish_swap`)."""
-    final = Path(root)
-    staging, old = final.with_name(final.name + ".v3.0-partial"), final.with_name(final.name + "_old")
-    if final.exists() or not old.is_dir() or not staging.is_dir():
-        return None
-    if (staging / OUTPUT_MARKER).exists():
-        return Problem(f"an in-place conversion to v3.0 was interrupted before its commit: the v2.x tree is in {old}, "
-                       f"the unfinished v3.0 tree in {staging}", path=str(final),
-                       fix=f"move {old} back to {final} and run the conversion again")
-    return Problem(f"an in-place conversion to v3.0 was interrupted between its two renames: the v2.x tree is in "
-                   f"{old}, the finished v3.0 tree in {staging}", path=str(final),
-                   fix="run the same convert command again: it finishes the swap")
