@@ -19,7 +19,7 @@ from .engine.checkpoint import Checkpoint, fingerprint, target_lock
 from .engine.progress import Phases
 from .engine.tasks import Results, Task, build_tasks, dataset_quantiles
 from .errors import DatasetError, NothingToDo, Problem, TaskError, VerificationError
-from .formats import Computed, finished_output, published_findings, recover
+from .formats import Computed, Writer, finished_output, published_findings, recover
 from .formats.v2 import layout
 from .options import Options
 from .plan import Plan, read_json
@@ -166,7 +166,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
             checkpoint.save(task.key, result)
             results.add(task, result)
 
-        done = _resume(checkpoint, tasks, results) if opts.run.resume else set()
+        done = _resume(checkpoint, tasks, results, writer) if opts.run.resume else set()
         resumed = len(done)
         writer.begin(resuming=bool(done))
         if done and not quiet:
@@ -180,7 +180,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
                    stall_s=runner.stall_limit_s(tasks))
         later = writer.later_tasks(results.files)  # e.g. the stream copies, which need the first phase's files
         if later:
-            done = _resume(checkpoint, later, results) if opts.run.resume else set()
+            done = _resume(checkpoint, later, results, writer) if opts.run.resume else set()
             resumed += len(done)
             runner.run(dask_client, later, done, landed, retries=opts.run.retries, quiet=quiet,
                        stall_s=runner.stall_limit_s(later), label="files written")
@@ -225,14 +225,15 @@ def _videos(store: Store) -> int:
         return 0  # the preflight reports what is wrong with info.json
 
 
-def _resume(checkpoint: Checkpoint, tasks: list[Task], results: Results) -> set[str]:
-    """Fold the checkpointed results of ``tasks`` whose output files (if they write one) are still there into
-    ``results`` (one at a time); their keys."""
-    by_key = {t.key: t for t in tasks if t.output is None or os.path.exists(t.output)}
+def _resume(checkpoint: Checkpoint, tasks: list[Task], results: Results, writer: Writer) -> set[str]:
+    """Fold the checkpointed results of ``tasks`` that the writer keeps (their output files are still as written)
+    into ``results`` (one at a time); their keys."""
+    by_key = {t.key: t for t in tasks}
     done = set()
     for key, result in checkpoint.results(by_key):
-        results.add(by_key[key], result)
-        done.add(key)
+        if writer.kept(by_key[key], result):
+            results.add(by_key[key], result)
+            done.add(key)
     return done
 
 

@@ -38,7 +38,7 @@ from ..storage import Store
 
 log = logging.getLogger(__name__)
 
-FORMAT = 5  # of the saved task results (5: a video task returns a table of moments per camera); older: not reused
+FORMAT = 6  # of the saved task results (6: v3.0 file tasks return the identity of the file written); older: not reused
 EXPIRY_DAYS = 14.0  # checkpoints unused for longer are removed when a conversion starts
 SUFFIX = ".sqlite"
 

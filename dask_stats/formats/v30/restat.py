@@ -1,5 +1,6 @@
 """New stats for an existing v3.0 dataset: only the ``stats/*`` columns of ``meta/episodes`` and ``meta/stats.json``
-change (data and videos are untouched); each file is replaced atomically."""
+change (data and videos are untouched); each file is replaced atomically, locally or on a store (``--root s3://...``:
+one PUT per object)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import pyarrow.parquet as pq
 
 from ...hub.push import V30_STATS
 from ...plan import Plan
-from ...storage.atomic import atomic_path
 from ..base import Computed, Writer
 from .layout import STATS_PATH
 from .meta import episodes_table, flatten_stats, stats_by_episode, write_stats
@@ -47,6 +47,6 @@ class RestatWriter(Writer):
             for offset, name in enumerate(fresh.column_names):  # where lerobot puts them: before meta/episodes/*
                 table = table.add_column(position + offset, pa.field(name, fresh.schema.field(name).type),
                                          fresh.column(name))
-            with atomic_path(target.path(relative)) as tmp:
+            with target.writing(target.path(relative)) as tmp:  # one object, replaced whole (a PUT on a store)
                 pq.write_table(table, tmp, compression="snappy")
-        write_stats(target.path(STATS_PATH), dataset_stats(plan, computed.tables, computed.quantiles))
+        write_stats(target.path(STATS_PATH), dataset_stats(plan, computed.tables, computed.quantiles), target)
