@@ -109,11 +109,12 @@ class StoreTree:
 
     @property
     def partial(self) -> str:
-        return self.store.display(self.store.root)
+        return (f"{self.store.display(self.store.root)} (marked unfinished by its {OUTPUT_MARKER} object; the same "
+                "command resumes it, or remove the prefix to abandon it)")
 
     def problems(self) -> list[Problem]:
         if self.in_place:
-            where = self.partial
+            where = self.store.display(self.store.root)
             return [Problem(f"a dataset on an object store cannot be converted to {self.version} in place (a store "
                             "has no rename: the source must stay whole until the new tree is complete)", path=where,
                             fix=f"write the new tree beside it: --output {where}-{self.version} (then point readers "

@@ -40,8 +40,14 @@ def diagnose_v30(store: Store, tolerance_s: float = 1e-4) -> list[Problem]:
         for key, ref in ep.videos.items():
             video = store.path(ref.path)
             for t in times.get(ep.index, ()):
-                if frame_at(video, ref.from_timestamp + t, tolerance_s) is None:
+                if _frame_at(store, video, ref.from_timestamp + t, tolerance_s) is None:
                     problems.append(Problem(f"no frame at {ref.from_timestamp + t:.6f} s (from_timestamp "
                                             f"{ref.from_timestamp:.6f} + t {t:.6f}) within {tolerance_s:g} s",
                                             episode=ep.index, feature=key, path=store.display(video)))
     return problems
+
+
+def _frame_at(store: Store, video: str, timestamp: float, tolerance_s: float):
+    """:func:`frame_at` of a video of ``store`` (a remote one read in ranges through a file object)."""
+    with store.source(video) as source:
+        return frame_at(source, timestamp, tolerance_s)
