@@ -37,8 +37,8 @@ def test_cluster_spreads_work_survives_a_lost_worker_and_matches_local(s3_server
     fs, options = s3_server
     root, storage_options = str(dataset), None  # shared storage: every worker sees the same path
     if storage == "s3":
-        fs.put(str(dataset), "robots/deploy", recursive=True)
-        root, storage_options = "s3://robots/deploy", options
+        fs.put(str(dataset), f"robots/deploy-{to}", recursive=True)  # a new prefix (put into one nests)
+        root, storage_options = f"s3://robots/deploy-{to}", options
     into_s3 = storage == "s3" and to == "v3.0"
 
     def output(name: str):
