@@ -13,10 +13,11 @@ import types
 __version__ = "0.1.0"
 
 # public name -> the submodule that defines it
-_LAZY = {"check": "check", "convert": "convert", "ConversionResult": "convert", "DatasetError": "errors",
+_LAZY = {"check": "check", "convert": "convert", "doctor": "doctor",
+         "ConversionResult": "convert", "DatasetError": "errors",
          "Problem": "errors", "convert_hub": "roundtrip", "HubConversion": "roundtrip"}
 
-__all__ = ["ConversionResult", "DatasetError", "HubConversion", "Problem", "check", "convert", "convert_hub",
+__all__ = ["ConversionResult", "DatasetError", "HubConversion", "Problem", "check", "convert", "convert_hub", "doctor",
            "__version__"]
 
 

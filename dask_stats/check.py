@@ -99,7 +99,8 @@ def output_problems(source: Store, target: Store) -> list[Problem]:
         marker = None
     if isinstance(marker, dict) and marker.get("source") == source.display(source.root):
         return []  # an unfinished copy of this dataset: the same command resumes it
-    return [Problem("the output directory is not empty", path=where, fix="choose a new or empty --output directory")]
+    return [Problem("the output directory is not empty", path=where, fix="choose a new or empty --output directory",
+                    code="output-not-empty")]
 
 
 def preflight(store: Store, options: Options, backend: VideoBackend, in_place: bool,

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, options
-from .errors import DatasetError, HubError, NothingToDo, TaskError
+from .errors import DatasetError, HubError, NothingToDo, Problem, TaskError
 
 DEMO_MARKER = ".dask_stats_demo"  # written into the directories the demo creates: the only ones it empties
 class Parser(argparse.ArgumentParser):
@@ -91,6 +91,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     chk.add_argument("--root", required=True, help="the dataset to check: a directory or an fsspec URL")
     chk.add_argument("--output", help="the conversion will write a copy here (a read-only source is then fine)")
     options.add_arguments(chk, "check")
+    doc = chk.add_argument_group("stats doctor")
+    _flag(doc, "--stats", "recompute the stats in memory and report how wrong the published ones are (writes nothing "
+          "to the dataset; exit 1 when a published stat is dangerous: a std of 0 or far below the truth, q01/q99 off "
+          "by more than 3%% of the range, stale index stats)")
+    _flag(doc, "--json", "with --stats: print the whole report as JSON")
+    doc.add_argument("--report", metavar="PATH.html", help="with --stats: also write the report as one "
+                     "self-contained HTML page")
+    doc.add_argument("--quantiles", default=None, metavar="Q,...", help="with --stats: the quantiles to compare "
+                     "(default lerobot's q01,q10,q50,q90,q99)")
     _flag(chk, "--debug", "show tracebacks")
 
     demo = commands.add_parser("demo", help="generate a small sample v2.0 dataset and convert it",
@@ -183,6 +192,10 @@ def _convert_hub(args) -> int:
 
 
 def _check(args) -> int:
+    if args.stats:
+        return _doctor(args)
+    if args.json or args.report:
+        raise DatasetError(Problem("--json and --report go with --stats", fix="add --stats"))
     check = _work("check").check
 
     problems = check(args.root, args.output, **options.keywords(args, "check"))
@@ -198,6 +211,23 @@ def _check(args) -> int:
     print(f"{counts['error']} error(s), {counts['warning']} warning(s)"
           + (f", {counts['info']} info" if counts["info"] else "") + f": {outcome}")
     return 1 if counts["error"] else 0
+
+
+def _doctor(args) -> int:
+    """``check --stats``: the doctor's report (text or --json; --report writes the HTML page); exit 1 when dangerous."""
+    import json
+
+    keywords = options.keywords(args, "check")
+    if args.quantiles is not None:
+        keywords["quantiles"] = args.quantiles
+    report = _work("doctor").doctor(args.root, html=args.report, **keywords)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print(report.table())
+        if args.report:
+            print(f"report: {args.report}")
+    return report.exit_status
 
 
 def _age(seconds: float) -> str:

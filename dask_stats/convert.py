@@ -21,7 +21,7 @@ from .engine.tasks import Results, Task, build_tasks, dataset_quantiles
 from .errors import DatasetError, NothingToDo, Problem, TaskError, VerificationError
 from .formats import Computed, Writer, finished_output, published_findings, recover
 from .formats.v2 import layout
-from .options import Options
+from .options import Options, quantile_list
 from .plan import Plan, read_json
 from .stats.moments import MomentsTable
 from .stats.records import episode_records
@@ -87,6 +87,21 @@ def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
         return _convert(source, target, opts, client)
 
 
+def read_through(root: str | os.PathLike, reader: type[Writer], *, client: Client | None = None,
+                 storage_options: dict | None = None, **options) -> Writer:
+    """Compute the stats of the dataset at ``root`` as :func:`convert` would (the same options; ``force`` is
+    implied) and hand them to ``reader``, a writer that writes nothing (e.g. the stats doctor's
+    ``formats.report.ReportWriter``); the dataset is only read.  Returns the committed reader."""
+    if reader.writes:
+        raise ValueError(f"{reader.__name__} writes: use convert()")
+    opts = Options.of(**{**options, "force": True})
+    source = Store(root, storage_options)
+    state: dict = {}
+    with target_lock(source):  # a conversion into the same dataset cannot change it under the report
+        _run(source, source, opts, client, state, reader=reader)
+    return state["writer"]
+
+
 def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *,
              storage_options: dict | None = None, **options) -> str:
     """What :func:`convert` with the same arguments would do, in one paragraph, without computing or writing
@@ -98,7 +113,7 @@ def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *
     if output is not None and (problems := output_problems(source, target)):
         raise DatasetError(problems)
     plan, kind, findings = preflight(source, opts, get_backend(opts.stats.video_backend), in_place=output is None)
-    opts = replace(opts, stats=replace(opts.stats, to=kind.format))
+    opts = _for_writer(opts, kind)
     writer = kind(plan, target, opts, in_place=output is None)
     if writer.problems():
         raise DatasetError(writer.problems())
@@ -124,21 +139,24 @@ def _convert(source: Store, target: Store, opts: Options, client: Client | None)
         raise
 
 
-def _run(source: Store, target: Store, opts: Options, client: Client | None, state: dict) -> ConversionResult:
+def _run(source: Store, target: Store, opts: Options, client: Client | None, state: dict,
+         reader: type[Writer] | None = None) -> ConversionResult:
+    """The conversion; ``reader``: a writer that writes nothing (``writes = False``), run instead of the one
+    :func:`formats.choose` picks, on a dataset that is only read."""
     backend = get_backend(opts.stats.video_backend)  # resolved once; the tasks carry it to the workers
     start = time.perf_counter()
     output = None if target is source else target
-    findings = recover(source) if output is None else []  # e.g. finish a swap cut between its two renames
-    if output is not None:
-        version = finished_output(source, target, opts.stats)
+    in_place = output is None and reader is None  # a reader changes nothing, not even in place
+    findings = recover(source) if in_place else []  # e.g. finish a swap cut between its two renames
+    if output is not None and (problems := output_problems(source, target)):
+        version = finished_output(source, target, opts.stats) if problems[0].code == "output-not-empty" else None
         if version:
             where = target.display(target.root)
             raise NothingToDo(Problem(f"{where} already holds the {version} conversion", severity="info",
                                       code="already-converted"), version, "", output=where)
-        problems = output_problems(source, target)
-        if problems:
-            raise DatasetError(problems)
-    target.remove_temporaries("meta")  # left by a run killed while writing
+        raise DatasetError(problems)
+    if reader is None:
+        target.remove_temporaries("meta")  # left by a run killed while writing
     if client is None and not opts.run.address():
         opts = replace(opts, run=replace(opts.run, scheduler=runner.local_kind(opts.run, _videos(source))))
     phase = Phases(quiet=opts.run.quiet)
@@ -149,11 +167,12 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         early = client is not None or opts.run.address() or opts.run.scheduler == "processes"
         dask_client = stack.enter_context(runner.open_client(opts.run, client)) if early else None
         with phase("planning and checking"):
-            plan, kind, found = preflight(source, opts, backend, in_place=output is None, client=dask_client)
+            plan, kind, found = preflight(source, opts, backend, in_place=in_place, client=dask_client)
             findings += found
-            opts = replace(opts, stats=replace(opts.stats, to=kind.format))  # the target, for the fingerprint
+            kind = reader or kind
+            opts = _for_writer(opts, kind)  # the target and its default quantiles, for the fingerprint
             plan.bind(opts.stats, target.display(target.root))  # task keys: this run's, and resumable
-            writer = state["writer"] = kind(plan, target, opts, in_place=output is None)
+            writer = state["writer"] = kind(plan, target, opts, in_place=in_place)
             if writer.problems():
                 raise DatasetError(writer.problems())
         timings = {"plan": time.perf_counter() - start}
@@ -194,7 +213,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):
         try:
-            report = verify_or_stop(plan, tables, opts)
+            report = verify_or_stop(plan, tables, opts, writer.verification)
         except VerificationError:
             checkpoint.clear()  # numbers that failed verification are never resumed (e.g. after restoring a file)
             raise
@@ -212,6 +231,13 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
                             plan.stats_features, plan.skipped, report, findings, timings, tasks=len(tasks),
                             resumed=resumed, format=writer.format, stats_file=writer.stats_file)
+
+
+def _for_writer(opts: Options, kind: type[Writer]) -> Options:
+    """The options of a run of writer ``kind``: its format as the target, and its default quantiles (lerobot's, where
+    the target has dataset-wide quantiles) unless quantiles were asked for."""
+    qs = opts.stats.quantiles if opts.stats.quantiles is not None else quantile_list(kind.dataset_quantiles)
+    return replace(opts, stats=replace(opts.stats, to=kind.format, quantiles=qs))
 
 
 def _videos(store: Store) -> int:
@@ -246,18 +272,18 @@ def nonfinite_warnings(plan: Plan, tables: dict[str, MomentsTable]) -> list[Prob
     ]
 
 
-def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options) -> VerificationReport:
-    """Compare with meta/stats.json; a blocking mismatch raises before anything is written."""
+def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options,
+                   mode: str = "gate") -> VerificationReport:
+    """Compare with meta/stats.json (``mode``: the writer's ``verification``, "gate" or "report"); a blocking
+    mismatch raises before anything is written."""
     if options.safety.skip_verify:
         return VerificationReport(False, "--skip-verify")
     stats_json = plan.store.path(layout.STATS)
     reference = json.loads(plan.store.read_text(stats_json)) if plan.has_stats_json else None
-    report = verify(tables, plan.features, reference, strict=options.safety.strict_verify)
+    report = verify(tables, plan.features, reference, strict=options.safety.strict_verify,
+                    mode=mode, levels=options.stats.quantile_levels)
     if report.failures:
-        raise VerificationError(Problem(
-            "the new stats disagree with meta/stats.json; nothing was written:\n" + report.table(only_problems=True),
-            path=plan.store.display(stats_json),
-            fix="check the dataset; if meta/stats.json itself is stale, use --skip-verify"))
+        raise VerificationError(report.problem(plan.store.display(stats_json)))
     return report
 
 

@@ -112,10 +112,8 @@ class StatsOptions:
 
     @property
     def quantile_levels(self) -> tuple[float, ...]:
-        """The quantiles to compute: as asked, else the default of the target format."""
-        if self.quantiles is not None:
-            return self.quantiles
-        return quantile_list(self.to == "v3.0")
+        """The quantiles to compute: as asked (``convert`` fills in the writer's default when none were)."""
+        return self.quantiles or ()
 
     def fingerprint(self) -> dict:
         """The options as they enter the checkpoint fingerprint (decoders differ slightly: the backend counts)."""

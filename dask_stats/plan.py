@@ -19,7 +19,8 @@ from .storage import Store
 
 NUMERIC_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64",
                   "uint8", "uint16", "uint32", "uint64", "bool"}
-NO_STATS_DTYPES = {"string"}  # like lerobot at recording time: no stats, no crash
+EXCLUDED = "excluded by --exclude-features"  # why a feature gets no stats, when the user said so
+NO_STATS_DTYPES = {"string", "language"}  # like lerobot at recording time: no stats, no crash
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def classify(features: dict, options: StatsOptions, info_path: str | None = None
             problems.append(Problem("feature names must not contain '/' (v2.1 flattens keys with it)", feature=name,
                                     path=info_path))
         elif name in options.exclude_features:
-            kinds.skipped[name] = "excluded by --exclude-features"
+            kinds.skipped[name] = EXCLUDED
         elif dtype == "video":
             kinds.videos.append(name)
         elif dtype == "image":

@@ -67,7 +67,8 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     """
     from huggingface_hub import HfApi
 
-    from .formats import push_layout
+    from .formats import PLANNERS as WRITABLE
+    from .formats import AlreadyThere, choose, push_layout
     from .hub.download import (
         SOURCE_REVISION,
         Download,
@@ -79,12 +80,14 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         why_unreachable,
     )
     from .hub.push import layout_for, plan_push, push
+    from .options import StatsOptions
 
     api = api or HfApi()
     revision = revision or SOURCE_REVISION
     force = bool(convert_options.get("force"))
     quiet = bool(convert_options.get("quiet"))
     layout = layout_for(convert_options.get("to") or "v2.1")
+    stats_options = StatsOptions(to=convert_options.get("to"))
     target = Path(root).expanduser() if root is not None else default_root(repo_id)
     result = HubConversion(repo_id, revision, target, Path(output).expanduser() if output is not None else target)
 
@@ -92,6 +95,10 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         result.lines.append(line)
         if echo is not None:
             echo(line)
+
+    def nothing_to_do(version: str | None) -> bool:
+        """Whether a dataset at ``version`` is already what this conversion writes (``formats.choose``)."""
+        return version in WRITABLE and isinstance(choose(version, stats_options, force), AlreadyThere)
 
     def already(where: str) -> HubConversion:
         result.status = "already-converted"
@@ -101,7 +108,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
 
     version = local_version(target)
     if root is not None and version is not None and not push_to_hub:  # the dataset is here: the Hub is not asked
-        if version == layout.version and not force:
+        if nothing_to_do(version):
             return already(f"in {target}")
         result.download = Download(repo_id, revision, target, "local", dry_run, reason="--root holds the dataset")
     else:
@@ -119,7 +126,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
 
     if version is not None:  # what the writer of this dataset publishes (recomputed v3.0 stats: only meta/)
         layout = push_layout(version, convert_options.get("to"), layout)
-    converted = version == layout.version and not force
+    converted = nothing_to_do(version)
     if converted and not push_to_hub:
         return already(f"in {target}")
 

@@ -17,9 +17,9 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    # One single-threaded worker process each: a crashed or hung decoder costs one worker, which distributed
-    # replaces. (PyAV releases the GIL while decoding, so one process with a thread per core, the command line's
-    # default, is as fast with less memory; this example shows the isolated layout.)
+    # One single-threaded worker process each, as the command line's --scheduler auto picks from 1,000 videos on:
+    # a crashed or hung decoder costs one worker, which distributed replaces, and tiny videos do not contend for one
+    # GIL. (Small runs are as fast in one process with a thread per core, which starts at once.)
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         print("dashboard:", client.dashboard_link)

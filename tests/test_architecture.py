@@ -15,7 +15,7 @@ LAYERS = {
     "storage": 2, "video": 2, "hub": 2, "plan": 2,
     "engine": 3,
     "formats": 4,
-    "check": 5, "convert": 6, "roundtrip": 7, "synthetic": 5, "cli": 8, "__main__": 9, "__init__": 9,
+    "check": 5, "convert": 6, "roundtrip": 7, "doctor": 7, "synthetic": 5, "cli": 8, "__main__": 9, "__init__": 9,
 }
 
 

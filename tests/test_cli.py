@@ -301,7 +301,7 @@ def test_bad_data_found_by_a_task_exits_2_not_4(make_sample, copy_of, tmp_path):
     damage(video(root, 0))
     run = run_cli("convert", "--root", root, "--output", tmp_path / "out", "--num-workers", "2", "--quiet")
     assert run.returncode == 2, run.stderr
-    assert "damaged at frame" in run.stderr and "the same command resumes it" not in run.stderr
+    assert "damaged at frame" in run.stderr and "re-run the same command to resume" not in run.stderr
     assert "Traceback" not in run.stderr
 
 
@@ -312,7 +312,7 @@ def test_a_timeout_exits_4(make_sample, tmp_path):
                           str(tmp_path / "out"), "--task-timeout", "2", "--retries", "0", "--quiet"],
                          capture_output=True, text=True, timeout=300, env=with_tests_on_path())
     assert run.returncode == 4, run.stderr
-    assert "the same command resumes it" in run.stderr
+    assert "re-run the same command to resume" in run.stderr
 
 
 def test_interrupt_after_episodes_stats_does_not_claim_nothing_was_committed(make_sample, copy_of, monkeypatch,

@@ -69,3 +69,31 @@ def test_converts_to_v30_that_lerobot_can_look_up_and_with_exact_quantiles(tmp_p
         values = np.stack([np.asarray(v, dtype=np.float64) for v in rows[feature]])
         for q, expected in zip(DEFAULT_QUANTILES, np.quantile(values, DEFAULT_QUANTILES, axis=0)):
             np.testing.assert_array_equal(np.asarray(stats[feature][quantile_key(q)]), expected)
+
+
+PIPER = REALDATA.parent / "piper_act_v30"
+CAMERAS = ("observation.images.front", "observation.images.wrist")
+
+
+@pytest.mark.skipif(not PIPER.is_dir(), reason=f"real dataset not present at {PIPER}")
+def test_piper_recompute_verifies_and_its_report_flags_the_published_quantiles(tmp_path):
+    """A lerobot-merged v3.0 dataset whose videos were never published: check names the cameras and the flag, the
+    recompute verifies without --skip-check/--skip-verify, keeps the cameras' stats and reports the averaged q01/q99."""
+    import shutil
+
+    root = tmp_path / "piper"
+    shutil.copytree(PIPER, root)
+    absent = [p for p in dask_stats.check(root) if p.severity == "error"]
+    assert {p.feature for p in absent} == set(CAMERAS) and all("--exclude-features" in p.fix for p in absent)
+    before = tree_digest(root)
+    report = dask_stats.doctor(root, exclude_features=CAMERAS, **FAST)
+    assert tree_digest(root) == before, "the doctor writes nothing"
+    flagged = {(r.feature, r.stat) for r in report.dangerous if r.episode is None}
+    assert {("action", "q01"), ("action", "q99"), ("index", "q99")} <= flagged and report.exit_status == 1
+    cameras = {k: v for k, v in json.loads((root / "meta/stats.json").read_text()).items() if k in CAMERAS}
+    result = dask_stats.convert(root, force=True, exclude_features=CAMERAS, **FAST)
+    assert result.verification.checked and not result.verification.failures
+    assert "published stats were wrong" in result.summary()
+    after = json.loads((root / "meta/stats.json").read_text())
+    assert {k: after[k] for k in CAMERAS} == cameras
+    assert dask_stats.doctor(root, exclude_features=CAMERAS, **FAST).rows == []

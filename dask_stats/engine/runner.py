@@ -99,7 +99,7 @@ def open_client(options: RunOptions, client: Client | None = None) -> Iterator[C
     if options.scheduler == "processes":  # "auto" was resolved by the caller (local_kind)
         # one single-threaded worker process per core (isolates decoders: a crash or a GIL-holding hang
         # costs one worker, which distributed replaces); TCP on loopback between them
-        layout = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
+        workers_kind = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
                   "env": {"OMP_NUM_THREADS": "1", HARD_TIMEOUT_ENV: "1"}}
         # a worker lost to a crash or a cut-off hang: its tasks are tried again on other workers (at least once,
         # as tasks merely assigned to it are lost with it), then reported
@@ -108,11 +108,11 @@ def open_client(options: RunOptions, client: Client | None = None) -> Iterator[C
         # one in-process worker with a thread per core: PyAV, Pillow and numpy release the GIL, and this was
         # fastest on every benchmark set (benchmarks/RESULTS.md), with a single process's memory; the scheduler
         # and worker talk in memory (inproc), no socket
-        layout = {"n_workers": 1, "threads_per_worker": workers, "processes": False, "protocol": "inproc://",
+        workers_kind = {"n_workers": 1, "threads_per_worker": workers, "processes": False, "protocol": "inproc://",
                   "worker_class": _LoopbackWorker}
         config = LOCAL_CLUSTER_CONFIG
     with dask.config.set(config), \
-            LocalCluster(**layout, **http, silence_logs=logging.CRITICAL) as cluster, \
+            LocalCluster(**workers_kind, **http, silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as local:
         local.dask_stats_in_process = options.scheduler != "processes"  # its workers share this process
         yield local

@@ -22,6 +22,7 @@ from ..errors import Location
 from ..options import Options, RunOptions
 from ..plan import Plan, channels_of
 from ..stats.moments import MomentsByKey, MomentsTable
+from ..stats.pixels import DepthCoding
 from ..stats.quantiles import DatasetQuantiles, histogram_quantiles, merge
 from ..stats.records import quantile_stats
 from ..stats.sampling import sample_positions
@@ -97,12 +98,13 @@ def video_tasks(plan: Plan, options: Options, backend: VideoBackend) -> list[Tas
     if not plan.videos:
         return []
     channels = {key: channels_of(plan.features[key]) for key in plan.videos}
+    depth = {key: coding for key in plan.videos if (coding := DepthCoding.of(plan.features[key])) is not None}
     longest = max(ep.length for ep in plan.episodes)
     tasks = []
     for feature, batch in _video_batches(plan):
         timeouts = {ep.index: options.run.task_timeout_s(ep.length) for ep in batch}
         job = VideoJob(plan.store, backend, tuple(batch), channels, timeouts, options.stats.frame_lookup,
-                       options.stats.tolerance_s, options.stats.quantile_levels)
+                       options.stats.tolerance_s, options.stats.quantile_levels, depth)
         episodes = [ep.index for ep in batch]
         where = Location(episodes[0], feature, plan.store.display(batch[0].videos[feature] if feature
                                                                   else batch[0].data_path))
@@ -185,13 +187,20 @@ class Results:
         return {feature: self._moments[feature].table() for feature in self.features if feature in self._moments}
 
 
+def _levels(feature: dict) -> np.ndarray | None:
+    """The value of each histogram bin of an image or video feature: a depth map's codes, else None (pixels)."""
+    coding = DepthCoding.of(feature)
+    return coding.levels() if coding is not None else None
+
+
 def dataset_quantiles(client, plan: Plan, tables: dict[str, MomentsTable], histograms: dict[str, np.ndarray],
                       qs: tuple[float, ...], options: RunOptions) -> dict:
     """Exact quantiles of every stats feature over the whole dataset, ``{feature: {"q01": ..., ...}}``: pixels
     from the summed histograms of the sampled frames; numeric features by the passes of
     ``quantiles.DatasetQuantiles`` over the episode dataframe (each pass reads the partitions again and keeps
     only a bounded number of values), each pass a run of tasks on the one runner (retries, progress, watchdog)."""
-    out = {feature: quantile_stats(histogram_quantiles(histograms[feature], qs), qs, plan.features[feature])
+    out = {feature: quantile_stats(histogram_quantiles(histograms[feature], qs, _levels(plan.features[feature])),
+                                   qs, plan.features[feature])
            for feature in plan.images + plan.videos}
     states = {feature: DatasetQuantiles(qs, tables[feature].count.shape[1]) for feature in plan.numeric}
     batches = numeric.batches(plan) if states else []

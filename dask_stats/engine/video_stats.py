@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from ..errors import DatasetError, Location, TaskError
 from ..stats.moments import Moments, MomentsTable
-from ..stats.pixels import PixelHistogram
+from ..stats.pixels import DepthCoding, PixelHistogram
 from ..stats.sampling import FrameLookupError, locate_frames, sample_positions, video_problems
 from ..storage import Store
 from ..video import VideoBackend, VideoReader
@@ -43,6 +43,7 @@ class VideoJob:
     frame_lookup: str = "timestamp"
     tolerance_s: float = 1e-4
     quantiles: tuple[float, ...] = ()
+    depth: dict[str, DepthCoding] = field(default_factory=dict)  # the depth-map cameras, with their coding
 
 
 def read_timestamps(store: Store, data_path: str) -> np.ndarray:
@@ -151,8 +152,10 @@ def camera_moments(job: VideoJob, inputs: _Inputs, ep: VideoEpisode, feature: st
             raise DatasetError(problems) from None
         raise
     unique, weights = np.unique(frames, return_counts=True)
-    histogram = PixelHistogram(job.channels[feature])
-    for (index, frame), expected, weight in zip(reader.read(unique), unique, weights):
+    depth = job.depth.get(feature)
+    histogram = PixelHistogram(job.channels[feature], depth)
+    decoded = reader.read(unique) if depth is None else reader.read_depth(unique)
+    for (index, frame), expected, weight in zip(decoded, unique, weights):
         if index != expected:
             raise RuntimeError(f"the decoder returned frame {index} where {expected} was expected")
         histogram.add(frame, int(weight))

@@ -98,9 +98,9 @@ def choose(version: str, options: StatsOptions, force: bool) -> type[Writer] | A
 
 def own_diagnosis(plan: Plan, options: StatsOptions) -> list[Problem] | None:
     """The problems of a dataset whose format judges its own files (v3.0: row ranges, frames at the episodes'
-    offsets); None when the episode checks of :mod:`dask_stats.check` apply (v2.x)."""
+    offsets; the cameras of the plan only); None when the episode checks of :mod:`dask_stats.check` apply (v2.x)."""
     if plan.version == "v3.0":
-        return diagnose_v30(plan.store, options.tolerance_s)
+        return diagnose_v30(plan.store, options.tolerance_s, plan.videos)
     return None
 
 

@@ -37,11 +37,13 @@ class Computed:
 class Writer(ABC):
     """Writes one target format from a plan.  Subclasses set the class attributes and implement ``commit``."""
 
-    format: ClassVar[str]  # the LeRobot version written ("v2.1", "v3.0")
+    format: ClassVar[str | None]  # the LeRobot version written ("v2.1", "v3.0"; None: none, the dataset is read)
+    writes: ClassVar[bool] = True  # False: a reader (the stats doctor's report), run in place and writing nothing
     push_layout: ClassVar[PushLayout]  # what a Hub push of the result publishes
     dataset_quantiles: ClassVar[bool] = False  # whether meta/stats.json gets dataset-wide quantiles
     description: ClassVar[str] = ""  # what is written, for --dry-run and summaries
     stats_file: ClassVar[str | None] = None  # the one file of per-episode stats written (relative), if there is one
+    verification: ClassVar[str] = "gate"  # meta/stats.json checks our numbers ("gate"); "report": it is replaced
 
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
         self.plan, self.target, self.options, self.in_place = plan, target, options, in_place

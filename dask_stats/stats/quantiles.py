@@ -107,14 +107,16 @@ def segment_quantiles(x: np.ndarray, starts: np.ndarray, qs: Sequence[float]) ->
     return out
 
 
-def histogram_quantiles(hist: np.ndarray, qs: Sequence[float]) -> np.ndarray:
-    """(Q, C) quantiles in [0, 1] of the pixels counted by a (C, 256) integer histogram."""
+def histogram_quantiles(hist: np.ndarray, qs: Sequence[float], levels: np.ndarray | None = None) -> np.ndarray:
+    """(Q, C) quantiles in [0, 1] of the pixels counted by a (C, 256) integer histogram; with ``levels`` (the
+    ascending value of each bin: a depth map's 4096 codes), in those values."""
     hist = np.asarray(hist, dtype=np.int64)
+    levels = _LEVELS if levels is None else levels
     n = hist.sum(axis=1)
     low, high, gamma = _positions(n, qs)  # (C, Q)
     cumulative = np.cumsum(hist, axis=1)
-    level = lambda rank: (cumulative[:, :, None] <= rank[:, None, :]).sum(axis=1).clip(max=255)
-    out = _lerp(_LEVELS[level(low)], _LEVELS[level(high)], gamma)
+    level = lambda rank: (cumulative[:, :, None] <= rank[:, None, :]).sum(axis=1).clip(max=len(levels) - 1)
+    out = _lerp(levels[level(low)], levels[level(high)], gamma)
     out[n == 0] = np.nan
     return out.T
 

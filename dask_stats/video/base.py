@@ -33,6 +33,12 @@ class VideoReader(ABC):
     def read(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, frame)`` for the sorted, unique ``indices``; frames are (H, W, 3) uint8 RGB."""
 
+    def read_depth(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Like :meth:`read` for a depth-map video (lerobot 0.6.1: HEVC gray12le): frames are (H, W) uint16 12-bit
+        codes.  Only the PyAV backend decodes them."""
+        raise ValueError(f"the {type(self).__name__} decoder cannot read depth maps (12-bit gray); "
+                         "use --video-backend pyav")
+
     def close(self) -> None:  # noqa: B027 - a reader that holds nothing has nothing to release
         """Release the decoder; closing twice is harmless."""
 

@@ -159,13 +159,6 @@ class PyAVReader(VideoReader):
 
     # -- decoding -------------------------------------------------------------------------------
     def read(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        indices = np.asarray(indices, dtype=np.int64)
-        if len(indices) == 0:
-            return
-        self.frame_times()
-        if self._packets is None or not self._by_pts:
-            self._container.close()  # a fresh demuxer and decoder: no seek, no state from the index pass
-            self._container = self._open()
         reformatter = self._av.video.reformatter.VideoReformatter()
 
         def rgb(frame) -> np.ndarray:
@@ -173,6 +166,20 @@ class PyAVReader(VideoReader):
             # pixels.channel_histograms maps the 4-byte layout without a copy
             return reformatter.reformat(frame, format="rgba", threads=1).to_ndarray()[..., :3]
 
+        return self._frames(indices, rgb)
+
+    def read_depth(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        return self._frames(indices, lambda frame: frame.to_ndarray(format="gray12le"))  # as lerobot decodes them
+
+    def _frames(self, indices: np.ndarray, rgb) -> Iterator[tuple[int, np.ndarray]]:
+        """The frames at ``indices``, each converted by ``rgb``."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) == 0:
+            return
+        self.frame_times()
+        if self._packets is None or not self._by_pts:
+            self._container.close()  # a fresh demuxer and decoder: no seek, no state from the index pass
+            self._container = self._open()
         if not self._by_pts:
             yield from self._read_sequential(indices, rgb)
         else:

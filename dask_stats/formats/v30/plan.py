@@ -4,10 +4,13 @@ camera, a time range of a concatenated video file."""
 from __future__ import annotations
 
 from ...errors import DatasetError, Problem
-from ...plan import Episode, Kinds, Plan
+from ...plan import EXCLUDED, Episode, Kinds, Plan
 from ...storage import Store
 from .layout import STATS_PATH
 from .reader import read_dataset
+from .videofiles import missing_video_problems
+
+KEPT = "; its published stats (meta/episodes, meta/stats.json) are kept as they were"
 
 
 def plan_v30(store: Store, info: dict, kinds: Kinds, problems: list[Problem]) -> tuple[Plan | None, list[Problem]]:
@@ -16,6 +19,7 @@ def plan_v30(store: Store, info: dict, kinds: Kinds, problems: list[Problem]) ->
         dataset = read_dataset(store)
     except DatasetError as exc:
         return None, problems + exc.problems
+    problems = problems + missing_video_problems(store, kinds.videos, dataset.episodes)
     file_start: dict[str, int] = {}
     episodes = []
     for ep in dataset.episodes:
@@ -28,6 +32,7 @@ def plan_v30(store: Store, info: dict, kinds: Kinds, problems: list[Problem]) ->
                                 {key: store.path(ref.path) for key, ref in videos.items()},
                                 rows=(ep.dataset_from_index - start, ep.dataset_to_index - start),
                                 video_offsets={key: ref.from_timestamp for key, ref in videos.items()}))
-    plan = Plan(store, info, kinds.numeric, kinds.images, kinds.videos, kinds.skipped, episodes,
+    skipped = {name: why + KEPT if why == EXCLUDED else why for name, why in kinds.skipped.items()}
+    plan = Plan(store, info, kinds.numeric, kinds.images, kinds.videos, skipped, episodes,
                 has_stats_json=store.is_file(store.path(STATS_PATH)))
     return plan, problems
