@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from .errors import DatasetError, Location, Problem
 from .formats import AlreadyThere, Writer, choose, interrupted, own_diagnosis, plan_dataset
 from .formats.v2 import layout
+from .formats.v2.info import corrected_info
 from .options import Options
 from .plan import Episode, Plan, read_jsonl
 from .stats.sampling import WALL_CLOCK_S, sample_positions, video_problems
@@ -211,18 +212,9 @@ def _on_cluster(client: Client, work: EpisodeChecker, plan: Plan, retries: int) 
 
 def _total_problems(plan: Plan) -> list[Problem]:
     """Warnings where info.json's totals disagree with meta/episodes.jsonl (lerobot's loaders and the Hub viewer
-    read them; the conversion does not, and leaves them as they are)."""
-    cameras = sum(isinstance(ft, dict) and ft.get("dtype") == "video" for ft in plan.features.values())
-    counted = {"total_episodes": len(plan.episodes), "total_frames": plan.total_frames,
-               "total_videos": len(plan.episodes) * cameras}
-    problems = []
-    for key, count in counted.items():
-        declared = plan.info.get(key)
-        if isinstance(declared, int) and not isinstance(declared, bool) and declared != count:
-            problems.append(Problem(f"info.json says {key} {declared}, but meta/episodes.jsonl gives {count}",
-                                    severity="warning", path=plan.store.display(plan.store.path(layout.INFO)),
-                                    fix=f"set {key} to {count} in meta/info.json (the conversion leaves it as it is)"))
-    return problems
+    read them; a conversion writes the counted values)."""
+    return corrected_info(plan.info, len(plan.episodes), plan.total_frames,
+                          plan.store.display(plan.store.path(layout.INFO)))[1]
 
 
 def _special_files(store: Store) -> list[Problem]:

@@ -18,28 +18,55 @@ from . import __version__, options
 from .errors import DatasetError, HubError, NothingToDo, Problem, TaskError
 
 DEMO_MARKER = ".dask_stats_demo"  # written into the directories the demo creates: the only ones it empties
+LEROBOT_FLAGS = {"--force-conversion": "--force"}  # lerobot's converters' flags that we spell differently
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse without abbreviations, where an unknown flag gets the closest known one as a suggestion."""
+    """argparse without abbreviations, where an unknown flag gets the closest known one as a suggestion (lerobot's
+    own spellings get ours).  Only public argparse: the flags are recorded as they are added."""
 
     def __init__(self, *args, **kwargs):
+        self.flags: list[str] = []  # every option string of this parser (filled by add_argument, before super())
+        self.commands: dict[str, Parser] = {}  # the sub-commands' parsers, by name
         kwargs["allow_abbrev"] = False
         super().__init__(*args, **kwargs)
 
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        self.flags += action.option_strings
+        return action
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+
+        def add_recorded(*a, **k):
+            action = add(*a, **k)
+            self.flags.extend(action.option_strings)
+            return action
+
+        group.add_argument = add_recorded
+        return group
+
+    def add_subparsers(self, **kwargs):
+        action = super().add_subparsers(**kwargs)
+        self.commands = action.choices
+        return action
+
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
-        if extras and self._subparsers is not None:  # the top-level parser: judge against the command's flags
-            commands = self._subparsers._group_actions[0].choices
-            parser = commands.get(getattr(namespace, "command", None), self)
+        if extras and self.commands:  # the top-level parser: judge against the command's flags
+            parser = self.commands.get(getattr(namespace, "command", None), self)
             parser.error(parser.unknown(extras))
         return namespace, extras
 
     def unknown(self, extras: list[str]) -> str:
         """The message for unknown arguments, with the closest known flag for each unknown one."""
-        known = [flag for action in self._actions for flag in action.option_strings]
         hints = []
         for arg in extras:
             flag = arg.split("=", 1)[0]
-            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6) if flag.startswith("-") else []
+            close = difflib.get_close_matches(flag, self.flags, n=1, cutoff=0.6) if flag.startswith("-") else []
+            close = [LEROBOT_FLAGS[flag]] if LEROBOT_FLAGS.get(flag) in self.flags else close
             if close:
                 hints.append(f"{flag}: did you mean {close[0]}?")
         return f"unrecognized arguments: {' '.join(extras)}" + "".join(f"\n  {hint}" for hint in hints)
@@ -168,9 +195,11 @@ def _convert(args) -> int:
     except NothingToDo as exc:
         print(_already_converted_line(root, args.output, exc))
         return 0
-    if not args.quiet:
-        if result.verification.warnings:
-            print(result.verification.table(only_problems=True))
+    if result.verification.warnings:
+        print(result.verification.table(only_problems=True))
+    if args.quiet:  # warnings still print, without the summary
+        print("".join(f"{warning}\n" for warning in result.warnings), end="", file=sys.stderr)
+    else:
         print(result.summary())
     return 0
 
@@ -307,15 +336,15 @@ def _claim_demo_dir(base: Path) -> bool:
     return True
 
 
-def _log_to_stderr(quiet: bool) -> None:
-    """dask_stats' own warnings on stderr (errors only with ``--quiet``); other libraries keep their own handlers
-    (a root handler would print huggingface_hub's messages a second time)."""
+def _log_to_stderr() -> None:
+    """dask_stats' own warnings on stderr (with ``--quiet`` too); other libraries keep their own handlers (a root
+    handler would print huggingface_hub's messages a second time)."""
     log = logging.getLogger("dask_stats")
     if not log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
-    log.setLevel(logging.ERROR if quiet else logging.WARNING)
+    log.setLevel(logging.WARNING)
 
 
 def _partial(exc: BaseException) -> str:
@@ -325,7 +354,7 @@ def _partial(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _log_to_stderr(quiet=getattr(args, "quiet", False))
+    _log_to_stderr()
     try:
         return {"convert": _convert, "check": _check, "demo": _demo, "checkpoints": _checkpoints}[args.command](args)
     except TaskError as exc:
@@ -366,6 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        from .storage import missing_credentials
+
+        hint = missing_credentials(exc, getattr(args, "root", None))
+        if hint:
+            print(f"dask_stats: {hint}", file=sys.stderr)
+            return 2
         print(f"dask_stats: unexpected error: {type(exc).__name__}: {exc}\n(run again with --debug for the "
               "traceback, and please report it)", file=sys.stderr)
         return 3

@@ -38,6 +38,18 @@ class Problem:
         return text
 
 
+def episode_spans(indices) -> str:
+    """``[0, 1, 2, 5]`` -> "episodes 0-2, 5" (runs of consecutive episodes shortened)."""
+    runs: list[list[int]] = []
+    for index in sorted(set(int(i) for i in indices)):
+        if runs and index == runs[-1][1] + 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return ("episode " if len(runs) == 1 and runs[0][0] == runs[0][1] else "episodes ") + text
+
+
 @dataclass(frozen=True)
 class Location:
     """Where a piece of work happens (a task, a video), to blame when it fails as a whole (timeout, lost worker)."""

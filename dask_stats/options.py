@@ -6,6 +6,14 @@ Three groups, because they matter differently:
 - :class:`StatsOptions` change the numbers (they are part of the checkpoint fingerprint);
 - :class:`SafetyOptions` decide what is checked and written around the numbers;
 - :class:`RunOptions` only change how the run goes (where, how parallel, how patient, how talkative).
+
+Why our own layer over argparse rather than tyro, draccus or jsonargparse (all on PyPI): each flag here must take
+the bare ``--force``, lerobot's ``--push-to-hub=false`` and ``--no-resume`` at once; an unknown flag gets the
+closest known one (``--force-conversion: did you mean --force?``); the same declarations check the Python API's
+keywords (:meth:`Options.of`), and ``--help`` imports nothing heavy.  draccus (lerobot's) wants ``--flag=true``
+(no bare flag) and suggests nothing; tyro spells booleans ``--flag/--no-flag`` (``--flag=false`` only with flag
+conversion off, which then loses the bare flag) and imports rich and typeguard at ``--help``; jsonargparse brings
+a config-file system we do not need.  This layer uses argparse's public API only.
 """
 
 from __future__ import annotations
@@ -60,6 +68,28 @@ def parse_bool(value: str | bool) -> bool:
 parse_bool.__name__ = "boolean"
 
 
+def dashboard_address(value: str) -> str:
+    """``HOST:PORT`` (a known host or IP, or none for every interface; a port 0-65535, 0: any free one) or
+    ``off``."""
+    import socket
+
+    text = str(value).strip()
+    if text == "off":
+        return text
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8787) or off, got {value!r}")
+    try:
+        if host:
+            socket.getaddrinfo(host.strip("[]"), None)
+    except (socket.gaierror, UnicodeError):
+        raise ValueError(f"unknown host {host!r} in {value!r} (e.g. 127.0.0.1:8787)") from None
+    return text
+
+
+dashboard_address.__name__ = "HOST:PORT"
+
+
 def option(default, help: str, *, parse: Callable | None = None, choices=None, metavar: str | None = None,
            many: bool = False, check: bool = False, bare=None, negative=None):
     """A dataclass field that is also a CLI flag: ``help`` and ``parse`` (value check and conversion) serve
@@ -71,10 +101,11 @@ def option(default, help: str, *, parse: Callable | None = None, choices=None, m
 
 
 def quantile_list(value) -> tuple[float, ...]:
-    """``True``/"default": lerobot's q01..q99; ``False``/"none": none; else whole percents ("0.02,0.98")."""
+    """``True``/"default": lerobot's q01..q99; ``False``/"none": none; else whole percents ("0.02,0.98"), where
+    "default" stands for lerobot's ("default,0.02": theirs and q02)."""
     from .stats.quantiles import DEFAULT_QUANTILES, parse_quantiles
 
-    if value is True or value == "default":
+    if value is True:
         return DEFAULT_QUANTILES
     if value is False or value == "none" or (isinstance(value, (tuple, list)) and not value):
         return ()
@@ -99,8 +130,9 @@ class StatsOptions:
     exclude_features: tuple[str, ...] = option((), "features that get no stats (e.g. declared but absent)",
                                                many=True, metavar="NAME", check=True)
     quantiles: tuple[float, ...] | None = option(
-        None, "add quantile stats: bare, lerobot's q01,q10,q50,q90,q99; or a list of whole percents "
-              "(0.02,0.98); default: on for --to v3.0, off for v2.1; --no-quantiles: none",
+        None, "quantile stats: bare or 'default', lerobot's q01,q10,q50,q90,q99; 'default,0.02,0.98' adds "
+              "q02 and q98 to them; a list without 'default' (0.02,0.98) replaces them (pi05 needs q01 and q99: "
+              "warned); default: on for --to v3.0, off for v2.1; --no-quantiles: none",
         parse=quantile_list, metavar="Q,...", bare="default", negative="none")
     to: str | None = option(None, "the format to write: v2.1 (episodes_stats.jsonl beside the v2.0 files) or v3.0 "
                                   "(a LeRobot v3.0 dataset: concatenated files, stats in meta/episodes); default: "
@@ -114,6 +146,19 @@ class StatsOptions:
     def quantile_levels(self) -> tuple[float, ...]:
         """The quantiles to compute: as asked (``convert`` fills in the writer's default when none were)."""
         return self.quantiles or ()
+
+    def quantile_problems(self) -> list[Problem]:
+        """A warning when the quantiles asked for leave out some of lerobot's defaults (q01 and q99 are what pi05
+        normalizes with); none when none were asked for."""
+        from .stats.quantiles import DEFAULT_QUANTILES, quantile_key
+
+        missing = [quantile_key(q) for q in DEFAULT_QUANTILES if self.quantiles and q not in self.quantiles]
+        if not missing:
+            return []
+        asked = ",".join(f"{q:g}" for q in self.quantiles)
+        return [Problem(f"--quantiles {asked} replaces lerobot's default quantiles: {', '.join(missing)} are not "
+                        "written (pi05 normalizes with q01 and q99)", severity="warning", code="quantiles-replaced",
+                        fix=f"--quantiles default,{asked} keeps lerobot's and adds these")]
 
     def fingerprint(self) -> dict:
         """The options as they enter the checkpoint fingerprint (decoders differ slightly: the backend counts)."""
@@ -152,7 +197,7 @@ class RunOptions:
                                            check=True)
     dashboard_address: str | None = option(None, "where the local cluster serves its dashboard (default: a free "
                                                  "port on 127.0.0.1, none with --quiet; 'off': none)",
-                                           metavar="HOST:PORT")
+                                           parse=dashboard_address, metavar="HOST:PORT")
     task_timeout: float | None = option(None, "give up on a video (one camera of one episode) or a Parquet partition "
                                               "after this long (default: 120 s + 0.05 s per frame; 300 s + ... for "
                                               "Parquet partitions)", parse=positive_float,

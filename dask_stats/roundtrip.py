@@ -67,8 +67,8 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     """
     from huggingface_hub import HfApi
 
+    from .formats import NATURAL_TARGET, AlreadyThere, choose, push_layout
     from .formats import PLANNERS as WRITABLE
-    from .formats import AlreadyThere, choose, push_layout
     from .hub.download import (
         SOURCE_REVISION,
         Download,
@@ -116,8 +116,13 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         if unreachable is not None and push_to_hub:
             raise HubError(f"Cannot push to {repo_id}: {why_unreachable(unreachable)}. Nothing was downloaded, "
                            "converted or pushed; re-run when the Hub can be reached.")
-        if unreachable is None and not force and hub_dataset_version(repo_id, layout.tag, api=api) == layout.version:
-            return already(f"on the Hub (tag {layout.tag})")
+        # already converted: the tag of the target asked for; without --to, of any natural target (v3.0 stays v3.0)
+        tags = [layout.tag] if convert_options.get("to") else sorted({*NATURAL_TARGET.values()})
+        for there in [layout_for(tag) for tag in tags] if unreachable is None and not force else []:
+            found = hub_dataset_version(repo_id, there.tag, api=api)
+            if found == there.version and nothing_to_do(found):
+                layout = there
+                return already(f"on the Hub (tag {there.tag})")
         result.download = fetch_dataset(repo_id, revision, target, refresh=force, dry_run=dry_run, api=api,
                                         unreachable=unreachable)
         if result.download.source != "converted" or dry_run:

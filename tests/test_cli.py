@@ -121,7 +121,7 @@ def test_every_option_has_help_and_no_abbreviations():
 def test_usage_names_the_command_as_invoked(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["/venv/bin/dask-stats", "--help"])
     assert cli.build_parser().prog == "dask-stats"
-    assert cli.build_parser()._subparsers._group_actions[0].choices["convert"].prog == "dask-stats convert"
+    assert cli.build_parser().commands["convert"].prog == "dask-stats convert"
     monkeypatch.setattr(sys, "argv", [str(REPO / "dask_stats/__main__.py"), "--help"])
     assert cli.build_parser().prog == "python -m dask_stats"
 
@@ -188,6 +188,41 @@ def test_check_reports_already_converted_as_information(converted, capsys):
 def test_a_real_error_still_exits_2(tiny, tmp_path, capsys):
     assert cli.main(["convert", "--root", str(tmp_path / "missing")]) == 2
     assert "[error]" in capsys.readouterr().err
+
+
+def test_a_root_that_is_a_file_exits_2_for_convert_and_1_for_check(tmp_path, capsys):
+    root = tmp_path / "a-file"
+    root.write_text("not a dataset")
+    assert cli.main(["convert", "--root", str(root)]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+    assert cli.main(["check", "--root", str(root)]) == 1
+    out = capsys.readouterr()
+    assert "is a file, not a directory" in out.out + out.err and "unexpected" not in out.out + out.err
+
+
+@pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:99999", "no-such-host.invalid:8787"])
+def test_a_bad_dashboard_address_is_refused_as_a_flag(tiny, address, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["convert", "--root", str(tiny), "--dashboard-address", address])
+    assert exit_.value.code == 2 and "--dashboard-address: invalid HOST:PORT value" in capsys.readouterr().err
+    with pytest.raises(DatasetError, match="dashboard_address"):
+        dask_stats.convert(tiny, dashboard_address=address)
+
+
+def test_an_s3_root_without_credentials_names_them_and_exits_2(monkeypatch, tmp_path, capsys):
+    s3fs = pytest.importorskip("s3fs")
+    s3fs.S3FileSystem.clear_instance_cache()  # an instance made by another test would carry its credentials
+    monkeypatch.setattr(s3fs.S3FileSystem, "_cache", {})  # and ours, made without any, must not outlive the test
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata lookup (no network)
+    for command in ("convert", "check"):
+        assert cli.main([command, "--root", "s3://some-bucket/dataset"]) == 2
+        err = capsys.readouterr().err
+        assert "no S3 credentials for s3://some-bucket/dataset" in err and "AWS_ACCESS_KEY_ID" in err
+        assert "~/.aws/credentials" in err and "storage_options" in err and "unexpected" not in err
 
 
 # --- demo ----------------------------------------------------------------------------------------------------

@@ -176,3 +176,26 @@ def test_an_interrupted_run_says_how_to_resume_and_where_the_partial_tree_is(mes
     err = capsys.readouterr().err
     assert "re-run the same command to resume" in err and str(out) + ".v3.0-partial" in err
     shutil.rmtree(tmp_path)
+
+
+def test_a_kill_right_after_the_swap_leaves_no_marker_behind(messy_dataset, copy_of, monkeypatch):
+    """Killed after the second rename but before the tree's marker was dropped: the next run removes the marker
+    (no file of ours is left in the dataset) and finds nothing to do."""
+    from dask_stats.formats import staging
+
+    root = copy_of(messy_dataset)
+    real_unlink = staging.Path.unlink
+
+    def killed(path, *args, **kwargs):
+        if path.name == staging.OUTPUT_MARKER and path.parent == root:
+            raise KeyboardInterrupt
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(staging.Path, "unlink", killed)
+    with pytest.raises(KeyboardInterrupt):
+        dask_stats.convert(root, to="v3.0", **FAST)
+    monkeypatch.setattr(staging.Path, "unlink", real_unlink)
+    assert (root / staging.OUTPUT_MARKER).exists()
+    with pytest.raises(NothingToDo):
+        dask_stats.convert(root, **FAST)
+    assert not (root / staging.OUTPUT_MARKER).exists()

@@ -22,13 +22,14 @@ import os
 import pickle
 import shutil
 import sqlite3
-import sys
 import tempfile
 import time
 from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import platformdirs
 
 from .. import __version__
 from ..errors import DatasetError, Problem
@@ -38,28 +39,18 @@ from ..storage import Store
 
 log = logging.getLogger(__name__)
 
-FORMAT = 6  # of the saved task results (6: v3.0 file tasks return the identity of the file written); older: not reused
+FORMAT = 7  # of saved task results (6: exact integer sums; 7: v3.0 file tasks return their identity); older: not reused
 EXPIRY_DAYS = 14.0  # checkpoints unused for longer are removed when a conversion starts
 SUFFIX = ".sqlite"
 
 
 def cache_dir() -> Path:
-    """``$DASK_STATS_CACHE``, else the platform's user cache directory for dask_stats (honours ``XDG_CACHE_HOME``)."""
+    """``$DASK_STATS_CACHE``, else the platform's user cache directory for dask_stats (platformdirs: honours
+    ``XDG_CACHE_HOME`` on Linux)."""
     explicit = os.environ.get("DASK_STATS_CACHE")
     if explicit:
         return Path(explicit)
-    try:
-        import platformdirs
-    except ImportError:
-        platformdirs = None
-    if platformdirs is not None:
-        return Path(platformdirs.user_cache_dir("dask_stats", appauthor=False))
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "dask_stats"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "dask_stats" / "Cache"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "dask_stats"
+    return Path(platformdirs.user_cache_dir("dask_stats", appauthor=False))
 
 
 def checkpoints_dir() -> Path:
@@ -95,6 +86,21 @@ class CheckpointInfo:
     tasks: int
     bytes: int
     modified: float  # Unix time of the last saved result
+
+
+@contextmanager
+def scratch_dir() -> Iterator[str]:
+    """A fresh directory for a local cluster's scratch space (Dask's ``dask-scratch-space/`` and its lock files)
+    under the cache (in the temporary directory if the cache cannot be written), removed on exit."""
+    try:
+        (cache_dir() / "scratch").mkdir(parents=True, exist_ok=True)
+        path = tempfile.mkdtemp(dir=cache_dir() / "scratch")
+    except OSError:
+        path = tempfile.mkdtemp(prefix="dask_stats-scratch-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager

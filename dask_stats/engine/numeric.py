@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import Problem, TaskError
+from ..errors import Problem, TaskError, episode_spans
 from ..plan import Plan, channels_of
 from ..stats.moments import Moments, MomentsTable
 from ..stats.pixels import PixelHistogram
@@ -48,8 +48,10 @@ def read_episodes(batch: Batch, columns: list[str], store: Store) -> pd.DataFram
                 with store.source(path) as source:
                     files[path] = pq.ParquetFile(source, pre_buffer=False).read(columns=columns, use_threads=False)
             except Exception as exc:
-                raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {exc}", episode=episode,
-                                        path=store.display(path), fix="restore the file")) from exc
+                held = episode_spans(e for e, p, _ in batch if p == path)
+                raise TaskError(Problem(f"cannot read Parquet: {type(exc).__name__}: {str(exc).strip()}",
+                                        episode=episode, path=store.display(path),
+                                        fix=f"restore the file (it holds {held})")) from exc
         table = files[path]
         tables.append(table if rows is None else table.slice(rows[0], rows[1] - rows[0]))
     # one contiguous chunk per column (reductions then see plain arrays), plus the episode of every row
@@ -82,7 +84,8 @@ def episode_frame(plan: Plan, parts: list[list[tuple[int, str]]], columns: list[
     """The Dask dataframe of all episodes (one partition per batch), restricted to ``columns`` (default: the
     features with Parquet stats)."""
     columns = plan.numeric + plan.images if columns is None else columns
-    meta = read_episodes(parts[0][:1], columns, plan.store).iloc[:0]
+    first_file = [item for item in parts[0] if item[1] == parts[0][0][1]]  # read once all the same: errors name them
+    meta = read_episodes(first_file, columns, plan.store).iloc[:0]
     return dd.from_map(read_episodes, parts, columns=columns, store=plan.store, meta=meta, enforce_metadata=False,
                        label="read-episodes")
 

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ..errors import DatasetError, Problem, TaskError
 from ..options import RunOptions
 from . import guards
+from .checkpoint import scratch_dir
 from .guards import HARD_TIMEOUT_ENV
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def open_client(options: RunOptions, client: Client | None = None) -> Iterator[C
         workers_kind = {"n_workers": 1, "threads_per_worker": workers, "processes": False, "protocol": "inproc://",
                   "worker_class": _LoopbackWorker}
         config = LOCAL_CLUSTER_CONFIG
-    with dask.config.set(config), \
+    with scratch_dir() as scratch, dask.config.set({**config, "temporary-directory": scratch}), \
             LocalCluster(**workers_kind, **http, silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as local:
         local.dask_stats_in_process = options.scheduler != "processes"  # its workers share this process
@@ -213,7 +214,7 @@ def _run(client, tasks, done, on_result, retries, quiet, stall_s, label) -> None
             if finished.count() <= window // 2:
                 submit(window - finished.count())
     if problems:
-        raise TaskError(problems)
+        raise TaskError(list(dict.fromkeys(problems)))  # a file that fails two tasks (stats, video) is named once
 
 
 def _os_problem(task: Task, exc: OSError | CancelledError) -> Problem:

@@ -10,7 +10,7 @@ from functools import partial
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..errors import DatasetError, Location, TaskError
+from ..errors import DatasetError, Location, Problem, TaskError, episode_spans
 from ..stats.moments import Moments, MomentsTable
 from ..stats.pixels import DepthCoding, PixelHistogram
 from ..stats.sampling import FrameLookupError, locate_frames, sample_positions, video_problems
@@ -64,7 +64,13 @@ class _Inputs:
 
     def episode_timestamps(self, ep: VideoEpisode) -> np.ndarray:
         if ep.data_path not in self.timestamps:
-            self.timestamps[ep.data_path] = read_timestamps(self.job.store, ep.data_path)
+            try:
+                self.timestamps[ep.data_path] = read_timestamps(self.job.store, ep.data_path)
+            except Exception as exc:  # the data file, not the video, is to blame
+                held = [e.index for e in self.job.episodes if e.data_path == ep.data_path]
+                raise DatasetError(Problem(f"cannot read Parquet: {type(exc).__name__}: {str(exc).strip()}",
+                                           episode=held[0], path=self.job.store.display(ep.data_path),
+                                           fix=f"restore the file (it holds {episode_spans(held)})")) from exc
         column = self.timestamps[ep.data_path]
         return column if ep.rows is None else column[ep.rows[0]:ep.rows[1]]
 
@@ -113,7 +119,7 @@ def video_stats(job: VideoJob) -> VideoOutcome:
             else:  # name the episode/feature/file
                 problems.append(where.problem(f"video stats failed: {type(error).__name__}: {error}"))
     if problems:
-        raise TaskError(problems)
+        raise TaskError(list(dict.fromkeys(problems)))  # a data file that fails every camera is named once
     histograms: dict[str, np.ndarray] = {}
     by_feature: dict[str, dict[int, Moments]] = {}
     for (episode, feature), moments in results.items():

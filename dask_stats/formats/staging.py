@@ -98,6 +98,11 @@ class StagingTree:
             return [f"move the {old_version} tree to {self.old} and the new tree from {self.staging} to {self.final}"]
         return []
 
+    def outcome(self, old_version: str) -> list[str]:
+        if self.in_place:
+            return [f"old tree:     {self.old} (the {old_version} dataset, kept: remove it once you no longer need it)"]
+        return []
+
 
 class StoreTree:
     """The new tree written straight into ``target`` (an ``--output`` prefix on an object store), committed by
@@ -152,6 +157,9 @@ class StoreTree:
         self.store.refresh()
 
     def aftermath(self, old_version: str) -> list[str]:
+        return []
+
+    def outcome(self, old_version: str) -> list[str]:
         return []
 
 

@@ -5,13 +5,21 @@ squared deviations (M2), min and max of some observations, plus ``samples``: the
 frames they came from (the ``count`` that v2.1 writes).  A :class:`MomentsTable` holds those of many
 episodes as arrays: ``segments`` builds one from contiguous row segments (vectorized), ``total`` merges
 its rows (the one merge formula: ``Moments.merge`` and ``merge_all`` use it too).
+
+Integer (and bool) data also carry ``sums``: the exact sum and sum of squares as Python integers, so that their
+moments merge exactly and the mean and M2 are the correctly rounded values, even near 2**63.  Float data are
+summed around a shift (a segment's first value; in a merge, the mean of the largest part), so that a constant
+column gets exactly its value and std 0.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+quietly = np.errstate(all="ignore")  # NaN/inf follow numpy's values without its RuntimeWarnings (a nonfinite warning
+# of ours names the episodes holding them)
 
 
 @dataclass
@@ -25,11 +33,13 @@ class Moments:
     nonfinite: int = 0  # rows holding NaN or infinity (stats then follow numpy: NaN propagates)
     quantiles: np.ndarray | None = None  # (Q, D): exact quantiles of these observations, when asked for
     histogram: np.ndarray | None = None  # (C, 256): pixel counts behind pixel moments (they merge by adding)
+    sums: np.ndarray | None = None  # (2, D) Python ints: exact sum and sum of squares of integer data
 
     def merge(self, other: Moments) -> Moments:
         return merge_all([self, other])
 
     @property
+    @quietly
     def std(self) -> np.ndarray:
         return np.sqrt(np.maximum(self.m2, 0.0) / self.count)
 
@@ -54,8 +64,10 @@ class MomentsTable:
     nonfinite: np.ndarray  # (n,)
     quantiles: np.ndarray  # (n, Q, D); Q = 0 when no quantiles were asked for
     histogram: np.ndarray  # (n, C, 256) pixel counts; C = 0 for non-pixel features
+    sums: np.ndarray  # (n, 2, D) objects: exact sum and sum of squares of integer data; (n, 0, D) otherwise
 
     @classmethod
+    @quietly
     def segments(cls, keys: np.ndarray, x: np.ndarray, starts: np.ndarray, qs: tuple[float, ...] = ()) -> MomentsTable:
         """Moments (and the quantiles ``qs``) of each contiguous row segment ``x[starts[i]:starts[i+1]]``
         (belonging to ``keys[i]``), vectorized with ``reduceat``."""
@@ -64,18 +76,27 @@ class MomentsTable:
         if x.ndim == 1:
             x = x[:, None]
         lengths = np.diff(np.append(starts, x.shape[0]))
-        xf = x.astype(np.float64)
-        means = np.add.reduceat(xf, starts, axis=0) / lengths[:, None]
-        m2 = np.add.reduceat((xf - np.repeat(means, lengths, axis=0)) ** 2, starts, axis=0)
         reduce_x = x.view(np.uint8) if x.dtype == np.bool_ else x  # reduceat has no bool min/max
-        mins = np.minimum.reduceat(reduce_x, starts, axis=0).astype(x.dtype)
-        maxs = np.maximum.reduceat(reduce_x, starts, axis=0).astype(x.dtype)
+        mins = np.minimum.reduceat(reduce_x, starts, axis=0)
+        maxs = np.maximum.reduceat(reduce_x, starts, axis=0)
+        xf = x.astype(np.float64)
+        if x.dtype.kind in "biu":
+            sums = integer_sums(reduce_x, starts, lengths, mins, maxs)
+            means, m2 = exact_mean_m2(sums, lengths[:, None])
+        else:
+            sums = np.zeros((len(starts), 0, x.shape[1]), object)
+            shift = np.where(np.isfinite(xf[starts]), xf[starts], 0.0)  # each segment's first value
+            deviations = xf - np.repeat(shift, lengths, axis=0)
+            offsets = np.add.reduceat(deviations, starts, axis=0) / lengths[:, None]
+            means = shift + offsets
+            m2 = np.add.reduceat((deviations - np.repeat(offsets, lengths, axis=0)) ** 2, starts, axis=0)
+        mins, maxs = mins.astype(x.dtype), maxs.astype(x.dtype)
         bad_rows = ~np.isfinite(xf).all(axis=1)
         nonfinite = np.add.reduceat(bad_rows, starts) if bad_rows.any() else np.zeros(len(starts), np.int64)
         count = np.repeat(lengths.astype(np.int64)[:, None], x.shape[1], axis=1)
         quantiles = segment_quantiles(x, starts, qs) if qs else np.zeros((len(starts), 0, x.shape[1]))
         return cls(np.asarray(keys), count, means, m2, mins, maxs, lengths.astype(np.int64), nonfinite, quantiles,
-                   np.zeros((len(starts), 0, 256), np.int64))
+                   np.zeros((len(starts), 0, 256), np.int64), sums)
 
     @classmethod
     def of(cls, keys: np.ndarray, moments: list[Moments]) -> MomentsTable:
@@ -85,12 +106,15 @@ class MomentsTable:
         quantiles = np.stack([m.quantiles if m.quantiles is not None else np.zeros((0, width)) for m in moments])
         histogram = np.stack([m.histogram if m.histogram is not None else np.zeros((0, 256), np.int64)
                               for m in moments])
+        exact = all(m.sums is not None for m in moments)
+        sums = np.stack([m.sums if exact else np.zeros((0, width), object) for m in moments])
         return cls(np.asarray(keys), stack("count"), stack("mean"), stack("m2"), stack("min"), stack("max"),
                    np.array([m.samples for m in moments]), np.array([m.nonfinite for m in moments]), quantiles,
-                   histogram)
+                   histogram, sums)
 
     @classmethod
     def concat(cls, tables: list[MomentsTable]) -> MomentsTable:
+        tables = _with_common_sums(tables)
         return cls(*(np.concatenate([getattr(t, name) for t in tables]) for name in cls.__dataclass_fields__))
 
     def take(self, rows: np.ndarray) -> MomentsTable:
@@ -112,24 +136,36 @@ class MomentsTable:
             raise KeyError(f"no moments for keys {np.asarray(keys)[unique[slot] != keys][:5].tolist()}")
         return table.take(first[slot])
 
+    @quietly
     def total(self) -> Moments:
-        """All rows merged in one vectorized step: counts add, the mean is the count-weighted mean, and
-        M2 = sum of the rows' M2 + sum of count * (row mean - mean)^2 (exact, like Chan et al.'s pairwise update)."""
+        """All rows merged in one vectorized step: counts add; integer data add their exact sums; otherwise the
+        mean is the count-weighted mean of the rows' offsets from a shift (the mean of the largest row) and
+        M2 = sum of the rows' M2 + sum of count * (row mean - mean)^2 (Chan et al.'s pairwise update)."""
         total = self.count.sum(axis=0)
-        weight = np.divide(self.count, total, out=np.zeros(self.count.shape), where=total > 0)
-        mean = (weight * self.mean).sum(axis=0)
+        sums = self.sums.sum(axis=0) if self.sums.shape[1] and len(self.keys) else None
+        if sums is not None:
+            mean, m2 = exact_mean_m2(sums[None], total[None])
+            mean, m2 = mean[0], m2[0]
+        else:
+            shift = self.mean[self.count.argmax(axis=0), np.arange(self.mean.shape[1])] if len(self.keys) else 0.0
+            shift = np.where(np.isfinite(shift), shift, 0.0)
+            weight = np.divide(self.count, total, out=np.zeros(self.count.shape), where=total > 0)
+            mean = shift + (weight * (self.mean - shift)).sum(axis=0)
+            m2 = self.m2.sum(axis=0) + (self.count * (self.mean - mean) ** 2).sum(axis=0)
         return Moments(
             count=total,
             mean=mean,
-            m2=self.m2.sum(axis=0) + (self.count * (self.mean - mean) ** 2).sum(axis=0),
+            m2=m2,
             min=self.min.min(axis=0),
             max=self.max.max(axis=0),
             samples=int(self.samples.sum()),
             nonfinite=int(self.nonfinite.sum()),
             histogram=self.histogram.sum(axis=0) if self.histogram.shape[1] else None,
+            sums=sums,
         )
 
     @property
+    @quietly
     def std(self) -> np.ndarray:
         return np.sqrt(np.maximum(self.m2, 0.0) / self.count)
 
@@ -137,8 +173,42 @@ class MomentsTable:
         """(key, Moments) of every segment."""
         return [(int(k), Moments(self.count[i], self.mean[i], self.m2[i], self.min[i], self.max[i],
                                  int(self.samples[i]), int(self.nonfinite[i]), self.quantiles[i],
-                                 self.histogram[i] if self.histogram.shape[1] else None))
+                                 self.histogram[i] if self.histogram.shape[1] else None,
+                                 self.sums[i] if self.sums.shape[1] else None))
                 for i, k in enumerate(self.keys)]
+
+
+def integer_sums(x: np.ndarray, starts: np.ndarray, lengths: np.ndarray, mins: np.ndarray,
+                 maxs: np.ndarray) -> np.ndarray:
+    """(n, 2, D) Python ints: the exact sum and sum of squares of each segment of integer ``x`` (given each
+    segment's min and max).  Vectorized in int64 around each segment's min when that cannot overflow, with Python
+    integers otherwise (e.g. nanosecond clocks, whose segments span more than 2**31)."""
+    low = mins.astype(object)
+    spread = maxs.astype(object) - low
+    n = lengths.astype(object)[:, None]
+    if x.size and max(spread.max(), 1) < 2**31 and (n * spread * spread).max() < 2**62:
+        d = x.astype(np.int64) - np.repeat(mins.astype(np.int64), lengths, axis=0)
+        total = np.add.reduceat(d, starts, axis=0).astype(object)
+        squares = np.add.reduceat(d * d, starts, axis=0).astype(object)
+        return np.stack([n * low + total, n * low * low + 2 * low * total + squares], axis=1)
+    values = x.astype(object)
+    return np.stack([np.add.reduceat(values, starts, axis=0), np.add.reduceat(values * values, starts, axis=0)],
+                    axis=1)
+
+
+def exact_mean_m2(sums: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The correctly rounded mean and M2 (sum of squared deviations) from exact ``sums`` (n, 2, D) and counts."""
+    n = np.broadcast_to(count, sums[:, 0].shape).astype(object)
+    n = np.where(n > 0, n, 1)
+    total, squares = sums[:, 0], sums[:, 1]
+    return (total / n).astype(np.float64), ((squares * n - total * total) / n).astype(np.float64)
+
+
+def _with_common_sums(tables: list[MomentsTable]) -> list[MomentsTable]:
+    """``tables`` as they are when all or none carry exact sums; else without them (the float merge serves)."""
+    if len({t.sums.shape[1] for t in tables}) == 1:
+        return tables
+    return [replace(t, sums=np.zeros((len(t.keys), 0, t.sums.shape[2]), object)) for t in tables]
 
 
 class MomentsByKey:
@@ -162,6 +232,8 @@ class MomentsByKey:
 
     def add(self, part: MomentsTable) -> None:
         rows = self._rows(part.keys)
+        if self._table is not None:
+            self._table, part = _with_common_sums([self._table, part])
         if self._table is None:
             self._table = MomentsTable(self.keys, *(np.zeros((len(self.keys), *getattr(part, name).shape[1:]),
                                                              getattr(part, name).dtype) for name in _COLUMNS))

@@ -13,14 +13,13 @@ from ..errors import Problem
 SEEK_BACK_S = (0.0, 1.0, 5.0, None)  # margins tried before decoding from the start (None)
 
 
-def frame_at(path, timestamp: float, tolerance_s: float = 1e-4) -> tuple[np.ndarray, float] | None:
-    """The RGB frame (uint8 H x W x 3) presented within ``tolerance_s`` of ``timestamp``, and its time, in the video
-    at ``path`` (or an open seekable file object: a file on a store is then read in ranges, not fetched whole).
+def frame_at(path: str, timestamp: float, tolerance_s: float = 1e-4) -> tuple[np.ndarray, float] | None:
+    """The RGB frame (uint8 H x W x 3) presented within ``tolerance_s`` of ``timestamp``, and its time.
 
     Seeks to the keyframe at or before the time (with growing margins if the seek lands late) and decodes
     forward a few frames; ``None`` if no frame lies within the tolerance.
     """
-    with av.open(path if hasattr(path, "read") else str(path)) as container:
+    with av.open(str(path)) as container:
         stream = container.streams.video[0]
         for margin in SEEK_BACK_S:
             if margin is None:

@@ -8,6 +8,7 @@ from ...stats.records import info_text, jsonl_text
 from ...storage import OUTPUT_MARKER, mark_output
 from ..base import Computed, Writer
 from . import layout
+from .info import corrected_info
 
 
 class V21Writer(Writer):
@@ -15,6 +16,13 @@ class V21Writer(Writer):
     push_layout = V21
     description = "its meta/episodes_stats.jsonl"
     stats_file = layout.EPISODES_STATS
+    mirrors = True
+
+    def aftermath(self) -> list[str]:
+        return ["remove meta/stats.json"] if self.options.safety.delete_old_stats else []
+
+    def outcome(self) -> list[str]:
+        return ["removed:      meta/stats.json"] if self.options.safety.delete_old_stats else []
 
     def commit(self, computed: Computed) -> None:
         """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked.  A copy
@@ -27,7 +35,8 @@ class V21Writer(Writer):
                 if computed.after_copy is not None:
                     computed.after_copy()
             target.write_text(target.path(layout.EPISODES_STATS), jsonl_text(computed.records))
-            target.write_text(target.path(layout.INFO), info_text({**plan.info, "codebase_version": "v2.1"}))
+            info = corrected_info(plan.info, len(plan.episodes), plan.total_frames)[0]  # the preflight warned
+            target.write_text(target.path(layout.INFO), info_text({**info, "codebase_version": "v2.1"}))
             if self.options.safety.delete_old_stats:
                 target.remove(target.path(layout.STATS))
             if target != plan.store:

@@ -1,89 +1,96 @@
 """Judge a v3.0 dataset: its metadata reads back, the data files hold the rows the episodes point at, and
-every episode's first and last frame of every camera decodes at ``from_timestamp + timestamp``.  Absent video files
-are the plan's to report (``videofiles``); a file that cannot be decoded is a problem here, never a crash."""
+every episode's first and last frame of every camera decodes at ``from_timestamp + timestamp``.  Damaged files are
+named once each, with the episodes they hold (and, for videos, ``--exclude-features``); absent video files are the
+plan's to report (``videofiles``), a declared codec that is not the file's is a warning."""
 
 from __future__ import annotations
 
-import av
+from collections.abc import Collection
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...errors import DatasetError, Problem
+from ...errors import DatasetError, Problem, episode_spans
 from ...storage import Store
-from ...video.frames import frame_at
+from ...video import frame_at, probe
 from .reader import read_dataset
 from .videofiles import codec_warning
 
 
-def diagnose_v30(store: Store, tolerance_s: float = 1e-4, cameras: list[str] | None = None) -> list[Problem]:
-    """Every problem found in the v3.0 dataset in ``store`` ([] when lerobot can read all of it); the frames of
-    ``cameras`` only (default: every declared camera) are checked."""
+def diagnose_v30(store: Store, tolerance_s: float = 1e-4, cameras: Collection[str] | None = None) -> list[Problem]:
+    """Every problem found in the v3.0 dataset in ``store`` ([] when lerobot can read all of it), each absent or
+    damaged file named once with its episodes; ``cameras``: the video features to judge (default: all)."""
     try:
         dataset = read_dataset(store)
     except DatasetError as exc:
         return exc.problems
-    problems, times, files = [], {}, {}
+    problems, times, files, videos = [], {}, {}, {}
     for ep in dataset.episodes:
         files.setdefault(ep.data_path, []).append(ep)
+        for key, ref in ep.videos.items():
+            if cameras is None or key in cameras:
+                videos.setdefault((key, ref.path), []).append((ep, ref))
     for path, members in files.items():
-        where = store.display(store.path(path))
+        held = episode_spans(ep.index for ep in members)
+        if not store.is_file(store.path(path)):
+            problems.append(Problem("data file is missing", episode=members[0].index,
+                                    path=store.display(store.path(path)), fix=f"restore it (it holds {held})"))
+            continue
         try:
             with store.source(store.path(path)) as source:
                 table = pq.read_table(source, columns=["index", "episode_index", "timestamp"])
-        except Exception as exc:  # noqa: BLE001 - absent or unreadable: the same to the user
-            problems.append(Problem(f"the data file cannot be read: {exc}", episode=members[0].index, path=where,
-                                    fix="restore the file"))
+        except (OSError, ValueError, pa.ArrowException) as exc:  # truncated, not Parquet, columns missing
+            problems.append(Problem(f"cannot read Parquet: {type(exc).__name__}: {str(exc).strip()}",
+                                    episode=members[0].index, path=store.display(store.path(path)),
+                                    fix=f"restore the file (it holds {held})"))
             continue
         index, episode, stamp = (table.column(c).to_numpy() for c in ("index", "episode_index", "timestamp"))
         offset = members[0].dataset_from_index
         if len(index) != sum(ep.length for ep in members) or (index != np.arange(offset, offset + len(index))).any():
-            problems.append(Problem("the index column is not the global row position the episodes give", path=where))
+            problems.append(Problem("the index column is not the global row position the episodes give",
+                                    path=store.display(store.path(path))))
             continue
         for ep in members:
             rows = slice(ep.dataset_from_index - offset, ep.dataset_to_index - offset)
             if (episode[rows] != ep.index).any():
                 problems.append(Problem("rows of another episode in this episode's range", episode=ep.index,
-                                        path=where))
+                                        path=store.display(store.path(path))))
             times[ep.index] = (float(stamp[rows][0]), float(stamp[rows][-1]))
-    cameras = dataset.video_keys if cameras is None else cameras
-    broken: set[str] = set()
-    probed: set[str] = set()
-    for ep in dataset.episodes:
-        for key, ref in ep.videos.items():
-            video = store.path(ref.path)
-            if key not in cameras or ref.path in broken or not store.is_file(video):
-                continue
-            if ref.path not in probed:
-                probed.add(ref.path)
-                warning = _codec_problem(store, ref.path, key, dataset.info["features"][key], ep.index)
-                if warning is not None:
-                    problems.append(warning)
-            try:
-                missing = [t for t in times.get(ep.index, ())
-                           if _frame_at(store, video, ref.from_timestamp + t, tolerance_s) is None]
-            except Exception as exc:  # noqa: BLE001 - a damaged file: reported once, with the flag
-                broken.add(ref.path)
-                problems.append(Problem(f"the video cannot be decoded: {exc}", episode=ep.index, feature=key,
-                                        path=store.display(video),
-                                        fix=f"restore or re-encode the file, or --exclude-features {key}"))
-                continue
-            problems += [Problem(f"no frame at {ref.from_timestamp + t:.6f} s (from_timestamp "
-                                 f"{ref.from_timestamp:.6f} + t {t:.6f}) within {tolerance_s:g} s",
-                                 episode=ep.index, feature=key, path=store.display(video)) for t in missing]
+    for (key, path), members in videos.items():
+        problems += _video_problems(store, key, path, members, times, tolerance_s, dataset.info["features"][key])
     return problems
 
 
-def _codec_problem(store: Store, relative: str, key: str, feature: dict, episode: int) -> Problem | None:
-    """The declared-vs-file codec warning of one video (None if it agrees, or cannot be opened: decoding says so)."""
+def _video_problems(store: Store, key: str, path: str, members: list, times: dict, tolerance_s: float,
+                    feature: dict) -> list[Problem]:
+    """The problems of one camera's video file shared by ``members`` ((episode, its reference) pairs): undecodable
+    (once), else each episode whose first or last frame is not at its time; a codec other than the declared one."""
+    video = store.path(path)
+    fix = f"restore the file (it holds {episode_spans(ep.index for ep, _ in members)}), or --exclude-features {key}"
+    where = {"feature": key, "path": store.display(video)}
+    if not store.is_file(video):
+        return []  # the plan reports it (videofiles), with a sibling directory that holds it if there is one
+    with store.local_file(video) as local:  # a file on a store is fetched once, to a temporary file
+        return _frame_problems(store, path, key, feature, local, members, times, tolerance_s, fix, where)
+
+
+def _frame_problems(store: Store, path: str, key: str, feature: dict, local: str, members: list, times: dict,
+                    tolerance_s: float, fix: str, where: dict) -> list[Problem]:
     try:
-        with store.source(store.path(relative)) as source, av.open(source) as container:
-            codec = container.streams.video[0].codec_context.name
+        declared = codec_warning(store, path, key, feature, members[0][0].index, probe(local).codec)
     except Exception:  # noqa: BLE001 - reported by the decoding that follows
-        return None
-    return codec_warning(store, relative, key, feature, episode, codec)
-
-
-def _frame_at(store: Store, video: str, timestamp: float, tolerance_s: float):
-    """:func:`frame_at` of a video of ``store`` (a remote one read in ranges through a file object)."""
-    with store.source(video) as source:
-        return frame_at(source, timestamp, tolerance_s)
+        declared = None
+    problems = [declared] if declared else []
+    for ep, ref in members:
+        for t in times.get(ep.index, ()):
+            try:
+                found = frame_at(local, ref.from_timestamp + t, tolerance_s)
+            except Exception as exc:  # noqa: BLE001 - any decoder failure: the file is damaged
+                return problems + [Problem(f"cannot decode the video: {type(exc).__name__}: {str(exc).strip()}",
+                                           episode=ep.index, fix=fix, **where)]
+            if found is None:
+                problems.append(Problem(f"no frame at {ref.from_timestamp + t:.6f} s (from_timestamp "
+                                        f"{ref.from_timestamp:.6f} + t {t:.6f}) within {tolerance_s:g} s",
+                                        episode=ep.index, fix=fix, **where))
+    return problems

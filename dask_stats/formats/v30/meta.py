@@ -33,8 +33,10 @@ _INT_COLUMNS = {"episode_index", "length", "data/chunk_index", "data/file_index"
 
 
 def flatten_stats(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """``{feature: {stat: value}}`` -> ``{"stats/<feature>/<stat>": value}`` (values as nested lists)."""
-    return {f"stats/{feature}/{name}": np.asarray(value).tolist()
+    """``{feature: {stat: value}}`` -> ``{"stats/<feature>/<stat>": value}`` (values as nested lists): ``count`` as
+    integers, every other stat as float64, as lerobot 0.6.1 stores them (it casts integer features to float64
+    before taking their stats, so an int64 min/max beyond 2**53 is its nearest double)."""
+    return {f"stats/{feature}/{name}": np.asarray(value, np.int64 if name == "count" else np.float64).tolist()
             for feature, values in stats.items() for name, value in values.items()}
 
 

@@ -97,6 +97,9 @@ class V30Writer(Writer):
     def aftermath(self) -> list[str]:
         return self.tree.aftermath("v2.x")
 
+    def outcome(self) -> list[str]:
+        return self.tree.outcome("v2.x")
+
     def kept(self, task: Task, result: object) -> bool:
         """A file task's checkpointed result is reused while the file it wrote is unchanged (same stat identity
         locally, same size and ETag on a store)."""
