@@ -87,7 +87,9 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     force = bool(convert_options.get("force"))
     quiet = bool(convert_options.get("quiet"))
     layout = layout_for(convert_options.get("to") or "v2.1")
-    stats_options = StatsOptions(to=convert_options.get("to"))
+    stats_options = StatsOptions(to=convert_options.get("to"),
+                                 data_file_size_in_mb=convert_options.get("data_file_size_in_mb"),
+                                 video_file_size_in_mb=convert_options.get("video_file_size_in_mb"))
     target = Path(root).expanduser() if root is not None else default_root(repo_id)
     result = HubConversion(repo_id, revision, target, Path(output).expanduser() if output is not None else target)
 
@@ -125,7 +127,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         version = local_version(target)
 
     if version is not None:  # what the writer of this dataset publishes (recomputed v3.0 stats: only meta/)
-        layout = push_layout(version, convert_options.get("to"), layout)
+        layout = push_layout(version, stats_options, layout)
     converted = nothing_to_do(version)
     if converted and not push_to_hub:
         return already(f"in {target}")
