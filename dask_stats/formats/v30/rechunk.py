@@ -321,11 +321,14 @@ def _rechunk_video(store: Store, pieces: list[tuple[str, list[int], list[tuple[f
                                  fix="leave --video-file-size-in-mb out (the video files are then kept as they are)")
                          for index, cut in zip(episodes, done) if not cut.stream_copied]
             cut_files += dests
-            sources += [(path, index, start) for index, (start, _) in zip(episodes, spans)]
+            sources += [(path, index, span) for index, span in zip(episodes, spans)]
         if problems:
             raise TaskError(problems)
-        new_spans = concat_videos(cut_files, dest)
-        for cut, (path, index, start), (new_start, _) in zip(cut_files, sources, new_spans):
+        # every frame moves by the same exact offset: the episode keeps its span (a cut file's stream duration,
+        # which concat_videos reads, can miss its last frame's)
+        new_spans = [(new_start, new_start + (end - start))
+                     for (new_start, _), (_, _, (start, end)) in zip(concat_videos(cut_files, dest), sources)]
+        for cut, (path, index, (start, _)), (new_start, _) in zip(cut_files, sources, new_spans):
             first, last = first_last_frame_times(cut)
             with store.local_file(store.path(path)) as local:
                 problems += verify_episode_frames(local, [start + first, start + last], dest, new_start - start,
