@@ -81,6 +81,12 @@ def finished_output(source: Store, target: Store, options: StatsOptions) -> str 
     return done if version in NATURAL_TARGET and done == target_of(version, options) and done != version else None
 
 
+def older(version: str, than: str) -> bool:
+    """Whether LeRobot ``version`` comes before ``than`` (both read here)."""
+    order = list(PLANNERS)
+    return order.index(version) < order.index(than) if version in order and than in order else False
+
+
 def target_of(version: str, options: StatsOptions) -> str:
     """The version to write: ``--to``, else the dataset's natural target (v2.x -> v2.1, v3.0 stays v3.0)."""
     return options.to or NATURAL_TARGET[version]
@@ -132,5 +138,5 @@ def push_layout(version: str, options: StatsOptions, default: PushLayout) -> Pus
 
 
 __all__ = ["WRITERS", "AlreadyThere", "Computed", "Writer", "choose", "own_diagnosis", "plan_dataset",
-           "finished_output", "interrupted", "published_findings", "push_layout", "recover",
+           "finished_output", "interrupted", "older", "published_findings", "push_layout", "recover",
            "target_of"]
