@@ -18,28 +18,55 @@ from . import __version__, options
 from .errors import DatasetError, HubError, NothingToDo, Problem, TaskError
 
 DEMO_MARKER = ".dask_stats_demo"  # written into the directories the demo creates: the only ones it empties
+LEROBOT_FLAGS = {"--force-conversion": "--force"}  # lerobot's converters' flags that we spell differently
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse without abbreviations, where an unknown flag gets the closest known one as a suggestion."""
+    """argparse without abbreviations, where an unknown flag gets the closest known one as a suggestion (lerobot's
+    own spellings get ours).  Only public argparse: the flags are recorded as they are added."""
 
     def __init__(self, *args, **kwargs):
+        self.flags: list[str] = []  # every option string of this parser (filled by add_argument, before super())
+        self.commands: dict[str, Parser] = {}  # the sub-commands' parsers, by name
         kwargs["allow_abbrev"] = False
         super().__init__(*args, **kwargs)
 
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        self.flags += action.option_strings
+        return action
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+
+        def add_recorded(*a, **k):
+            action = add(*a, **k)
+            self.flags.extend(action.option_strings)
+            return action
+
+        group.add_argument = add_recorded
+        return group
+
+    def add_subparsers(self, **kwargs):
+        action = super().add_subparsers(**kwargs)
+        self.commands = action.choices
+        return action
+
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
-        if extras and self._subparsers is not None:  # the top-level parser: judge against the command's flags
-            commands = self._subparsers._group_actions[0].choices
-            parser = commands.get(getattr(namespace, "command", None), self)
+        if extras and self.commands:  # the top-level parser: judge against the command's flags
+            parser = self.commands.get(getattr(namespace, "command", None), self)
             parser.error(parser.unknown(extras))
         return namespace, extras
 
     def unknown(self, extras: list[str]) -> str:
         """The message for unknown arguments, with the closest known flag for each unknown one."""
-        known = [flag for action in self._actions for flag in action.option_strings]
         hints = []
         for arg in extras:
             flag = arg.split("=", 1)[0]
-            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6) if flag.startswith("-") else []
+            close = difflib.get_close_matches(flag, self.flags, n=1, cutoff=0.6) if flag.startswith("-") else []
+            close = [LEROBOT_FLAGS[flag]] if LEROBOT_FLAGS.get(flag) in self.flags else close
             if close:
                 hints.append(f"{flag}: did you mean {close[0]}?")
         return f"unrecognized arguments: {' '.join(extras)}" + "".join(f"\n  {hint}" for hint in hints)

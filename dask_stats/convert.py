@@ -24,6 +24,7 @@ from .formats.v2 import layout
 from .options import Options, quantile_list
 from .plan import Plan, read_json
 from .stats.moments import MomentsTable
+from .stats.quantiles import quantile_key
 from .stats.records import episode_records
 from .stats.verify import VerificationReport, verify
 from .storage import Store
@@ -43,10 +44,20 @@ class ConversionResult:
     verification: VerificationReport
     warnings: list[Problem] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    tasks: int = 0
-    resumed: int = 0  # tasks whose results came from an interrupted run's checkpoint
+    phases: list[tuple[int, int]] = field(default_factory=list)  # per phase of tasks: (resumed, tasks)
     format: str = "v2.1"  # what was written
     stats_file: str | None = layout.EPISODES_STATS  # the per-episode stats file written, relative (None: several)
+    quantiles: tuple[float, ...] = ()  # the quantile stats written
+    notes: list[str] = field(default_factory=list)  # what the commit did besides writing the target (the writer's)
+
+    @property
+    def tasks(self) -> int:
+        return sum(total for _, total in self.phases)
+
+    @property
+    def resumed(self) -> int:
+        """Tasks whose results came from an interrupted run's checkpoint."""
+        return sum(done for done, _ in self.phases)
 
     @property
     def episodes_stats_path(self) -> Path | str | None:
@@ -60,12 +71,26 @@ class ConversionResult:
         return (
             f"Converted {self.episodes} episodes, {self.frames} frames, {len(self.features)} features "
             f"in {self.timings.get('total', 0):.1f} s"
-            + (f" ({self.resumed} of {self.tasks} tasks resumed from a checkpoint)" if self.resumed else "")
+            + (f" ({_resumed_text(self.phases)} resumed from a checkpoint)" if self.resumed else "")
             + f"{skipped}\n"
             f"  verification: {self.verification.outcome}\n"
             f"  {self.format} dataset: {self.output}"
             + (f"\n  stats:        {self.episodes_stats_path}" if self.stats_file else "")
+            + f"\n  quantiles:    {quantile_names(self.quantiles) or 'none'}"
+            + "".join(f"\n  {note}" for note in self.notes)
         )
+
+
+def quantile_names(qs: tuple[float, ...]) -> str:
+    """lerobot's names of the quantile stats, "q01, q99" ("" for none)."""
+    return ", ".join(quantile_key(q) for q in qs)
+
+
+def _resumed_text(phases: list[tuple[int, int]]) -> str:
+    """"24 of 33 tasks", then ", then 2 of 2 follow-up tasks" for a writer's later phase: the counts printed when
+    each phase resumed."""
+    return ", then ".join(f"{done} of {total} {'tasks' if i == 0 else 'follow-up tasks'}"
+                          for i, (done, total) in enumerate(phases) if i == 0 or done)
 
 
 def convert(root: str | os.PathLike, output: str | os.PathLike | None = None, *, client: Client | None = None,
@@ -110,23 +135,40 @@ def describe(root: str | os.PathLike, output: str | os.PathLike | None = None, *
     opts = Options.of(**options)
     source = Store(root, storage_options)
     target = Store(output, storage_options) if output is not None else source
-    if output is not None and (problems := output_problems(source, target)):
-        raise DatasetError(problems)
-    plan, kind, findings = preflight(source, opts, get_backend(opts.stats.video_backend), in_place=output is None)
+    in_place = output is None
+    if not in_place:
+        _check_output(source, target, opts)
+    plan, kind, findings = preflight(source, opts, get_backend(opts.stats.video_backend), in_place=in_place)
     opts = _for_writer(opts, kind)
-    writer = kind(plan, target, opts, in_place=output is None)
+    writer = kind(plan, target, opts, in_place=in_place)
     if writer.problems():
         raise DatasetError(writer.problems())
     qs = opts.stats.quantile_levels
-    lines = [f"would convert {_location(source)} ({plan.version}: {len(plan.episodes)} episodes, "
-             f"{plan.total_frames} frames, {len(plan.stats_features)} features with stats) to {writer.format}",
-             f"  writes: {writer.description}" + (f", with quantiles {', '.join(f'q{round(q * 100):02d}' for q in qs)}"
-                                                  if qs else ""),
-             f"  into:   {_location(target)}" + (" (a copy; the source is not modified)" if output is not None
-                                                 else " (in place)")]
+    what = (f"recompute the stats of {_location(source)}" if plan.version == writer.format
+            else f"convert {_location(source)}")
+    copy = ("a copy: the other files hard-linked, or copied across filesystems" if writer.mirrors else "a copy")
+    lines = [f"would {what} ({plan.version}: {len(plan.episodes)} episodes, {plan.total_frames} frames, "
+             f"{len(plan.stats_features)} features with stats) to {writer.format}",
+             f"  writes: {writer.description}, quantiles: {quantile_names(qs) or 'none'}",
+             f"  into:   {_location(target)}" + (" (in place)" if in_place
+                                                 else f" ({copy}; the source is not modified)")]
     lines += [f"  then:   {step}" for step in writer.aftermath()]
-    lines += [f"  {problem}" for problem in findings]
+    lines += [f"  {problem}" for problem in [*findings, *opts.stats.quantile_problems()]]
     return "\n".join(lines)
+
+
+def _check_output(source: Store, target: Store, opts: Options) -> None:
+    """Raise what an ``--output`` target gives: NothingToDo when it holds the finished conversion, DatasetError
+    when it cannot be written (inside the source, not made by dask_stats...)."""
+    problems = output_problems(source, target)
+    if not problems:
+        return
+    version = finished_output(source, target, opts.stats) if problems[0].code == "output-not-empty" else None
+    if version:
+        where = target.display(target.root)
+        raise NothingToDo(Problem(f"{where} already holds the {version} conversion", severity="info",
+                                  code="already-converted"), version, "", output=where)
+    raise DatasetError(problems)
 
 
 def _convert(source: Store, target: Store, opts: Options, client: Client | None) -> ConversionResult:
@@ -148,13 +190,8 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
     output = None if target is source else target
     in_place = output is None and reader is None  # a reader changes nothing, not even in place
     findings = recover(source) if in_place else []  # e.g. finish a swap cut between its two renames
-    if output is not None and (problems := output_problems(source, target)):
-        version = finished_output(source, target, opts.stats) if problems[0].code == "output-not-empty" else None
-        if version:
-            where = target.display(target.root)
-            raise NothingToDo(Problem(f"{where} already holds the {version} conversion", severity="info",
-                                      code="already-converted"), version, "", output=where)
-        raise DatasetError(problems)
+    if output is not None:
+        _check_output(source, target, opts)
     if reader is None:
         target.remove_temporaries("meta")  # left by a run killed while writing
     if client is None and not opts.run.address():
@@ -187,7 +224,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
             results.add(task, result)
 
         done = _resume(checkpoint, tasks, results) if opts.run.resume else set()
-        resumed = len(done)
+        phases = [(len(done), len(tasks))]
         writer.begin(resuming=bool(done))
         if done and not quiet:
             print(f"Resuming: {len(done)} of {len(tasks)} tasks were finished by an earlier run")
@@ -201,16 +238,17 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         later = writer.later_tasks(results.files)  # e.g. the stream copies, which need the first phase's files
         if later:
             done = _resume(checkpoint, later, results) if opts.run.resume else set()
-            resumed += len(done)
+            phases.append((len(done), len(later)))
+            if done and not quiet:
+                print(f"Resuming: {len(done)} of {len(later)} follow-up tasks were finished by an earlier run")
             runner.run(dask_client, later, done, landed, retries=opts.run.retries, quiet=quiet,
                        stall_s=runner.stall_limit_s(later), label="files written")
-            tasks += later
         tables = results.tables()
         qs = opts.stats.quantile_levels
         quantiles = None
         if writer.dataset_quantiles and qs:
             quantiles = dataset_quantiles(dask_client, computing, tables, results.histograms, qs, opts.run)
-    findings += nonfinite_warnings(computing, tables)
+    findings += nonfinite_warnings(computing, tables) + opts.stats.quantile_problems()
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):
         try:
@@ -230,8 +268,9 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
     checkpoint.clear()
     timings["total"] = time.perf_counter() - start
     return ConversionResult(_location(source), _location(target), len(plan.episodes), plan.total_frames,
-                            plan.stats_features, plan.skipped, report, findings, timings, tasks=len(tasks),
-                            resumed=resumed, format=writer.format, stats_file=writer.stats_file)
+                            plan.stats_features, plan.skipped, report, findings, timings, phases=phases,
+                            format=writer.format, stats_file=writer.stats_file, quantiles=qs,
+                            notes=writer.outcome())
 
 
 def _for_writer(opts: Options, kind: type[Writer]) -> Options:

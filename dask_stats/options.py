@@ -6,6 +6,14 @@ Three groups, because they matter differently:
 - :class:`StatsOptions` change the numbers (they are part of the checkpoint fingerprint);
 - :class:`SafetyOptions` decide what is checked and written around the numbers;
 - :class:`RunOptions` only change how the run goes (where, how parallel, how patient, how talkative).
+
+Why our own layer over argparse rather than tyro, draccus or jsonargparse (all on PyPI): each flag here must take
+the bare ``--force``, lerobot's ``--push-to-hub=false`` and ``--no-resume`` at once; an unknown flag gets the
+closest known one (``--force-conversion: did you mean --force?``); the same declarations check the Python API's
+keywords (:meth:`Options.of`), and ``--help`` imports nothing heavy.  draccus (lerobot's) wants ``--flag=true``
+(no bare flag) and suggests nothing; tyro spells booleans ``--flag/--no-flag`` (``--flag=false`` only with flag
+conversion off, which then loses the bare flag) and imports rich and typeguard at ``--help``; jsonargparse brings
+a config-file system we do not need.  This layer uses argparse's public API only.
 """
 
 from __future__ import annotations
@@ -93,10 +101,11 @@ def option(default, help: str, *, parse: Callable | None = None, choices=None, m
 
 
 def quantile_list(value) -> tuple[float, ...]:
-    """``True``/"default": lerobot's q01..q99; ``False``/"none": none; else whole percents ("0.02,0.98")."""
+    """``True``/"default": lerobot's q01..q99; ``False``/"none": none; else whole percents ("0.02,0.98"), where
+    "default" stands for lerobot's ("default,0.02": theirs and q02)."""
     from .stats.quantiles import DEFAULT_QUANTILES, parse_quantiles
 
-    if value is True or value == "default":
+    if value is True:
         return DEFAULT_QUANTILES
     if value is False or value == "none" or (isinstance(value, (tuple, list)) and not value):
         return ()
@@ -121,8 +130,9 @@ class StatsOptions:
     exclude_features: tuple[str, ...] = option((), "features that get no stats (e.g. declared but absent)",
                                                many=True, metavar="NAME", check=True)
     quantiles: tuple[float, ...] | None = option(
-        None, "add quantile stats: bare, lerobot's q01,q10,q50,q90,q99; or a list of whole percents "
-              "(0.02,0.98); default: on for --to v3.0, off for v2.1; --no-quantiles: none",
+        None, "quantile stats: bare or 'default', lerobot's q01,q10,q50,q90,q99; 'default,0.02,0.98' adds "
+              "q02 and q98 to them; a list without 'default' (0.02,0.98) replaces them (pi05 needs q01 and q99: "
+              "warned); default: on for --to v3.0, off for v2.1; --no-quantiles: none",
         parse=quantile_list, metavar="Q,...", bare="default", negative="none")
     to: str | None = option(None, "the format to write: v2.1 (episodes_stats.jsonl beside the v2.0 files) or v3.0 "
                                   "(a LeRobot v3.0 dataset: concatenated files, stats in meta/episodes); default: "
@@ -145,6 +155,19 @@ class StatsOptions:
     def quantile_levels(self) -> tuple[float, ...]:
         """The quantiles to compute: as asked (``convert`` fills in the writer's default when none were)."""
         return self.quantiles or ()
+
+    def quantile_problems(self) -> list[Problem]:
+        """A warning when the quantiles asked for leave out some of lerobot's defaults (q01 and q99 are what pi05
+        normalizes with); none when none were asked for."""
+        from .stats.quantiles import DEFAULT_QUANTILES, quantile_key
+
+        missing = [quantile_key(q) for q in DEFAULT_QUANTILES if self.quantiles and q not in self.quantiles]
+        if not missing:
+            return []
+        asked = ",".join(f"{q:g}" for q in self.quantiles)
+        return [Problem(f"--quantiles {asked} replaces lerobot's default quantiles: {', '.join(missing)} are not "
+                        "written (pi05 normalizes with q01 and q99)", severity="warning", code="quantiles-replaced",
+                        fix=f"--quantiles default,{asked} keeps lerobot's and adds these")]
 
     def fingerprint(self) -> dict:
         """The options as they enter the checkpoint fingerprint (decoders differ slightly: the backend counts)."""

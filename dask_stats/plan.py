@@ -11,6 +11,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
+import jsonlines
 from dask.base import tokenize
 
 from .errors import DatasetError, Problem
@@ -116,6 +117,7 @@ def read_json(store: Store, relative: str) -> dict:
 
 
 def read_jsonl(store: Store, relative: str) -> list[dict]:
+    """The JSON objects of the JSON Lines file ``relative`` (blank lines skipped); a bad line is named."""
     path = store.path(relative)
     odd = _not_regular(store, path)
     if odd:
@@ -124,18 +126,12 @@ def read_jsonl(store: Store, relative: str) -> list[dict]:
         lines = store.read_text(path).splitlines()
     except FileNotFoundError:
         raise DatasetError(Problem(f"{relative} is missing", path=store.display(path))) from None
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise DatasetError(Problem(f"{relative} line {number} is not valid JSON: {exc}",
-                                       path=store.display(path))) from None
-        if not isinstance(records[-1], dict):
-            raise DatasetError(Problem(f"{relative} line {number} is not a JSON object", path=store.display(path)))
-    return records
+    try:
+        with jsonlines.Reader(lines) as reader:
+            return list(reader.iter(type=dict, skip_empty=True))
+    except jsonlines.InvalidLineError as exc:
+        what = f"is not valid JSON: {exc.__cause__}" if exc.__cause__ is not None else "is not a JSON object"
+        raise DatasetError(Problem(f"{relative} line {exc.lineno} {what}", path=store.display(path))) from None
 
 
 @dataclass

@@ -67,8 +67,8 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     """
     from huggingface_hub import HfApi
 
+    from .formats import NATURAL_TARGET, AlreadyThere, choose, older, push_layout
     from .formats import PLANNERS as WRITABLE
-    from .formats import AlreadyThere, choose, older, push_layout
     from .hub.download import (
         SOURCE_REVISION,
         Download,
@@ -102,16 +102,14 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         """Whether a dataset at ``version`` is already what this conversion writes (``formats.choose``)."""
         return version in WRITABLE and isinstance(choose(version, stats_options, force), AlreadyThere)
 
-    def tag_holds_this() -> bool:
-        """Whether the Hub's target tag is this conversion, done: it is at the target version and the revision asked
-        for is older (or needs nothing).  A v2.1 tag beside a v3.0 revision is the dataset before its v3.0
-        conversion, not this conversion of it: said, and the v3.0 revision is converted."""
-        if hub_dataset_version(repo_id, layout.tag, api=api) != layout.version:
-            return False
+    def tag_holds_this(there) -> bool:
+        """Whether the Hub's tag ``there`` (at its version) is this conversion, done: the revision asked for is older
+        or needs nothing.  A v2.1 tag beside a v3.0 revision is the dataset before its v3.0 conversion, not this
+        conversion of it: said, and the v3.0 revision is converted."""
         asked = hub_dataset_version(repo_id, revision, api=api)
-        if asked is None or older(asked, layout.version) or nothing_to_do(asked):
+        if asked is None or older(asked, there.version) or nothing_to_do(asked):
             return True
-        say(f"{repo_id} has a `{layout.tag}` tag, made from an older revision than {revision} ({asked}): converting "
+        say(f"{repo_id} has a `{there.tag}` tag, made from an older revision than {revision} ({asked}): converting "
             f"{revision}; a push leaves the tag alone unless it holds the same files (--force moves it)")
         return False
 
@@ -131,8 +129,13 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         if unreachable is not None and push_to_hub:
             raise HubError(f"Cannot push to {repo_id}: {why_unreachable(unreachable)}. Nothing was downloaded, "
                            "converted or pushed; re-run when the Hub can be reached.")
-        if unreachable is None and not force and tag_holds_this():
-            return already(f"on the Hub (tag {layout.tag})")
+        # already converted: the tag of the target asked for; without --to, of any natural target (v3.0 stays v3.0)
+        tags = [layout.tag] if convert_options.get("to") else sorted({*NATURAL_TARGET.values()})
+        for there in [layout_for(tag) for tag in tags] if unreachable is None and not force else []:
+            found = hub_dataset_version(repo_id, there.tag, api=api)
+            if found == there.version and nothing_to_do(found) and tag_holds_this(there):
+                layout = there
+                return already(f"on the Hub (tag {there.tag})")
         result.download = fetch_dataset(repo_id, revision, target, refresh=force, dry_run=dry_run, api=api,
                                         unreachable=unreachable)
         if result.download.source != "converted" or dry_run:

@@ -20,7 +20,7 @@ from helpers import FAST, SLOW_RUN, SMALL32, TESTS, TWO_CAMERAS, data, episodes_
 import dask_stats
 from dask_stats.engine import checkpoint
 from dask_stats.engine.checkpoint import checkpoint_path, list_checkpoints, target_lock
-from dask_stats.errors import DatasetError, TaskError, VerificationError
+from dask_stats.errors import DatasetError, NothingToDo, TaskError, VerificationError
 from dask_stats.storage import Store
 
 
@@ -167,7 +167,7 @@ def test_output_interrupted_while_committing_is_resumed_by_the_same_command(make
     assert result.resumed == result.tasks
     assert json.loads((out / "meta/info.json").read_text())["codebase_version"] == "v2.1"
     assert not (out / ".dask_stats-output").exists()
-    with pytest.raises(DatasetError, match="not empty"):  # complete now: not this tool's unfinished copy
+    with pytest.raises(NothingToDo, match="already holds the v2.1 conversion"):  # complete now: nothing to resume
         dask_stats.convert(small, out, **FAST)
 
 

@@ -121,7 +121,7 @@ def test_every_option_has_help_and_no_abbreviations():
 def test_usage_names_the_command_as_invoked(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["/venv/bin/dask-stats", "--help"])
     assert cli.build_parser().prog == "dask-stats"
-    assert cli.build_parser()._subparsers._group_actions[0].choices["convert"].prog == "dask-stats convert"
+    assert cli.build_parser().commands["convert"].prog == "dask-stats convert"
     monkeypatch.setattr(sys, "argv", [str(REPO / "dask_stats/__main__.py"), "--help"])
     assert cli.build_parser().prog == "python -m dask_stats"
 
@@ -212,6 +212,7 @@ def test_a_bad_dashboard_address_is_refused_as_a_flag(tiny, address, capsys):
 def test_an_s3_root_without_credentials_names_them_and_exits_2(monkeypatch, tmp_path, capsys):
     s3fs = pytest.importorskip("s3fs")
     s3fs.S3FileSystem.clear_instance_cache()  # an instance made by another test would carry its credentials
+    monkeypatch.setattr(s3fs.S3FileSystem, "_cache", {})  # and ours, made without any, must not outlive the test
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))

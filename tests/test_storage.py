@@ -146,3 +146,32 @@ def test_a_hugging_face_cache_snapshot_converts(dataset, local_stats, tmp_path, 
     if to == "v2.1":
         assert episodes_stats(tmp_path / "out") == local_stats(dataset)
     assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "hub").rglob("blobs/*")) == blobs, "cache untouched"
+
+
+def test_mirror_hard_links_data_and_videos_copies_meta_and_leaves_out_skip(tmp_path):
+    source = tmp_path / "src"
+    for relative in ("meta/info.json", "meta/stats.json", "data/chunk-000/a.parquet", "outside.bin"):
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        (source / relative).write_text(relative)
+    (source / "videos").mkdir()
+    (source / "videos/v.mp4").symlink_to(source / "outside.bin")  # the Hugging Face cache is made of links
+    target = tmp_path / "out"
+    (target / "data/chunk-000").mkdir(parents=True)
+    (target / "data/chunk-000/a.parquet").write_text("left by an unfinished copy")
+    Store(source).mirror_to(Store(target), skip={"meta/stats.json"})
+    same = os.path.samefile
+    assert same(target / "data/chunk-000/a.parquet", source / "data/chunk-000/a.parquet")
+    assert same(target / "videos/v.mp4", source / "outside.bin") and not (target / "videos/v.mp4").is_symlink()
+    assert not same(target / "meta/info.json", source / "meta/info.json"), "metadata is rewritten: never shared"
+    assert (target / "meta/info.json").read_text() == "meta/info.json" and not (target / "meta/stats.json").exists()
+
+
+def test_mirror_and_local_file_on_a_remote_store():
+    fs = fsspec.filesystem("memory")
+    fs.pipe({"/mirror/src/meta/info.json": b"{}", "/mirror/src/videos/v.mp4": b"video", "/mirror/src/skip": b""})
+    source, target = Store("memory://mirror/src"), Store("memory://mirror/out")
+    source.mirror_to(target, skip={"skip"})
+    assert sorted(target.files()) == ["meta/info.json", "videos/v.mp4"]
+    with target.local_file(target.path("videos/v.mp4")) as local:
+        assert local.endswith("v.mp4") and open(local, "rb").read() == b"video"
+    assert not os.path.exists(local), "the local copy is temporary"

@@ -22,13 +22,14 @@ import os
 import pickle
 import shutil
 import sqlite3
-import sys
 import tempfile
 import time
 from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import platformdirs
 
 from .. import __version__
 from ..errors import DatasetError, Problem
@@ -44,22 +45,12 @@ SUFFIX = ".sqlite"
 
 
 def cache_dir() -> Path:
-    """``$DASK_STATS_CACHE``, else the platform's user cache directory for dask_stats (honours ``XDG_CACHE_HOME``)."""
+    """``$DASK_STATS_CACHE``, else the platform's user cache directory for dask_stats (platformdirs: honours
+    ``XDG_CACHE_HOME`` on Linux)."""
     explicit = os.environ.get("DASK_STATS_CACHE")
     if explicit:
         return Path(explicit)
-    try:
-        import platformdirs
-    except ImportError:
-        platformdirs = None
-    if platformdirs is not None:
-        return Path(platformdirs.user_cache_dir("dask_stats", appauthor=False))
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "dask_stats"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "dask_stats" / "Cache"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "dask_stats"
+    return Path(platformdirs.user_cache_dir("dask_stats", appauthor=False))
 
 
 def checkpoints_dir() -> Path:

@@ -41,6 +41,7 @@ class Writer(ABC):
     push_layout: ClassVar[PushLayout]  # what a Hub push of the result publishes
     dataset_quantiles: ClassVar[bool] = False  # whether meta/stats.json gets dataset-wide quantiles
     description: ClassVar[str] = ""  # what is written, for --dry-run and summaries
+    mirrors: ClassVar[bool] = False  # with --output, the source's other files are hard-linked (or copied) there
     stats_file: ClassVar[str | None] = None  # the one file of per-episode stats written (relative), if there is one
     verification: ClassVar[str] = "gate"  # meta/stats.json checks our numbers ("gate"); "report": it is replaced
 
@@ -74,8 +75,13 @@ class Writer(ABC):
         return []
 
     def aftermath(self) -> list[str]:
-        """What the commit does besides writing the target's files (moves, removals), for --dry-run."""
-        return ["remove meta/stats.json"] if self.options.safety.delete_old_stats else []
+        """What the commit will do besides writing the target's files (moves, removals), for --dry-run."""
+        return []
+
+    def outcome(self) -> list[str]:
+        """What the commit did besides writing the target's files, for the summary: lines such as
+        ``old tree: <root>_old ...`` (aligned with the summary's ``stats:`` line)."""
+        return []
 
     @abstractmethod
     def commit(self, computed: Computed) -> None:

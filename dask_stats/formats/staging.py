@@ -75,6 +75,11 @@ class StagingTree:
             return [f"move the {old_version} tree to {self.old} and the new tree from {self.staging} to {self.final}"]
         return []
 
+    def outcome(self, old_version: str) -> list[str]:
+        if self.in_place:
+            return [f"old tree:     {self.old} (the {old_version} dataset, kept: remove it once you no longer need it)"]
+        return []
+
 
 def _cut_swap(root: str) -> tuple[Path, Path, Path] | None:
     """The pieces of an in-place swap interrupted between its two renames: no ``<root>``, the old tree in

@@ -43,11 +43,15 @@ _NAN_KEY = np.uint64(2**64 - 1)  # every NaN sorts last, alone in the top bin (0
 _LEVELS = np.arange(256, dtype=np.float64) / 255.0
 
 
-def parse_quantiles(spec: str | Sequence[float]) -> tuple[float, ...]:
-    """Quantiles from "0.02,0.98" or a sequence: whole percents 0.01..0.99, deduplicated and sorted."""
+def parse_quantiles(spec: str | Sequence[float | str]) -> tuple[float, ...]:
+    """Quantiles from "0.02,0.98" or a sequence: whole percents 0.01..0.99, deduplicated and sorted; the item
+    "default" stands for lerobot's ``DEFAULT_QUANTILES`` ("default,0.02" adds q02 to them)."""
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     percents = set()
     for item in items:
+        if isinstance(item, str) and item.strip() == "default":
+            percents.update(round(q * 100) for q in DEFAULT_QUANTILES)
+            continue
         try:
             q = float(item.strip() if isinstance(item, str) else item)
         except (TypeError, ValueError):
@@ -55,10 +59,10 @@ def parse_quantiles(spec: str | Sequence[float]) -> tuple[float, ...]:
         percent = round(q * 100) if np.isfinite(q) else 0
         if not (1 <= percent <= 99 and abs(q * 100 - percent) < 1e-9):
             raise ValueError(f"invalid quantile {item!r}: quantiles are whole percents between 0.01 and 0.99, "
-                             f"comma-separated, e.g. 0.01,0.1,0.5,0.9,0.99")
+                             f"comma-separated, e.g. 0.01,0.1,0.5,0.9,0.99 (\"default\" adds lerobot's)")
         percents.add(percent)
     if not percents:
-        raise ValueError("no quantiles given: expected whole percents between 0.01 and 0.99, e.g. 0.02,0.98")
+        raise ValueError("no quantiles given: expected whole percents between 0.01 and 0.99, e.g. default,0.02")
     return tuple(p / 100 for p in sorted(percents))
 
 

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import fsspec
@@ -121,14 +122,16 @@ class Store:
 
     @contextmanager
     def local_file(self, path: str) -> Iterator[str]:
-        """A local path holding the file's bytes (a temporary copy for remote stores)."""
+        """A local path holding the file's bytes: the path itself when local, else a copy made by fsspec's
+        ``simplecache`` in a temporary directory (same file name: decoders may look at the extension)."""
         if self.local:
             yield path
             return
-        suffix = posixpath.splitext(path)[1]
-        with tempfile.NamedTemporaryFile(suffix=suffix, prefix="dask_stats-") as tmp:
-            self.fs.get_file(path, tmp.name)
-            yield tmp.name
+        with tempfile.TemporaryDirectory(prefix="dask_stats-") as tmp:
+            cached = fsspec.filesystem("simplecache", fs=self.fs, cache_storage=tmp, same_names=True,
+                                       skip_instance_cache=True)
+            with cached.open(path, "rb") as handle:
+                yield handle.name
 
     def write_text(self, path: str, text: str | Iterable[str]) -> None:
         """Replace ``path`` atomically with ``text`` (a string, or pieces of one written in turn): readers see the
@@ -191,28 +194,41 @@ class Store:
         return sorted(p[cut:].replace(os.sep, "/") for p in found)
 
     def mirror_to(self, target: Store, skip: set[str]) -> None:
-        """Copy the dataset to ``target`` (hard links between local directories), leaving out ``skip``."""
-        for relative in self.files():
-            if relative in skip:
-                continue
-            src, dst = self.path(relative), target.path(relative)
-            if self.local and target.local:
+        """Copy the dataset to ``target``, leaving out ``skip`` (relative paths): between local directories with
+        ``shutil.copytree``, data and videos hard-linked where possible (meta/ is copied: it is rewritten later);
+        within one filesystem with its ``copy``; across filesystems file by file."""
+        if self.local and target.local:
+            def skipped(directory: str, names: list[str]) -> set[str]:
+                base = Path(directory).relative_to(self.root).as_posix()
+                return {name for name in names if posixpath.normpath(f"{base}/{name}") in skip}
+
+            shutil.copytree(self.root, target.root, ignore=skipped, dirs_exist_ok=True,
+                            copy_function=partial(_link_or_copy, meta=self.path("meta") + os.sep))
+            return
+        pairs = [(self.path(relative), target.path(relative)) for relative in self.files() if relative not in skip]
+        if self.fs == target.fs:
+            if pairs:
+                self.fs.copy([src for src, _ in pairs], [dst for _, dst in pairs])
+            return
+        for src, dst in pairs:
+            if target.local:
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
-                if os.path.lexists(dst):  # resuming an unfinished copy
-                    os.unlink(dst)
-                try:
-                    if relative.startswith("meta/"):
-                        raise OSError("metadata is small and rewritten later: never share it")
-                    os.link(src, dst)
-                except OSError:
-                    shutil.copy2(src, dst)
-            elif self.fs == target.fs:
-                self.fs.copy(src, dst)
-            else:
-                if target.local:
-                    os.makedirs(os.path.dirname(dst), exist_ok=True)
-                with self.fs.open(src, "rb") as reader, target.fs.open(dst, "wb") as writer:
-                    shutil.copyfileobj(reader, writer)
+            with self.fs.open(src, "rb") as reader, target.fs.open(dst, "wb") as writer:
+                shutil.copyfileobj(reader, writer)
+
+
+def _link_or_copy(src: str, dst: str, meta: str) -> str:
+    """``copytree``'s copy: a hard link to the file ``src`` leads to, a copy for metadata (under ``meta``) or
+    across devices; a file left at ``dst`` by an unfinished copy is replaced."""
+    if os.path.lexists(dst):
+        os.unlink(dst)
+    if not src.startswith(meta):
+        try:
+            os.link(os.path.realpath(src), dst)  # the file itself: a link to a (relative) symlink would dangle
+            return dst
+        except OSError:
+            pass
+    return shutil.copy2(src, dst)
 
 
 def _stamp(info: dict) -> str:

@@ -16,6 +16,13 @@ class V21Writer(Writer):
     push_layout = V21
     description = "its meta/episodes_stats.jsonl"
     stats_file = layout.EPISODES_STATS
+    mirrors = True
+
+    def aftermath(self) -> list[str]:
+        return ["remove meta/stats.json"] if self.options.safety.delete_old_stats else []
+
+    def outcome(self) -> list[str]:
+        return ["removed:      meta/stats.json"] if self.options.safety.delete_old_stats else []
 
     def commit(self, computed: Computed) -> None:
         """Write episodes_stats.jsonl, then info.json (the commit point), then drop stats.json if asked.  A copy

@@ -68,6 +68,9 @@ class V21FromV30Writer(Writer):
     def aftermath(self) -> list[str]:
         return self.tree.aftermath("v3.0")
 
+    def outcome(self) -> list[str]:
+        return self.tree.outcome("v3.0")
+
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:
         """One task per v3.0 data file: its episodes' Parquet files."""

@@ -38,6 +38,7 @@ class RestatWriter(Writer):
     dataset_quantiles = True
     verification = "report"
     description = "its stats (meta/episodes and meta/stats.json)"
+    mirrors = True
 
     def commit(self, computed: Computed) -> None:
         """Write the new per-episode stats into the meta/episodes files and the dataset stats into stats.json;

@@ -93,6 +93,9 @@ class V30Writer(Writer):
     def aftermath(self) -> list[str]:
         return self.tree.aftermath("v2.x")
 
+    def outcome(self) -> list[str]:
+        return self.tree.outcome("v2.x")
+
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:
         """The data file tasks and the video probe tasks."""
