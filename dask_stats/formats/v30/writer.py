@@ -34,7 +34,18 @@ from ..staging import new_tree
 from ..v2 import layout as v2
 from .data import write_data_file
 from .grouping import group_by_size
-from .layout import CHUNKS_SIZE, INFO_PATH, STATS_PATH, TASKS_PATH, FileIndex, data_path, episodes_path, video_path
+from .layout import (
+    CHUNKS_SIZE,
+    DATA_FILES_SIZE_IN_MB,
+    INFO_PATH,
+    STATS_PATH,
+    TASKS_PATH,
+    VIDEO_FILES_SIZE_IN_MB,
+    FileIndex,
+    data_path,
+    episodes_path,
+    video_path,
+)
 from .meta import episode_row, info_v30, json_text, stats_by_episode, write_episodes, write_stats, write_tasks
 from .reader import read_episodes, read_tasks
 
@@ -60,6 +71,7 @@ class V30Writer(Writer):
     description = "a v3.0 dataset (concatenated data and video files, stats in meta/episodes and meta/stats.json)"
 
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
+        options = options.sized(DATA_FILES_SIZE_IN_MB, VIDEO_FILES_SIZE_IN_MB)  # sizes not given: lerobot's
         super().__init__(plan, target, options, in_place)
         self.tree = new_tree(target, "v3.0", in_place)
         sizes = [plan.store.size(ep.data_path) for ep in plan.episodes]
