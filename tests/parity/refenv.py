@@ -81,8 +81,10 @@ TORCH_STACK = ("torch==2.7.1", "torchvision==0.22.1", "torchcodec==0.5")
 
 ENVS: dict[str, EnvSpec] = {
     # The v2.0 -> v2.1 converter under test (reference.md §2-§4).
+    # av<19: torchvision 0.22's VideoReader (0.3.3's "pyav" backend) calls av.open(metadata_errors=...),
+    # which PyAV 19 removed.
     "lerobot-0.3.3": EnvSpec(
-        requirements=("lerobot==0.3.3", *TORCH_STACK),
+        requirements=("lerobot==0.3.3", *TORCH_STACK, "av<19"),
         import_check="import lerobot.datasets.v21.convert_stats, lerobot.datasets.lerobot_dataset, torchvision.io; "
         "torchvision.io.VideoReader",
     ),
