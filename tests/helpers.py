@@ -35,6 +35,10 @@ def realdata(name: str = GR00T) -> Path:
     return realdata_dir() / name
 
 
+REALDATA = realdata()
+"""The GR00T set's path at import time (it may not exist): tests call ``require_realdata()`` before using it."""
+
+
 def require_realdata(name: str = GR00T) -> Path:
     """The path of real data set ``name``; skips the test, saying how to enable it, when it is not there. A folder
     named by DASK_STATS_REALDATA that lacks it fails the test instead: it was asked for."""

@@ -7,12 +7,10 @@ import json
 
 import pytest
 from float64_reference import assert_matches_reference
-from helpers import FAST, realdata, require_realdata, tree_digest
+from helpers import FAST, REALDATA, require_realdata, tree_digest
 
 import dask_stats
 from dask_stats.errors import DatasetError
-
-REALDATA = realdata()
 
 
 @pytest.fixture(autouse=True)
