@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-IGNORED = shutil.ignore_patterns(".git", ".venv", "dask_stats_demo", "__pycache__", "*.egg-info", "build", "dist",
-                                 ".pytest_cache", "out")
+IGNORED = shutil.ignore_patterns(".git", ".venv", ".venv-lowest", "dask_stats_demo", "__pycache__", "*.egg-info",
+                                 "build", "dist", ".pytest_cache", "out")
 
 
 def readme_commands() -> list[str]:
