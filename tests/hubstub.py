@@ -200,7 +200,8 @@ class HubStub:
         repo_id = f"{payload['organization']}/{payload['name']}"
         if repo_id in self.repos:
             return 409, {"error": "You already created this dataset repo"}, {}
-        new = self.repos[repo_id] = StubRepo(private=payload.get("visibility") == "private")
+        private = payload.get("visibility") == "private" or payload.get("private") is True  # newer / older clients
+        new = self.repos[repo_id] = StubRepo(private=private)
         new.commit_to("main", {".gitattributes": b"*.mp4 filter=lfs diff=lfs merge=lfs -text\n"})
         return 200, {"url": f"{self.url}/datasets/{repo_id}"}, {}
 

@@ -257,7 +257,7 @@ def test_unchanged_repush_makes_no_commit(stub, api, hub_v20, tmp_path):
     result = push(plan, api=api)
 
     asked = [a for _, a in stub.log[n_log:]]
-    assert "preupload" in asked, "huggingface_hub compared the files with the Hub"
+    assert "info" in asked and "commit" not in asked, "create_commit with nothing to change answers the head"
     assert len(stub.commit_payloads) == n_commits and stub.repos[REPO].branches["main"] == head
     assert result.commit_url is None and result.commit_oid == head and "no commit needed" in str(result)
 

@@ -17,10 +17,11 @@ For both:
   (:data:`NEVER_PUSHED`).
 * A repo that does not exist yet is created (``private`` applies only then) and receives ``data/`` and ``videos/``
   as well, because a dataset made of ``meta/`` alone is unusable.
-* The push is one ``create_commit``: huggingface_hub leaves out the files whose content on the Hub is already
-  identical and makes no commit at all when nothing differs, so a re-run is a no-op; LFS/Xet content already
-  uploaded by an interrupted run is not sent again. (``upload_folder`` is not used: since huggingface_hub 1.20,
-  with ``hf_xet`` installed, it splits a large folder into several commits, the deletions riding the first one.)
+* The push is one ``create_commit`` of the files whose content differs from the Hub's (compared by sha256 for
+  LFS/Xet files, by git blob hash otherwise, with huggingface_hub's hash helpers) and of the deletions; when nothing
+  differs, huggingface_hub makes no commit at all, so a re-run is a no-op. LFS/Xet content already uploaded by an
+  interrupted run is not sent again. (``upload_folder`` is not used: since huggingface_hub 1.20, with ``hf_xet``
+  installed, it splits a large folder into several commits, the deletions riding the first one.)
 * With ``branch``, the branch is created (when missing) from ``source_revision`` (the revision that was downloaded,
   normally ``v2.0``), pinned to the commit that revision resolved to when planning. The commit carries
   ``parent_commit`` = the head seen when planning, so the Hub refuses it if the branch moved in between and the plan
@@ -512,8 +513,10 @@ def push(plan: PushPlan, api: HfApi | None = None) -> PushResult:
         result.branch_created = True
         done.append(f"created branch `{plan.revision}` from `{plan.source_revision or 'main'}`")
 
-    # every planned file goes in: create_commit leaves out those the Hub already has, and makes no empty commit
-    additions = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path)) for f in plan.files]
+    # the files the plan found changed (huggingface_hub before 1.17 would send unchanged ones too when others
+    # changed); with none, create_commit makes no empty commit and answers the branch's head
+    additions = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path))
+                 for f in plan.uploads]
     operations = [*additions, *(CommitOperationDelete(path_in_repo=path) for path in plan.deletes)]
     names = ", ".join(f.path_in_repo for f in plan.uploads[:5]) + (" ..." if len(plan.uploads) > 5 else "")
     deleted = (f" Deleted {', '.join(plan.deletes[:5])}{' ...' if len(plan.deletes) > 5 else ''}."
