@@ -354,3 +354,19 @@ def test_v30_push_resumes_without_sending_lfs_files_again(stub, api, hub_v20, tm
 def test_v30_push_refuses_a_v21_tree(stub, api, hub_v20, tiny_v21):
     with pytest.raises(HubError, match="not converted yet.*v3.0"):
         plan_push(REPO, tiny_v21, to="v3.0", api=api)
+
+
+def test_v30_push_finishes_a_large_folder_upload_in_one_commit(stub, api, hub_v20, tmp_path):
+    """The README's large-push route: the v3.0 files were uploaded to a branch beforehand (hf upload-large-folder,
+    many commits); the push then sends nothing again, removes the v2.x files in one commit and tags."""
+    tree = make_v30_tree(tmp_path / "v30")
+    stub.repos[REPO].commit_to("v3", {**stub.tree(REPO, "v2.0"), **dataset_files(tree)})
+    plan = plan_push(REPO, tree, to="v3.0", branch="v3", api=api)
+    assert not plan.uploads and plan.deletes and not plan.create_branch
+
+    push(plan, api=api)
+
+    assert [w[1] for w in stub.writes()] == ["commit", "create-tag"]
+    assert {line["key"] for line in stub.commit_payloads[-1][1:]} == {"deletedFile"}, "no file sent again"
+    published = stub.tree(REPO, "v3.0")
+    assert {p for p in published if p.split("/")[0] in ("meta", "data", "videos")} == set(dataset_files(tree))
