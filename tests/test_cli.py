@@ -212,6 +212,7 @@ def test_a_bad_dashboard_address_is_refused_as_a_flag(tiny, address, capsys):
 def test_an_s3_root_without_credentials_names_them_and_exits_2(monkeypatch, tmp_path, capsys):
     s3fs = pytest.importorskip("s3fs")
     s3fs.S3FileSystem.clear_instance_cache()  # an instance made by another test would carry its credentials
+    monkeypatch.setattr(s3fs.S3FileSystem, "_cache", {})  # and ours, made without any, must not outlive the test
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))

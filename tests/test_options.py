@@ -34,8 +34,20 @@ def test_options_are_grouped_by_what_they_change():
     options = Options.of(video_backend="decord", num_workers=3, skip_verify=True, to="v3.0")
     assert options.stats.video_backend == "decord" and options.stats.to == "v3.0"
     assert options.run.num_workers == 3 and options.safety.skip_verify
-    assert options.stats.quantile_levels == (0.01, 0.1, 0.5, 0.9, 0.99), "quantiles are on by default for v3.0"
+    assert options.stats.quantiles is None and options.stats.quantile_levels == ()  # the writer decides the default
     with pytest.raises(DatasetError, match="did you mean 'num_workers'"):
         Options.of(num_worker=3)
     with pytest.raises(DatasetError, match="expected one of auto, threads, processes"):
         Options.of(scheduler="thread")
+
+
+def test_the_writer_decides_the_default_quantiles():
+    """lerobot's q01..q99 where the target has dataset-wide quantiles (v3.0), none for v2.1; asked ones always."""
+    from dask_stats.convert import _for_writer
+    from dask_stats.formats import WRITERS
+
+    default = Options.of()
+    assert _for_writer(default, WRITERS["v2.0", "v3.0"]).stats.quantile_levels == (0.01, 0.1, 0.5, 0.9, 0.99)
+    assert _for_writer(default, WRITERS["v3.0", "v3.0"]).stats.to == "v3.0"
+    assert _for_writer(default, WRITERS["v2.0", "v2.1"]).stats.quantile_levels == ()
+    assert _for_writer(Options.of(quantiles="0.5"), WRITERS["v2.0", "v2.1"]).stats.quantile_levels == (0.5,)
