@@ -20,11 +20,44 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import DatasetError, Problem
+from ..options import Options
+from ..plan import Plan
 from ..storage import OUTPUT_MARKER, Store
+from .base import Writer
 
 SUFFIXES = (".v3.0-partial", ".v2.1-partial")  # of the staging trees, by the version they build
+
+
+class TreeWriter(Writer):
+    """A writer of a whole new tree (:func:`new_tree`), committed at once: the tree says where unfinished work lies,
+    is prepared before the tasks run and describes its moves.  Subclasses set ``replaces`` and fill the tree."""
+
+    replaces: ClassVar[str]  # what the new tree replaces ("v2.x", "v3.0"), for --dry-run and the summary
+    local_only: ClassVar[bool] = False  # built on local disk only (the writer refuses other targets)
+
+    def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
+        super().__init__(plan, target, options, in_place)
+        self.tree = StagingTree(target.root, self.format, in_place) if self.local_only \
+            else new_tree(target, self.format, in_place)
+
+    @property
+    def partial(self) -> str:
+        return self.tree.partial
+
+    def problems(self) -> list[Problem]:
+        return self.tree.problems()
+
+    def begin(self, resuming: bool) -> None:
+        self.tree.begin(self.plan.store.display(self.plan.store.root), resuming)
+
+    def aftermath(self) -> list[str]:
+        return self.tree.aftermath(self.replaces)
+
+    def outcome(self) -> list[str]:
+        return self.tree.outcome(self.replaces)
 
 
 def new_tree(target: Store, version: str, in_place: bool) -> StagingTree | StoreTree:

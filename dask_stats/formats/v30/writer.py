@@ -29,8 +29,8 @@ from ...stats.moments import MomentsTable
 from ...stats.records import finalize
 from ...storage import Store
 from ...video import concat_videos, first_last_frame_times, stream_signature, verify_episode_frames
-from ..base import Computed, Writer
-from ..staging import new_tree
+from ..base import Computed
+from ..staging import TreeWriter
 from ..v2 import layout as v2
 from .data import write_data_file
 from .grouping import group_by_size
@@ -61,7 +61,7 @@ class CopiedVideo:
     identity: str | None
 
 
-class V30Writer(Writer):
+class V30Writer(TreeWriter):
     """The v3.0 tree of ``plan`` for ``target`` (a local directory or a store), built in ``tree`` and committed by
     :meth:`commit`."""
 
@@ -69,21 +69,17 @@ class V30Writer(Writer):
     push_layout = V30
     dataset_quantiles = True
     description = "a v3.0 dataset (concatenated data and video files, stats in meta/episodes and meta/stats.json)"
+    replaces = "v2.x"
 
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
         options = options.sized(DATA_FILES_SIZE_IN_MB, VIDEO_FILES_SIZE_IN_MB)  # sizes not given: lerobot's
         super().__init__(plan, target, options, in_place)
-        self.tree = new_tree(target, "v3.0", in_place)
         sizes = [plan.store.size(ep.data_path) for ep in plan.episodes]
         self.data_groups = group_by_size(sizes, options.stats.data_file_size_in_mb)
 
-    @property
-    def partial(self) -> str:
-        return self.tree.partial
-
     def problems(self) -> list[Problem]:
         """Why this build cannot start (before any work)."""
-        return self.tree.problems() or (self._space_problems() if self.target.local else [])
+        return super().problems() or (self._space_problems() if self.target.local else [])
 
     def _space_problems(self) -> list[Problem]:
         """The new tree needs about the size of the source's data and videos (stream copies, no re-encoding)."""
@@ -102,15 +98,6 @@ class V30Writer(Writer):
                             f"{free / 2**20:,.0f} MB are free", path=str(staging),
                             fix="free some space, or write the copy elsewhere with --output")]
         return []
-
-    def begin(self, resuming: bool) -> None:
-        self.tree.begin(self.plan.store.display(self.plan.store.root), resuming)
-
-    def aftermath(self) -> list[str]:
-        return self.tree.aftermath("v2.x")
-
-    def outcome(self) -> list[str]:
-        return self.tree.outcome("v2.x")
 
     def kept(self, task: Task, result: object) -> bool:
         """A file task's checkpointed result is reused while the file it wrote is unchanged (same stat identity
