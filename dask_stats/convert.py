@@ -214,15 +214,16 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
                 raise DatasetError(writer.problems())
         timings = {"plan": time.perf_counter() - start}
 
-        tasks = build_tasks(plan, opts, backend, writer.dataset_quantiles) + writer.tasks()
+        computing = writer.stats_plan()  # the plan whose stats are computed (none when they are carried over)
+        tasks = build_tasks(computing, opts, backend, writer.dataset_quantiles) + writer.tasks()
         checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
-        results = Results(plan)
+        results = Results(computing)
 
         def landed(task: Task, result: object) -> None:
             checkpoint.save(task.key, result)
             results.add(task, result)
 
-        done = _resume(checkpoint, tasks, results) if opts.run.resume else set()
+        done = _resume(checkpoint, tasks, results, writer) if opts.run.resume else set()
         phases = [(len(done), len(tasks))]
         writer.begin(resuming=bool(done))
         if done and not quiet:
@@ -236,7 +237,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
                    stall_s=runner.stall_limit_s(tasks))
         later = writer.later_tasks(results.files)  # e.g. the stream copies, which need the first phase's files
         if later:
-            done = _resume(checkpoint, later, results) if opts.run.resume else set()
+            done = _resume(checkpoint, later, results, writer) if opts.run.resume else set()
             phases.append((len(done), len(later)))
             if done and not quiet:
                 print(f"Resuming: {len(done)} of {len(later)} follow-up tasks were finished by an earlier run")
@@ -246,17 +247,17 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         qs = opts.stats.quantile_levels
         quantiles = None
         if writer.dataset_quantiles and qs:
-            quantiles = dataset_quantiles(dask_client, plan, results, qs, opts.run)
-    findings += results.notes + nonfinite_warnings(plan, tables) + opts.stats.quantile_problems()
+            quantiles = dataset_quantiles(dask_client, computing, results, qs, opts.run)
+    findings += results.notes + nonfinite_warnings(computing, tables) + opts.stats.quantile_problems()
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):
         try:
-            report = verify_or_stop(plan, tables, opts, writer.verification)
+            report = verify_or_stop(computing, tables, opts, writer.verification)
         except VerificationError:
             checkpoint.clear()  # numbers that failed verification are never resumed (e.g. after restoring a file)
             raise
     with phase("writing"):
-        records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
+        records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in computing.stats_features},
                                   plan.features, qs)
         findings += published_findings(plan, records)
         # hard links made by a copy change the source files' ctime: the results stay valid for this command
@@ -290,14 +291,15 @@ def _videos(store: Store) -> int:
         return 0  # the preflight reports what is wrong with info.json
 
 
-def _resume(checkpoint: Checkpoint, tasks: list[Task], results: Results) -> set[str]:
-    """Fold the checkpointed results of ``tasks`` whose output files (if they write one) are still there into
-    ``results`` (one at a time); their keys."""
-    by_key = {t.key: t for t in tasks if t.output is None or os.path.exists(t.output)}
+def _resume(checkpoint: Checkpoint, tasks: list[Task], results: Results, writer: Writer) -> set[str]:
+    """Fold the checkpointed results of ``tasks`` that the writer keeps (their output files are still as written)
+    into ``results`` (one at a time); their keys."""
+    by_key = {t.key: t for t in tasks}
     done = set()
     for key, result in checkpoint.results(by_key):
-        results.add(by_key[key], result)
-        done.add(key)
+        if writer.kept(by_key[key], result):
+            results.add(by_key[key], result)
+            done.add(key)
     return done
 
 
@@ -316,6 +318,8 @@ def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options
     mismatch raises before anything is written."""
     if options.safety.skip_verify:
         return VerificationReport(False, "--skip-verify")
+    if not plan.stats_features:
+        return VerificationReport(False, "no stats were computed: the published ones are kept")
     stats_json = plan.store.path(layout.STATS)
     reference = json.loads(plan.store.read_text(stats_json)) if plan.has_stats_json else None
     report = verify(tables, plan.features, reference, strict=options.safety.strict_verify,

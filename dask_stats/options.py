@@ -22,7 +22,7 @@ import argparse
 import difflib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import DatasetError, Problem
@@ -141,10 +141,19 @@ class StatsOptions:
                                            "source's per-episode video stats from meta/episodes_stats.jsonl after "
                                            "checking them (no decoding; numeric stats are still computed)",
                               choices=("recompute", "reuse"))
-    data_file_size_in_mb: float = option(100.0, "v3.0: start a new data file at this size (MB, default 100)",
-                                         parse=positive_float, metavar="MB")
-    video_file_size_in_mb: float = option(200.0, "v3.0: start a new video file at this size (MB, default 200)",
-                                          parse=positive_float, metavar="MB")
+    data_file_size_in_mb: float | None = option(
+        None, "v3.0: start a new data file at this size (MB; default 100 for a new v3.0 dataset; on a v3.0 dataset: "
+              "rewrite its data files at this size, default: leave them as they are)", parse=positive_float,
+        metavar="MB")
+    video_file_size_in_mb: float | None = option(
+        None, "v3.0: start a new video file at this size (MB; default 200 for a new v3.0 dataset; on a v3.0 dataset: "
+              "rewrite its video files at this size, default: leave them as they are)", parse=positive_float,
+        metavar="MB")
+
+    @property
+    def file_sizes_given(self) -> bool:
+        """Whether a data or video file size was asked for (on a v3.0 dataset: re-chunk it)."""
+        return self.data_file_size_in_mb is not None or self.video_file_size_in_mb is not None
 
     @property
     def quantile_levels(self) -> tuple[float, ...]:
@@ -240,6 +249,12 @@ class Options:
     stats: StatsOptions = StatsOptions()
     safety: SafetyOptions = SafetyOptions()
     run: RunOptions = RunOptions()
+
+    def sized(self, data_mb: float, video_mb: float) -> Options:
+        """These options with the file sizes that were not given set to ``data_mb`` and ``video_mb`` (MB)."""
+        stats = self.stats
+        return replace(self, stats=replace(stats, data_file_size_in_mb=stats.data_file_size_in_mb or data_mb,
+                                           video_file_size_in_mb=stats.video_file_size_in_mb or video_mb))
 
     @classmethod
     def of(cls, **keywords) -> Options:

@@ -17,7 +17,38 @@ from dask_stats.synthetic import Camera, SampleSpec
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-REALDATA = REPO.parent / "shared" / "realdata" / "gr00t_pick_n_place"
+# -- optional real data sets ---------------------------------------------------------------------------------------
+REALDATA_VAR = "DASK_STATS_REALDATA"
+"""The folder of optional real data sets (one sub-folder each, e.g. gr00t_pick_n_place/); default: the clone's sibling
+../shared/realdata when it exists."""
+GR00T = "gr00t_pick_n_place"
+
+
+def realdata_dir() -> Path:
+    """Where the optional real data sets are looked for: ``$DASK_STATS_REALDATA``, else ../shared/realdata."""
+    value = os.environ.get(REALDATA_VAR, "").strip()
+    return Path(value).expanduser().resolve() if value else REPO.parent / "shared" / "realdata"
+
+
+def realdata(name: str = GR00T) -> Path:
+    """The path of real data set ``name`` (which may not exist: ``require_realdata`` checks)."""
+    return realdata_dir() / name
+
+
+REALDATA = realdata()
+"""The GR00T set's path at import time (it may not exist): tests call ``require_realdata()`` before using it."""
+
+
+def require_realdata(name: str = GR00T) -> Path:
+    """The path of real data set ``name``; skips the test, saying how to enable it, when it is not there. A folder
+    named by DASK_STATS_REALDATA that lacks it fails the test instead: it was asked for."""
+    path = realdata(name)
+    if path.is_dir():
+        return path
+    if os.environ.get(REALDATA_VAR, "").strip():
+        pytest.fail(f"{REALDATA_VAR}={os.environ[REALDATA_VAR]} has no {name}/ folder", pytrace=False)
+    pytest.skip(f"real data set {name} not found at {path}: set {REALDATA_VAR}=/path/to/realdata (the folder that "
+                f"holds {name}/) to run this test")
 
 FAST = {"scheduler": "threads", "num_workers": 2, "quiet": True}
 """The options of a fast local run: two threads, no progress bars."""

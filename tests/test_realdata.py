@@ -1,5 +1,5 @@
-"""End to end on a real dataset (NVIDIA's GR00T pick-and-place demo, when present beside the repository): its quirks
-need flags, and errors say which."""
+"""End to end on a real dataset (NVIDIA's GR00T pick-and-place demo, found by helpers.require_realdata:
+$DASK_STATS_REALDATA or ../shared/realdata): its quirks need flags, and errors say which."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import json
 
 import pytest
 from float64_reference import assert_matches_reference
-from helpers import FAST, REALDATA, tree_digest
+from helpers import FAST, REALDATA, require_realdata, tree_digest
 
 import dask_stats
 from dask_stats.errors import DatasetError
 
-pytestmark = pytest.mark.skipif(not REALDATA.is_dir(), reason=f"real dataset not present at {REALDATA}")
+
+@pytest.fixture(autouse=True)
+def _needs_realdata():
+    require_realdata()
 
 
 def test_declared_video_without_files_names_feature_and_flag(tmp_path):

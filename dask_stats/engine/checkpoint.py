@@ -39,7 +39,8 @@ from ..storage import Store
 
 log = logging.getLogger(__name__)
 
-FORMAT = 7  # of the saved task results (7: a Parquet task returns PartitionStats); older: not reused
+FORMAT = 8  # of saved task results (6: exact integer sums; 7: v3.0 file tasks return their identity; 8: a Parquet
+#            task returns PartitionStats); older: not reused
 EXPIRY_DAYS = 14.0  # checkpoints unused for longer are removed when a conversion starts
 SUFFIX = ".sqlite"
 

@@ -39,7 +39,7 @@ class DecordReader(VideoReader):
 class DecordBackend(VideoBackend):
     name = "decord"
     requires = ("decord",)
-    install_hint = "pip install decord (x86_64 Linux wheels only)"
+    install_hint = "from a clone: pip install -e '.[decord]'; otherwise: pip install decord (x86_64 Linux wheels only)"
     unsupported_codecs = frozenset({"av1"})
 
     def open(self, path: str | Path) -> DecordReader:

@@ -1,4 +1,4 @@
-"""torchcodec backend (optional: ``pip install dask-stats[torchcodec]``, plus FFmpeg's shared libraries,
+"""torchcodec backend (optional: the ``[torchcodec]`` extra or ``pip install torchcodec torch``, plus FFmpeg's libs,
 e.g. Debian's ``apt-get install ffmpeg``).
 
 The core never imports torch: this module imports torchcodec only when a reader is opened (once per
@@ -60,7 +60,8 @@ class TorchCodecReader(VideoReader):
 class TorchCodecBackend(VideoBackend):
     name = "torchcodec"
     requires = ("torch", "torchcodec")  # a torchcodec that is installed but cannot load fails at open()
-    install_hint = "pip install 'dask-stats[torchcodec]' (CPU torch) and FFmpeg's libraries (apt-get install ffmpeg)"
+    install_hint = ("from a clone: pip install -e '.[torchcodec]'; otherwise: pip install torchcodec torch (a CPU "
+                    "build of torch avoids the CUDA wheels); and FFmpeg's libraries (apt-get install ffmpeg)")
 
     def open(self, path: str | Path) -> TorchCodecReader:
         return TorchCodecReader(path, self.threads)

@@ -1,7 +1,7 @@
 """Session fixtures of the parity tier: fixture datasets, reference runs and our conversions, each made once.
 
 The tier is selected with ``pytest -m parity`` (or DASK_STATS_PARITY=1).  Outside CI a plain ``pytest``
-run skips it, because its first run installs three lerobot releases (~12 GB with torch) into
+run skips it, because its first run installs three lerobot releases (~7 GB with their shared torch) into
 ``~/.cache/dask_stats/refenv``.  In CI (``CI=true``) it always runs, and an environment that cannot be
 installed fails the tier loudly instead of skipping it.
 """
@@ -279,8 +279,8 @@ def pytest_collection_modifyitems(config, items):
     if in_ci() or os.environ.get("DASK_STATS_PARITY", "").lower() in ("1", "true", "yes") or _selected_explicitly(config):
         return
     skip = pytest.mark.skip(
-        reason="parity tier: run it with `pytest -m parity` (or DASK_STATS_PARITY=1); its first run installs "
-        "lerobot 0.3.3, 0.4.x and 0.6.1 into ~/.cache/dask_stats/refenv (a few minutes, ~12 GB)")
+        reason="parity tier: run it with DASK_STATS_PARITY=1 ./scripts/test (or `pytest -m parity`); its first run "
+        "installs lerobot 0.3.3, 0.4.x and 0.6.1 into ~/.cache/dask_stats/refenv (~7 GB, a few minutes)")
     for it in mine:
         it.add_marker(skip)
 

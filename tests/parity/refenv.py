@@ -1,21 +1,32 @@
 """Isolated reference environments (real lerobot releases) for the parity tier.
 
 The reference implementation is never installed into the project's own environment: each release
-lives in its own virtual environment, created with ``python -m venv`` + ``pip`` and cached between
-runs under ``~/.cache/dask_stats/refenv/<name>`` (``DASK_STATS_REFENV_DIR`` overrides the parent).
+lives in its own virtual environment, created and filled with ``uv`` (a test dependency of the
+project) and cached between runs under ``~/.cache/dask_stats/refenv/<name>``
+(``DASK_STATS_REFENV_DIR`` overrides the parent).
 
 A marker file is written only after a successful install *and* a successful import check, so an
 interrupted or broken install is thrown away and redone on the next run.  The marker records what was
-asked for; changing a requirement below rebuilds the environment (and the ones layered on it).
+asked for (requirements, Python version, installer); changing a requirement below rebuilds the
+environment.
 
-Shared torch layer.  torch wheels from PyPI are CUDA builds (~2.5 GB with the nvidia-* wheels) and pip
-keeps no download cache on these machines, so two lerobot environments each pulling their own torch
-cost 130-260 s apiece on a cold machine.  Both lerobot releases accept torch 2.7.1 / torchvision 0.22.1 /
-torchcodec 0.5 (0.3.3 pins torch<2.8, torchvision<0.23, torchcodec<0.6; 0.4.x torch<2.11,
-torchvision<0.26, torchcodec<0.11), so that stack is installed once in its own venv (``torch-2.7.1``)
-and each lerobot venv sees it through a ``.pth`` file: pip then reports torch "already satisfied" and
-installs only lerobot and the rest.  A lerobot venv's own packages come first on ``sys.path``; pip
-never modifies the base from a child (it refuses to uninstall outside the environment).
+One torch stack, stored once.  The three releases accept the same torch stack: torch 2.7.1,
+torchvision 0.22.1, torchcodec 0.5 (0.3.3 pins torch<2.8, torchvision<0.23, torchcodec<0.6; 0.4.x
+torch<2.11, torchvision<0.26, torchcodec<0.11; 0.6.1 torch>=2.7,<2.12, torchvision>=0.22,<0.27,
+torchcodec>=0.3,<0.12), and lerobot 0.6.1 needs Python >= 3.12, so every environment is made from the
+same Python 3.12 (``find_interpreter``) with that stack pinned.  uv unpacks each wheel once into its
+cache (``<refenv dir>/uv-cache``, same file system) and hard-links the files into every environment:
+torch and its ~2.7 GB of nvidia-* wheels are downloaded once and stored once, and so is every other
+package two releases share at the same version.  No download is kept twice (uv keeps the unpacked
+wheel, not the archive).  Without a Python 3.12, lerobot 0.3.3 and 0.4.x are made from the Python that
+runs the tests (they still share one torch through the cache) and 0.6.1 is reported unavailable.
+
+Why CUDA wheels: PyPI's Linux x86_64 torch wheels are CUDA builds, PyTorch's CPU index is not reachable
+from these machines, and the only CPU wheel on their disk is torch 2.13.0 for CPython 3.11, outside every
+lerobot release's torch pin (and torchvision >= 0.24 lost the ``VideoReader`` that lerobot 0.3.3's pyav
+backend needs).  The stack is pinned in one place (``TORCH_STACK``): on a machine that reaches a CPU
+build, point ``DASK_STATS_REFENV_TORCH_INDEX`` at that index (e.g. PyTorch's ``/whl/cpu``) and the
+torch packages come from it instead (~1.5 GB less).
 
 Use from tests::
 
@@ -24,7 +35,7 @@ Use from tests::
 
 From the command line (pre-warm the cache, e.g. in CI before pytest; prints the install times)::
 
-    python tests/parity/refenv.py [lerobot-0.3.3 lerobot-0.4.x]
+    python tests/parity/refenv.py [lerobot-0.3.3 lerobot-0.4.x lerobot-0.6.1]
 
 If an install fails, ``ensure_env`` raises ``RefEnvError``; ``require_env`` (pytest) turns that into a
 loud failure when ``CI`` is true and into a skip with the reason otherwise.
@@ -34,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -46,7 +58,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MARKER = "dask_stats_refenv.json"
-BASE_PTH = "dask_stats_refenv_base.pth"
+SHARED_PYTHON = "3.12"  # lerobot 0.6.1's floor; every environment is made from it when it is found
 
 
 @dataclass(frozen=True)
@@ -55,48 +67,39 @@ class EnvSpec:
 
     requirements: tuple[str, ...]
     import_check: str  # a Python statement that must succeed for the env to count as installed
-    base: str | None = None  # name of an env whose site-packages this one sees (shared torch layer)
     needs_ffmpeg: bool = True  # torchcodec loads the system FFmpeg libraries at run time
-    pip_args: tuple[str, ...] = ()
+    install_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
-    # "3.12": the env needs that Python (found by find_interpreter); None: the one running the tests.
-    # An env with a base must use the base's Python (the .pth trick shares compiled packages).
-    interpreter: str | None = None
+    # Made from SHARED_PYTHON when one is found (so that the torch files are shared); ``python_required``:
+    # without it the env is unavailable, otherwise it falls back to the Python that runs the tests.
+    python_required: bool = False
 
 
+# The one torch stack of every environment (see the module docstring).  torchvision 0.22 still has
+# torchvision.io.VideoReader, which lerobot 0.3.3's "pyav" backend needs (it is gone from 0.24 on).
 TORCH_STACK = ("torch==2.7.1", "torchvision==0.22.1", "torchcodec==0.5")
 
 ENVS: dict[str, EnvSpec] = {
-    # The shared layer (see the module docstring).  torchvision 0.22 still has torchvision.io.VideoReader,
-    # which lerobot 0.3.3's "pyav" backend needs (it is gone from 0.24 on).
-    "torch-2.7.1": EnvSpec(
-        requirements=TORCH_STACK,
-        import_check="import torch, torchvision, torchvision.io; torchvision.io.VideoReader",
-        needs_ffmpeg=False,
-    ),
-    # The v2.0 -> v2.1 converter under test (reference.md §2-§4).  The torch pins repeat the base's so
-    # that pip keeps it (they are within lerobot's own pins).
+    # The v2.0 -> v2.1 converter under test (reference.md §2-§4).
+    # av<19: torchvision 0.22's VideoReader (0.3.3's "pyav" backend) calls av.open(metadata_errors=...),
+    # which PyAV 19 removed.
     "lerobot-0.3.3": EnvSpec(
-        requirements=("lerobot==0.3.3", *TORCH_STACK),
-        import_check="import lerobot.datasets.v21.convert_stats, lerobot.datasets.lerobot_dataset",
-        base="torch-2.7.1",
+        requirements=("lerobot==0.3.3", *TORCH_STACK, "av<19"),
+        import_check="import lerobot.datasets.v21.convert_stats, lerobot.datasets.lerobot_dataset, torchvision.io; "
+        "torchvision.io.VideoReader",
     ),
     # The newest 0.4 release (0.4.4; the 0.4 line is finished): reads v3.0 only and ships the
     # v2.1 -> v3.0 converter.
     "lerobot-0.4.x": EnvSpec(
         requirements=("lerobot>=0.4,<0.5", *TORCH_STACK),
         import_check="import lerobot.datasets.v30.convert_dataset_v21_to_v30, lerobot.datasets.lerobot_dataset",
-        base="torch-2.7.1",
     ),
-    # The current release, as users have it: the v3.0 loader our v3.0 output must satisfy.  It needs
-    # Python >= 3.12, so the cp311 torch layer cannot be shared: it brings its own torch (lerobot pins
-    # torch<2.12, torchvision<0.27, torchcodec<0.12; PyPI's Linux torch wheels are CUDA builds and the
-    # CPU index is not reachable from these machines, so pip resolves torch 2.11 + nvidia-* wheels).
+    # The current release, as users have it: the v3.0 loader our v3.0 output must satisfy.  Python >= 3.12.
     "lerobot-0.6.1": EnvSpec(
-        requirements=("lerobot[dataset]==0.6.1",),
+        requirements=("lerobot[dataset]==0.6.1", *TORCH_STACK),
         import_check="import lerobot, lerobot.datasets.lerobot_dataset, torchvision, av; "
         "assert lerobot.__version__ == '0.6.1', lerobot.__version__",
-        interpreter="3.12",
+        python_required=True,
     ),
 }
 
@@ -127,10 +130,9 @@ def env_python(name: str) -> Path:
     return env_dir(name) / "bin" / "python"
 
 
-def _purelib(python: str | Path) -> Path:
-    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                         capture_output=True, text=True, check=True, env=_clean_env())
-    return Path(out.stdout.strip())
+def uv_cache_dir() -> Path:
+    """uv's cache for the reference environments: beside them, so that uv hard-links instead of copying."""
+    return cache_root() / "uv-cache"
 
 
 def _spec(name: str) -> EnvSpec:
@@ -140,14 +142,30 @@ def _spec(name: str) -> EnvSpec:
         raise RefEnvError(f"unknown reference environment {name!r}; known: {sorted(ENVS)}") from None
 
 
+@functools.cache
+def env_interpreter(name: str) -> str:
+    """The Python that environment ``name`` is made from: SHARED_PYTHON, else (when allowed) the running one."""
+    try:
+        return find_interpreter(SHARED_PYTHON)
+    except RefEnvError:
+        if _spec(name).python_required:
+            raise
+        return find_interpreter(None)
+
+
+def _torch_index() -> str | None:
+    return os.environ.get("DASK_STATS_REFENV_TORCH_INDEX") or None
+
+
 def _wanted_marker(name: str) -> dict:
     spec = _spec(name)
     return {
         "name": name,
         "requirements": list(spec.requirements),
-        "pip_args": list(spec.pip_args),
-        "python": spec.interpreter or f"{sys.version_info.major}.{sys.version_info.minor}",
-        "base": _wanted_marker(spec.base) if spec.base else None,
+        "install_args": list(spec.install_args),
+        "python": _python_version(env_interpreter(name)),
+        "torch_index": _torch_index(),
+        "installer": "uv",
     }
 
 
@@ -157,12 +175,10 @@ def _marker_ok(name: str) -> bool:
         return False
     try:
         have = json.loads(marker.read_text())
-    except (OSError, ValueError):
+        wanted = _wanted_marker(name)
+    except (OSError, ValueError, RefEnvError):
         return False
-    if any(have.get(k) != v for k, v in _wanted_marker(name).items()):
-        return False
-    base = _spec(name).base
-    return base is None or _marker_ok(base)
+    return all(have.get(k) == v for k, v in wanted.items())
 
 
 @contextlib.contextmanager
@@ -183,6 +199,7 @@ def _base_python() -> str:
     return base if Path(base).exists() else sys.executable
 
 
+@functools.cache
 def _python_version(python: str | Path) -> str | None:
     """"3.12" for the interpreter at ``python``, or None when it does not run."""
     try:
@@ -269,9 +286,9 @@ def _run_logged(cmd: list[str], log: Path, env: dict[str, str] | None = None) ->
 
 
 def ensure_env(name: str, *, verbose: bool = True) -> Path:
-    """Return the Python of reference environment ``name``, creating it (and its base) on first use.
+    """Return the Python of reference environment ``name``, creating it on first use.
 
-    Raises ``RefEnvError`` when the install fails.  The environment is kept only if pip succeeded and
+    Raises ``RefEnvError`` when the install fails.  The environment is kept only if the install succeeded and
     ``spec.import_check`` runs; otherwise the next call starts from scratch.
     """
     spec = _spec(name)
@@ -283,8 +300,6 @@ def ensure_env(name: str, *, verbose: bool = True) -> Path:
     if _marker_ok(name):
         return env_python(name)
     try:
-        if spec.base:
-            ensure_env(spec.base, verbose=verbose)
         return _install(name, spec, verbose)
     except RefEnvError as exc:
         _FAILED[name] = exc
@@ -296,7 +311,7 @@ def prefetch(*names: str) -> None:
 
     Tests that need the first one start as soon as it is ready while the next one installs.
     ``ensure_env`` waits for a pending background install of its environment instead of starting
-    another.  (Two pip installs at once on 2 cores saved only ~6% over one after the other.)
+    another.  (The first one downloads the shared torch stack; the others link it from uv's cache.)
     """
     todo = [n for n in names if n not in _PENDING and n not in _FAILED and not _marker_ok(n)]
     if not todo:
@@ -316,6 +331,19 @@ def prefetch(*names: str) -> None:
     threading.Thread(target=work, name=_PREFETCH_THREAD, daemon=True).start()
 
 
+def uv_binary() -> str:
+    """The uv executable: the one installed with the project's test extras, else ``uv`` on PATH."""
+    with contextlib.suppress(ImportError, FileNotFoundError):
+        import uv
+
+        return uv.find_uv_bin()
+    found = shutil.which("uv")
+    if found:
+        return found
+    raise RefEnvError("uv is not installed: the reference environments are made with it. "
+                      "Install the test extras (pip install -e '.[test]') or `pip install uv`.")
+
+
 def _install(name: str, spec: EnvSpec, verbose: bool) -> Path:
     with _lock(name):
         if _marker_ok(name):  # another process finished it while we waited
@@ -330,18 +358,21 @@ def _install(name: str, spec: EnvSpec, verbose: bool) -> Path:
         if verbose:
             print(f"[refenv] creating {target} ({' '.join(spec.requirements)}); log: {log}", file=sys.stderr, flush=True)
         env = _clean_env()
-        interpreter = find_interpreter(spec.interpreter)
+        # uv's own cache beside the envs (hard links, one copy of each wheel); PyPI as the index: uv does
+        # not read pip's configuration.  Transient network errors are retried by uv itself.
+        env.update(UV_CACHE_DIR=str(uv_cache_dir()), UV_LINK_MODE="hardlink", UV_NO_PROGRESS="1",
+                   UV_PYTHON_DOWNLOADS="never", UV_HTTP_TIMEOUT="180")
+        torch_index = _torch_index()
+        index_args = ["--index", f"pytorch={torch_index}", "--index-strategy", "unsafe-best-match"] if torch_index else []
         try:
-            _run_logged([interpreter, "-m", "venv", str(target)], log)
+            uv = uv_binary()
+            interpreter = env_interpreter(name)
+            _run_logged([uv, "venv", "--quiet", "--python", interpreter, str(target)], log, env=env)
             py = str(env_python(name))
-            if spec.base:  # see the base's packages after our own (a .pth line is appended to sys.path)
-                (_purelib(py) / BASE_PTH).write_text(f"{_purelib(env_python(spec.base))}\n")
-            _run_logged(
-                [py, "-m", "pip", "install", "--no-input", "--progress-bar", "off", *spec.pip_args, *spec.requirements],
-                log, env=env,
-            )
+            _run_logged([uv, "pip", "install", "--python", py, *index_args, *spec.install_args, *spec.requirements],
+                        log, env=env)
             _run_logged([py, "-c", spec.import_check], log, env=env)
-            freeze = subprocess.run([py, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True,
+            freeze = subprocess.run([uv, "pip", "freeze", "--python", py], capture_output=True, text=True,
                                     env=env).stdout
         except subprocess.CalledProcessError as exc:
             raise RefEnvError(f"could not set up {target}: {exc}") from exc

@@ -8,7 +8,7 @@ two-step path (v2.1 -> v3.0 with lerobot 0.4.4) fails and ours does not.  Every 
 3. our per-episode quantiles vs lerobot 0.6.1's 5000-bin histogram estimate on the same arrays, and how far
    lerobot's stats.json aggregation (count-weighted mean of per-episode quantiles) is from the true dataset
    quantiles; the numbers go to the test output and ``QUANTILES.md``;
-4. the real GR00T dataset (../shared/realdata) to v3.0, opened by 0.6.1;
+4. the real GR00T dataset (``$DASK_STATS_REALDATA`` or ../shared/realdata: tests/helpers.py) to v3.0, opened by 0.6.1;
 5. a 1-frame episode followed by a B-frame video, and data files rolled over at a tiny size: the official
    converter fails, ours is read back exactly by 0.6.1.
 """
@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import realdata, require_realdata
 
 from .conftest import REF04, REF061, our_convert
 from .refenv import require_env, run_in_env
@@ -44,9 +45,7 @@ from .test_v30_parity import (
 pytestmark = pytest.mark.parity
 
 HERE = Path(__file__).parent
-REALDATA = HERE.parents[2] / "shared" / "realdata" / "gr00t_pick_n_place"
-if not REALDATA.is_dir():  # a worktree next to main: ../shared is the checkout's sibling
-    REALDATA = Path("/work/shared/realdata/gr00t_pick_n_place")
+REALDATA = realdata()  # $DASK_STATS_REALDATA/gr00t_pick_n_place or ../shared/realdata/...: tests/helpers.py
 GR00T_FLAGS = {"exclude_features": ("observation.images.egoview",), "frame_lookup": "index"}
 QUANT_FIXTURE = "quantiles"
 B_FRAMES_FIXTURE = "b_frames"
@@ -322,8 +321,7 @@ class _Sorted:
 
 def gr00t_v21_quantiles(fw) -> Path:
     def make() -> Path:
-        if not REALDATA.is_dir():
-            pytest.skip(f"real dataset not present at {REALDATA}")
+        require_realdata()
         out = fw.base / "gr00t_v21_q"
         if out.exists():
             shutil.rmtree(out)
@@ -479,8 +477,7 @@ lerobot's value is a true q-quantile).", "",
 # --------------------------------------------------------------------------------------------------
 
 def test_gr00t_to_v30_with_its_flags(fw, tmp_path):
-    if not REALDATA.is_dir():
-        pytest.skip(f"real dataset not present at {REALDATA}")
+    require_realdata()
     out = tmp_path / "out"
     our_convert()(REALDATA, output=out, to="v3.0", quiet=True, **GR00T_FLAGS)
     info = json.loads((out / "meta" / "info.json").read_text())
@@ -492,8 +489,7 @@ def gr00t_v30(fw) -> Path:
     position: its timestamps start one frame after its videos)."""
 
     def make() -> Path:
-        if not REALDATA.is_dir():
-            pytest.skip(f"real dataset not present at {REALDATA}")
+        require_realdata()
         convert = our_convert()
         require_v30_convert(convert)
         out = fw.base / "gr00t_v30" / "local" / "dataset"

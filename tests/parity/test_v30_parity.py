@@ -1,7 +1,7 @@
 """Parity tier for v3.0: the real lerobot releases (0.4.4 and the current 0.6.1) open v3.0 datasets.
 
-Two releases, in their own environments (refenv.py): ``lerobot-0.4.x`` (0.4.4, Python 3.11, shared torch
-layer) and ``lerobot-0.6.1`` (Python 3.12, its own torch).  Both load a dataset offline with
+Two releases, in their own environments (refenv.py): ``lerobot-0.4.x`` (0.4.4) and ``lerobot-0.6.1``, both on
+Python 3.12 with the torch stack all the reference environments share.  Both load a dataset offline with
 ``LeRobotDataset(repo_id, root=dir)`` through ``reference/lerobot_v30_load.py`` and report what they see:
 length, episodes, ``meta.stats``, the per-episode stats columns, and the first and last frame of every
 episode (row values + every camera decoded by lerobot's default backend, as uint8 HWC).
@@ -15,8 +15,8 @@ step, then both releases open it: length, per-episode stats and ``meta.stats`` (
 what we wrote, exact frames, and our ``meta/episodes`` equal to the official path's (indices exactly,
 from/to timestamps within 1e-4 s).
 
-Run: ``pytest -m parity tests/parity/test_v30_parity.py`` (the first run installs ~12 GB: the torch layer,
-0.4.x and 0.6.1; see README.md).
+Run: ``pytest -m parity tests/parity/test_v30_parity.py`` (the first run installs 0.4.x and 0.6.1 with
+their shared torch, ~6 GB; see README.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""Write one v3.0 data file from the episodes' v2.x Parquet files, streaming row group by row group."""
+"""Write one v3.0 data file from the episodes' v2.x Parquet files, or from row ranges of v3.0 data files (re-chunking),
+streaming row group by row group."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -18,13 +21,15 @@ from ...storage.atomic import atomic_path
 
 @dataclass(frozen=True)
 class DataFileSummary:
-    """What :func:`write_data_file` wrote: rows per source episode, total rows, bytes on disk."""
+    """What :func:`write_data_file` wrote: rows per source episode, total rows, bytes, and the identity of the file
+    written (:meth:`Store.identity`: a resumed run reuses the file only while it is unchanged)."""
 
     path: str
     rows: int
     nbytes: int
     episode_rows: tuple[int, ...]
     episode_times: tuple[tuple[float, float], ...] = ()  # first and last timestamp of each source episode
+    identity: str | None = None
 
 
 def _store(store: Store | str) -> Store:
@@ -37,21 +42,24 @@ def write_data_file(
     dest: str,
     first_index: int,
     *,
+    target: Store | None = None,
     compression: str = "snappy",
 ) -> DataFileSummary:
-    """Concatenate ``sources`` (paths relative to ``store``, in episode order) into the local file ``dest``.
+    """Concatenate ``sources`` (paths relative to ``store``, in episode order) into ``dest``, a path of ``target``
+    (by default a local path): written where it runs, e.g. on a worker straight into an object store.
 
     The ``index`` column becomes the global row position (``first_index`` + running count); every other
     column is copied unchanged, with the first source's schema and its metadata (the Hugging Face
     ``huggingface`` key included). One row group in memory at a time; ``dest`` appears only when complete.
     """
     store = _store(store)
+    target = target if target is not None else Store(os.path.dirname(os.path.abspath(dest)))
     if not sources:
         raise ValueError("write_data_file needs at least one source file")
     episode_rows: list[int] = []
     episode_times: list[tuple[float, float]] = []
     position = first_index
-    with atomic_path(dest) as tmp:
+    with target.writing(dest) as tmp:
         writer: pq.ParquetWriter | None = None
         schema: pa.Schema | None = None
         try:
@@ -79,8 +87,63 @@ def write_data_file(
         finally:
             if writer is not None:
                 writer.close()
-    return DataFileSummary(dest, position - first_index, os.path.getsize(dest), tuple(episode_rows),
-                           tuple(episode_times))
+        nbytes = os.path.getsize(tmp)
+    return DataFileSummary(dest, position - first_index, nbytes, tuple(episode_rows), tuple(episode_times),
+                           target.identity(dest))
+
+
+class RowRange(NamedTuple):
+    """One episode's rows in a data file: half-open positions in the file at ``path`` (relative to the store)."""
+
+    path: str
+    start: int
+    stop: int
+
+
+def copy_rows(store: Store | str, ranges: Sequence[RowRange], dest: str, *,
+              compression: str = "snappy") -> DataFileSummary:
+    """Concatenate the row ranges (in order; the ranges of one file adjacent) into the local file ``dest``,
+    every column unchanged (``index`` included), with the first file's schema and metadata.  One row group in memory
+    at a time; ``dest`` appears only when complete."""
+    store = _store(store)
+    if not ranges:
+        raise ValueError("copy_rows needs at least one row range")
+    episode_rows: list[int] = []
+    with atomic_path(dest) as tmp:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for relative, pieces in groupby(ranges, key=lambda r: r.path):
+                pieces = list(pieces)
+                full = store.path(relative)
+                where = store.display(full)
+                with store.source(full) as source, _parquet(source, where) as reader:
+                    if writer is None:
+                        schema = reader.schema_arrow
+                        writer = pq.ParquetWriter(tmp, schema, compression=compression)
+                    start, stop = pieces[0].start, pieces[-1].stop
+                    if stop > reader.metadata.num_rows:
+                        raise DatasetError(Problem(f"meta/episodes puts rows {start}..{stop} in the file, which has "
+                                                   f"{reader.metadata.num_rows} rows", path=where))
+                    for table in _row_slices(reader, start, stop):
+                        writer.write_table(_conform(table, schema, where))
+                    episode_rows += [piece.stop - piece.start for piece in pieces]
+        finally:
+            if writer is not None:
+                writer.close()
+    return DataFileSummary(dest, sum(episode_rows), os.path.getsize(dest), tuple(episode_rows))
+
+
+def _row_slices(reader: pq.ParquetFile, start: int, stop: int) -> Iterator[pa.Table]:
+    """Rows ``start..stop`` (half-open) of the file, one row group's part at a time."""
+    first = 0
+    for group in range(reader.num_row_groups):
+        count = reader.metadata.row_group(group).num_rows
+        low, high = max(start, first), min(stop, first + count)
+        if low < high:
+            yield reader.read_row_group(group).slice(low - first, high - low)
+        first += count
+        if first >= stop:
+            return
 
 
 @contextlib.contextmanager
