@@ -457,8 +457,6 @@ def bench_recompute(args, cache: Path) -> tuple[dict, list[str]]:
     return results, lines + targets
 
 
-BENCHES = {"v30": bench_v30, "quantiles": bench_quantiles, "tiny": bench_tiny, "client": bench_client,
-           "droid": bench_droid, "recompute": bench_recompute}
 # -- remote v3.0 -----------------------------------------------------------------------------------
 def _moto() -> tuple[subprocess.Popen, dict[str, str]]:
     """moto's S3 server on a free loopback port, with a bucket ``bench``; its process and the AWS_* variables."""
@@ -517,7 +515,7 @@ def bench_remote(args, cache: Path) -> tuple[dict, list[str]]:
 
 
 BENCHES = {"v30": bench_v30, "quantiles": bench_quantiles, "tiny": bench_tiny, "client": bench_client,
-           "droid": bench_droid, "remote": bench_remote}
+           "droid": bench_droid, "remote": bench_remote, "recompute": bench_recompute}
 
 
 def run_rows(names: list[str], args) -> dict:
