@@ -214,9 +214,10 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
                 raise DatasetError(writer.problems())
         timings = {"plan": time.perf_counter() - start}
 
-        tasks = build_tasks(plan, opts, backend) + writer.tasks()
+        computing = writer.stats_plan()  # the plan whose stats are computed (none when they are carried over)
+        tasks = build_tasks(computing, opts, backend) + writer.tasks()
         checkpoint = Checkpoint(target, fingerprint(plan, opts.stats))
-        results = Results(plan)
+        results = Results(computing)
 
         def landed(task: Task, result: object) -> None:
             checkpoint.save(task.key, result)
@@ -246,17 +247,17 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
         qs = opts.stats.quantile_levels
         quantiles = None
         if writer.dataset_quantiles and qs:
-            quantiles = dataset_quantiles(dask_client, plan, tables, results.histograms, qs, opts.run)
-    findings += nonfinite_warnings(plan, tables) + opts.stats.quantile_problems()
+            quantiles = dataset_quantiles(dask_client, computing, tables, results.histograms, qs, opts.run)
+    findings += nonfinite_warnings(computing, tables) + opts.stats.quantile_problems()
     timings["compute"] = time.perf_counter() - start - timings["plan"]
     with phase("verifying"):
         try:
-            report = verify_or_stop(plan, tables, opts, writer.verification)
+            report = verify_or_stop(computing, tables, opts, writer.verification)
         except VerificationError:
             checkpoint.clear()  # numbers that failed verification are never resumed (e.g. after restoring a file)
             raise
     with phase("writing"):
-        records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in plan.stats_features},
+        records = episode_records([ep.index for ep in plan.episodes], {f: tables[f] for f in computing.stats_features},
                                   plan.features, qs)
         findings += published_findings(plan, records)
         # hard links made by a copy change the source files' ctime: the results stay valid for this command
@@ -316,6 +317,8 @@ def verify_or_stop(plan: Plan, tables: dict[str, MomentsTable], options: Options
     mismatch raises before anything is written."""
     if options.safety.skip_verify:
         return VerificationReport(False, "--skip-verify")
+    if not plan.stats_features:
+        return VerificationReport(False, "no stats were computed: the published ones are kept")
     stats_json = plan.store.path(layout.STATS)
     reference = json.loads(plan.store.read_text(stats_json)) if plan.has_stats_json else None
     report = verify(tables, plan.features, reference, strict=options.safety.strict_verify,

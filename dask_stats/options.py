@@ -22,7 +22,7 @@ import argparse
 import difflib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import DatasetError, Problem
@@ -137,10 +137,19 @@ class StatsOptions:
     to: str | None = option(None, "the format to write: v2.1 (episodes_stats.jsonl beside the v2.0 files) or v3.0 "
                                   "(a LeRobot v3.0 dataset: concatenated files, stats in meta/episodes); default: "
                                   "v2.1 for a v2.x dataset, v3.0 for a v3.0 one", choices=("v2.1", "v3.0"))
-    data_file_size_in_mb: float = option(100.0, "v3.0: start a new data file at this size (MB, default 100)",
-                                         parse=positive_float, metavar="MB")
-    video_file_size_in_mb: float = option(200.0, "v3.0: start a new video file at this size (MB, default 200)",
-                                          parse=positive_float, metavar="MB")
+    data_file_size_in_mb: float | None = option(
+        None, "v3.0: start a new data file at this size (MB; default 100 for a new v3.0 dataset; on a v3.0 dataset: "
+              "rewrite its data files at this size, default: leave them as they are)", parse=positive_float,
+        metavar="MB")
+    video_file_size_in_mb: float | None = option(
+        None, "v3.0: start a new video file at this size (MB; default 200 for a new v3.0 dataset; on a v3.0 dataset: "
+              "rewrite its video files at this size, default: leave them as they are)", parse=positive_float,
+        metavar="MB")
+
+    @property
+    def file_sizes_given(self) -> bool:
+        """Whether a data or video file size was asked for (on a v3.0 dataset: re-chunk it)."""
+        return self.data_file_size_in_mb is not None or self.video_file_size_in_mb is not None
 
     @property
     def quantile_levels(self) -> tuple[float, ...]:
@@ -236,6 +245,12 @@ class Options:
     stats: StatsOptions = StatsOptions()
     safety: SafetyOptions = SafetyOptions()
     run: RunOptions = RunOptions()
+
+    def sized(self, data_mb: float, video_mb: float) -> Options:
+        """These options with the file sizes that were not given set to ``data_mb`` and ``video_mb`` (MB)."""
+        stats = self.stats
+        return replace(self, stats=replace(stats, data_file_size_in_mb=stats.data_file_size_in_mb or data_mb,
+                                           video_file_size_in_mb=stats.video_file_size_in_mb or video_mb))
 
     @classmethod
     def of(cls, **keywords) -> Options:

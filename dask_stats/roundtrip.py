@@ -67,7 +67,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     """
     from huggingface_hub import HfApi
 
-    from .formats import NATURAL_TARGET, AlreadyThere, choose, push_layout
+    from .formats import NATURAL_TARGET, AlreadyThere, choose, older, push_layout
     from .formats import PLANNERS as WRITABLE
     from .hub.download import (
         SOURCE_REVISION,
@@ -87,7 +87,9 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     force = bool(convert_options.get("force"))
     quiet = bool(convert_options.get("quiet"))
     layout = layout_for(convert_options.get("to") or "v2.1")
-    stats_options = StatsOptions(to=convert_options.get("to"))
+    stats_options = StatsOptions(to=convert_options.get("to"),
+                                 data_file_size_in_mb=convert_options.get("data_file_size_in_mb"),
+                                 video_file_size_in_mb=convert_options.get("video_file_size_in_mb"))
     target = Path(root).expanduser() if root is not None else default_root(repo_id)
     result = HubConversion(repo_id, revision, target, Path(output).expanduser() if output is not None else target)
 
@@ -99,6 +101,17 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
     def nothing_to_do(version: str | None) -> bool:
         """Whether a dataset at ``version`` is already what this conversion writes (``formats.choose``)."""
         return version in WRITABLE and isinstance(choose(version, stats_options, force), AlreadyThere)
+
+    def tag_holds_this(there) -> bool:
+        """Whether the Hub's tag ``there`` (at its version) is this conversion, done: the revision asked for is older
+        or needs nothing.  A v2.1 tag beside a v3.0 revision is the dataset before its v3.0 conversion, not this
+        conversion of it: said, and the v3.0 revision is converted."""
+        asked = hub_dataset_version(repo_id, revision, api=api)
+        if asked is None or older(asked, there.version) or nothing_to_do(asked):
+            return True
+        say(f"{repo_id} has a `{there.tag}` tag, made from an older revision than {revision} ({asked}): converting "
+            f"{revision}; a push leaves the tag alone unless it holds the same files (--force moves it)")
+        return False
 
     def already(where: str) -> HubConversion:
         result.status = "already-converted"
@@ -120,7 +133,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         tags = [layout.tag] if convert_options.get("to") else sorted({*NATURAL_TARGET.values()})
         for there in [layout_for(tag) for tag in tags] if unreachable is None and not force else []:
             found = hub_dataset_version(repo_id, there.tag, api=api)
-            if found == there.version and nothing_to_do(found):
+            if found == there.version and nothing_to_do(found) and tag_holds_this(there):
                 layout = there
                 return already(f"on the Hub (tag {there.tag})")
         result.download = fetch_dataset(repo_id, revision, target, refresh=force, dry_run=dry_run, api=api,
@@ -130,7 +143,7 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         version = local_version(target)
 
     if version is not None:  # what the writer of this dataset publishes (recomputed v3.0 stats: only meta/)
-        layout = push_layout(version, convert_options.get("to"), layout)
+        layout = push_layout(version, stats_options, layout)
     converted = nothing_to_do(version)
     if converted and not push_to_hub:
         return already(f"in {target}")

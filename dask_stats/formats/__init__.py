@@ -19,6 +19,7 @@ from .v2.writer import V21Writer
 from .v2.writer_from_v30 import V21FromV30Writer
 from .v30.diagnose import diagnose_v30
 from .v30.plan import plan_v30
+from .v30.rechunk import RechunkWriter
 from .v30.restat import RestatWriter
 from .v30.writer import V30Writer
 
@@ -29,6 +30,7 @@ WRITERS: dict[tuple[str, str], type[Writer]] = {  # (dataset version, target) ->
     ("v2.0", "v3.0"): V30Writer, ("v2.1", "v3.0"): V30Writer,
     ("v3.0", "v3.0"): RestatWriter, ("v3.0", "v2.1"): V21FromV30Writer,
 }
+RESIZERS: dict[tuple[str, str], type[Writer]] = {("v3.0", "v3.0"): RechunkWriter}  # the same, when a size is given
 INFO = v2_layout.INFO  # the same path in every version
 
 
@@ -79,6 +81,12 @@ def finished_output(source: Store, target: Store, options: StatsOptions) -> str 
     return done if version in NATURAL_TARGET and done == target_of(version, options) and done != version else None
 
 
+def older(version: str, than: str) -> bool:
+    """Whether LeRobot ``version`` comes before ``than`` (both read here)."""
+    order = list(PLANNERS)
+    return order.index(version) < order.index(than) if version in order and than in order else False
+
+
 def target_of(version: str, options: StatsOptions) -> str:
     """The version to write: ``--to``, else the dataset's natural target (v2.x -> v2.1, v3.0 stays v3.0)."""
     return options.to or NATURAL_TARGET[version]
@@ -87,13 +95,21 @@ def target_of(version: str, options: StatsOptions) -> str:
 def choose(version: str, options: StatsOptions, force: bool) -> type[Writer] | AlreadyThere:
     """The writer for a dataset at ``version`` and these options, or :class:`AlreadyThere` (nothing to do)."""
     to = target_of(version, options)
-    writer = WRITERS.get((version, to))
+    writer = _writer(version, options)
     if writer is None:
         raise DatasetError(Problem(f"converting a {version} dataset to {to} is not supported",
                                    fix=f"choose --to {' or --to '.join(t for v, t in WRITERS if v == version)}"))
-    if version == to and not force:
+    if version == to and not force and writer is WRITERS[version, to]:
         return AlreadyThere(version, writer.description)
     return writer
+
+
+def _writer(version: str, options: StatsOptions) -> type[Writer] | None:
+    """The writer of a dataset at ``version`` for these options (None: no writer does that)."""
+    key = (version, target_of(version, options))
+    if options.file_sizes_given and key in RESIZERS:
+        return RESIZERS[key]
+    return WRITERS.get(key)
 
 
 def own_diagnosis(plan: Plan, options: StatsOptions) -> list[Problem] | None:
@@ -114,13 +130,13 @@ def published_findings(plan: Plan, records: list[dict]) -> list[Problem]:
     return []
 
 
-def push_layout(version: str, to: str | None, default: PushLayout) -> PushLayout:
-    """What a Hub push publishes after converting a dataset at ``version`` (``--to`` as given): the writer's
+def push_layout(version: str, options: StatsOptions, default: PushLayout) -> PushLayout:
+    """What a Hub push publishes after converting a dataset at ``version`` with these options: the writer's
     layout, or ``default`` for a combination that no writer handles (the conversion will say why)."""
-    writer = WRITERS.get((version, to or NATURAL_TARGET.get(version, "")))
+    writer = _writer(version, options) if version in NATURAL_TARGET else None
     return writer.push_layout if writer is not None else default
 
 
 __all__ = ["WRITERS", "AlreadyThere", "Computed", "Writer", "choose", "own_diagnosis", "plan_dataset",
-           "finished_output", "interrupted", "published_findings", "push_layout", "recover",
+           "finished_output", "interrupted", "older", "published_findings", "push_layout", "recover",
            "target_of"]

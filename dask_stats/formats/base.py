@@ -52,6 +52,11 @@ class Writer(ABC):
         """Why this writer cannot start (before any work); [] when it can."""
         return []
 
+    def stats_plan(self) -> Plan:
+        """The plan whose stats the run computes: the whole plan, unless the writer carries published stats over
+        (then a plan with no stats features)."""
+        return self.plan
+
     @property
     def partial(self) -> str | None:
         """Where unfinished work lies until the commit (said when a run is interrupted), if anywhere."""

@@ -258,9 +258,7 @@ def cut_episodes(source: str, spans: Sequence[tuple[float, float]], dests: Seque
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
         time_base = Fraction(stream.time_base)
-        tolerance = Fraction(tolerance_s)
-        lows = [math.ceil((Fraction(start) - tolerance) / time_base) for start, _ in spans]
-        highs = [math.ceil((Fraction(end) - tolerance) / time_base) for _, end in spans]
+        lows, highs = _ticks(spans, time_base, tolerance_s)
         offsets = [round(Fraction(start) / time_base) for start, _ in spans]
         reasons: dict[int, str] = {}
         frames: dict[int, int] = {}
@@ -318,6 +316,32 @@ def cut_episodes(source: str, spans: Sequence[tuple[float, float]], dests: Seque
             rgb = _decoded(source, lows[episode], highs[episode], offsets[episode])
             cuts.append(EpisodeCut(encode_frames(rgb, dest, fps, reencode), reason))
     return cuts
+
+
+def _ticks(spans: Sequence[tuple[float, float]], time_base: Fraction,
+           tolerance_s: float) -> tuple[list[int], list[int]]:
+    """Per span ``(from, to)`` (seconds), the half-open range of presentation times (time-base ticks) of its
+    frames: ``[from - tolerance, to - tolerance)``."""
+    tolerance = Fraction(tolerance_s)
+    lows = [math.ceil((Fraction(start) - tolerance) / time_base) for start, _ in spans]
+    highs = [math.ceil((Fraction(end) - tolerance) / time_base) for _, end in spans]
+    return lows, highs
+
+
+def span_bytes(source: str, spans: Sequence[tuple[float, float]], *, tolerance_s: float = 1e-4) -> list[int]:
+    """The bytes of the packets presented in each span ``(from, to)`` of the video ``source`` (no decoding; spans
+    in order, as :func:`cut_episodes` takes them): what each episode adds to a file it is copied into."""
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        lows, highs = _ticks(spans, Fraction(stream.time_base), tolerance_s)
+        sizes = [0] * len(spans)
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            found = bisect.bisect_right(lows, packet.pts) - 1
+            if found >= 0 and packet.pts < highs[found]:
+                sizes[found] += packet.size
+    return sizes
 
 
 def _discard_written(dest: str) -> None:

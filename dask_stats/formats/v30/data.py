@@ -1,11 +1,14 @@
-"""Write one v3.0 data file from the episodes' v2.x Parquet files, streaming row group by row group."""
+"""Write one v3.0 data file from the episodes' v2.x Parquet files, or from row ranges of v3.0 data files (re-chunking),
+streaming row group by row group."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -81,6 +84,60 @@ def write_data_file(
                 writer.close()
     return DataFileSummary(dest, position - first_index, os.path.getsize(dest), tuple(episode_rows),
                            tuple(episode_times))
+
+
+class RowRange(NamedTuple):
+    """One episode's rows in a data file: half-open positions in the file at ``path`` (relative to the store)."""
+
+    path: str
+    start: int
+    stop: int
+
+
+def copy_rows(store: Store | str, ranges: Sequence[RowRange], dest: str, *,
+              compression: str = "snappy") -> DataFileSummary:
+    """Concatenate the row ranges (in order; the ranges of one file adjacent) into the local file ``dest``,
+    every column unchanged (``index`` included), with the first file's schema and metadata.  One row group in memory
+    at a time; ``dest`` appears only when complete."""
+    store = _store(store)
+    if not ranges:
+        raise ValueError("copy_rows needs at least one row range")
+    episode_rows: list[int] = []
+    with atomic_path(dest) as tmp:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for relative, pieces in groupby(ranges, key=lambda r: r.path):
+                pieces = list(pieces)
+                full = store.path(relative)
+                where = store.display(full)
+                with store.source(full) as source, _parquet(source, where) as reader:
+                    if writer is None:
+                        schema = reader.schema_arrow
+                        writer = pq.ParquetWriter(tmp, schema, compression=compression)
+                    start, stop = pieces[0].start, pieces[-1].stop
+                    if stop > reader.metadata.num_rows:
+                        raise DatasetError(Problem(f"meta/episodes puts rows {start}..{stop} in the file, which has "
+                                                   f"{reader.metadata.num_rows} rows", path=where))
+                    for table in _row_slices(reader, start, stop):
+                        writer.write_table(_conform(table, schema, where))
+                    episode_rows += [piece.stop - piece.start for piece in pieces]
+        finally:
+            if writer is not None:
+                writer.close()
+    return DataFileSummary(dest, sum(episode_rows), os.path.getsize(dest), tuple(episode_rows))
+
+
+def _row_slices(reader: pq.ParquetFile, start: int, stop: int) -> Iterator[pa.Table]:
+    """Rows ``start..stop`` (half-open) of the file, one row group's part at a time."""
+    first = 0
+    for group in range(reader.num_row_groups):
+        count = reader.metadata.row_group(group).num_rows
+        low, high = max(start, first), min(stop, first + count)
+        if low < high:
+            yield reader.read_row_group(group).slice(low - first, high - low)
+        first += count
+        if first >= stop:
+            return
 
 
 @contextlib.contextmanager

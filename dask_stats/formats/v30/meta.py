@@ -28,6 +28,7 @@ from .layout import (
     episodes_path,
 )
 
+EPISODES_FILE_COLUMNS = ("meta/episodes/chunk_index", "meta/episodes/file_index")  # where each row is written
 _INT_COLUMNS = {"episode_index", "length", "data/chunk_index", "data/file_index", "dataset_from_index",
                 "dataset_to_index", "meta/episodes/chunk_index", "meta/episodes/file_index"}
 
@@ -124,15 +125,19 @@ def write_episodes(
     *,
     limit_mb: float = EPISODES_FILES_SIZE_IN_MB,
     chunks_size: int = CHUNKS_SIZE,
+    schema: pa.Schema | None = None,
 ) -> list[dict[str, Any]]:
     """Split ``rows`` into meta/episodes files (by in-memory size), fill in their ``meta/episodes/*`` columns,
-    write them under the local ``root`` and return the completed rows."""
+    write them under the local ``root`` and return the completed rows.  ``schema``: the rows' own (without the
+    ``meta/episodes/*`` columns; e.g. a published meta/episodes, re-chunked), else derived from the first row."""
     if not rows:
         raise ValueError("no episode rows")
-    schema_row = dict(rows[0])
-    schema_row.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
-    schema = episodes_schema(schema_row)
-    per_row = math.ceil(episodes_table(rows).nbytes / len(rows))
+    per_row = math.ceil(episodes_table(rows, schema).nbytes / len(rows))
+    if schema is None:
+        schema = episodes_schema({**rows[0], **dict.fromkeys(EPISODES_FILE_COLUMNS, 0)})
+    else:
+        schema = pa.schema([*schema, *(pa.field(name, pa.int64()) for name in EPISODES_FILE_COLUMNS)],
+                           metadata=schema.metadata)
     completed: list[dict[str, Any]] = []
     for group in group_by_size([per_row] * len(rows), limit_mb, chunks_size=chunks_size):
         part = []

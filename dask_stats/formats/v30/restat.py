@@ -49,21 +49,27 @@ class RestatWriter(Writer):
         if target != plan.store:
             plan.store.mirror_to(target, skip=set(written_files(plan)))
         stats = stats_by_episode(computed.records)
-        replaced = tuple(f"{STATS_PREFIX}{feature}/" for feature in plan.stats_features)
         for relative in episodes_files(plan.store):
             with plan.store.source(plan.store.path(relative)) as source:
-                table = pq.read_table(source)
-            kept = [name for name in table.column_names if not name.startswith(replaced)]
-            table = table.select(kept)
-            fresh = episodes_table([flatten_stats(stats[i]) for i in table.column("episode_index").to_pylist()])
-            position = next((i for i, name in enumerate(kept) if name.startswith("meta/episodes/")), len(kept))
-            for offset, name in enumerate(fresh.column_names):  # where lerobot puts them: before meta/episodes/*
-                table = table.add_column(position + offset, pa.field(name, fresh.schema.field(name).type),
-                                         fresh.column(name))
+                table = with_stats(pq.read_table(source), stats, plan.stats_features)
             with atomic_path(target.path(relative)) as tmp:
                 pq.write_table(table, tmp, compression="snappy")
         write_stats(target.path(STATS_PATH), {**fresh_stats, **published_kept(plan)})
         computed.warnings += report_warnings(report)
+
+
+def with_stats(table: pa.Table, stats: dict[int, dict], features: list[str]) -> pa.Table:
+    """A meta/episodes ``table`` whose ``stats/<feature>/*`` columns of ``features`` are replaced by ``stats``
+    (per episode index, as :func:`stats_by_episode` gives them); the other columns are kept."""
+    replaced = tuple(f"{STATS_PREFIX}{feature}/" for feature in features)
+    kept = [name for name in table.column_names if not name.startswith(replaced)]
+    table = table.select(kept)
+    fresh = episodes_table([flatten_stats(stats[i]) for i in table.column("episode_index").to_pylist()])
+    position = next((i for i, name in enumerate(kept) if name.startswith("meta/episodes/")), len(kept))
+    for offset, name in enumerate(fresh.column_names):  # where lerobot puts them: before meta/episodes/*
+        table = table.add_column(position + offset, pa.field(name, fresh.schema.field(name).type),
+                                 fresh.column(name))
+    return table
 
 
 REPORT_ROWS = 8  # rows of the doctor's report in the summary of a recompute

@@ -33,7 +33,7 @@ from ..staging import StagingTree
 from ..v2 import layout as v2
 from .data import write_data_file
 from .grouping import group_by_size
-from .layout import CHUNKS_SIZE, data_path, video_path
+from .layout import CHUNKS_SIZE, DATA_FILES_SIZE_IN_MB, VIDEO_FILES_SIZE_IN_MB, data_path, video_path
 from .meta import episode_row, info_v30, stats_by_episode, write_episodes, write_info, write_stats, write_tasks
 from .reader import read_dataset
 
@@ -50,6 +50,7 @@ class V30Writer(Writer):
     description = "a v3.0 dataset (concatenated data and video files, stats in meta/episodes and meta/stats.json)"
 
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
+        options = options.sized(DATA_FILES_SIZE_IN_MB, VIDEO_FILES_SIZE_IN_MB)  # sizes not given: lerobot's
         super().__init__(plan, target, options, in_place)
         self.remote = not target.local
         self.tree = StagingTree(target.root, "v3.0", in_place)
