@@ -159,3 +159,69 @@ def test_depth_recomputed_read_by_lerobot061(rw):
             got = np.asarray(view["stats"][camera][stat], np.float64).reshape(-1)
             want = np.asarray(ours[camera][stat], np.float64).reshape(-1) * factor
             np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"{camera} {stat}")
+
+
+def _channel_stats(pixels: np.ndarray) -> dict[str, np.ndarray]:
+    """numpy's per-channel stats of uint8 (..., 3) pixels as lerobot scales them (/ 255)."""
+    values = pixels.reshape(-1, pixels.shape[-1]).astype(np.float64) / 255.0
+    return {"min": values.min(0), "max": values.max(0), "mean": values.mean(0), "std": values.std(0),
+            **{key: np.quantile(values, q, axis=0) for q, key in zip(QUANTILES, QUANTILE_KEYS)}}
+
+
+def test_parquet_images_recorded_by_lerobot_recomputed(rw):
+    """``dtype: image`` (PNG in the Parquet): ours are numpy's over every row (decisions.md §4: ``count`` = rows);
+    lerobot 0.6.1 samples them at recording like video frames (``sample_indices``), so they agree on an episode
+    shorter than 100 rows, and on a longer one lerobot's are those of its sampled rows."""
+    from dask_stats.stats.sampling import sample_positions
+
+    camera = "observation.images.rgb"
+    root, view, raw = recorded(rw, "image")
+    assert view["features"][camera]["dtype"] == "image"
+    fixed = recomputed(rw, "image")
+    assert _sha(fixed, "data") == _sha(root, "data"), "data files changed"
+    theirs, ours = _episode_stats(root), _episode_stats(fixed)
+    for e, length in enumerate(LENGTHS):
+        frames = raw[f"{camera}|{e}"]
+        assert frames.shape == (length, 24, 32, 3) and frames.dtype == np.uint8
+        positions = sample_positions(length)
+        assert ours[e][camera]["count"][0] == length and theirs[e][camera]["count"][0] == len(positions), e
+        mine, lerobots = _channel_stats(frames), _channel_stats(frames[positions])
+        for stat in STATS:  # ours: numpy over every row's pixels
+            np.testing.assert_allclose(ours[e][camera][stat], mine[stat], rtol=1e-12, atol=1e-15,
+                                       err_msg=f"episode {e} {stat}")
+        # lerobot's: its sampled rows' pixels, in float32 (min/max/mean), its float32 variance (std) and its
+        # 5000-bin histogram quantiles (within one pixel level)
+        for stat, tol in (("min", 1e-7), ("max", 1e-7), ("mean", 1e-6), ("std", 1e-2),
+                          *((key, 1 / 255) for key in QUANTILE_KEYS)):
+            np.testing.assert_allclose(theirs[e][camera][stat], lerobots[stat], rtol=0, atol=tol,
+                                       err_msg=f"lerobot episode {e} {stat}")
+        if len(positions) == length:  # every row on both sides: the same pixels
+            np.testing.assert_allclose(theirs[e][camera]["mean"], ours[e][camera]["mean"], rtol=1e-6)
+        else:
+            assert not np.allclose(theirs[e][camera]["mean"], ours[e][camera]["mean"], rtol=1e-6, atol=0), e
+
+
+def test_language_recorded_by_lerobot_recomputed(rw):
+    """lerobot 0.6.1's ``language`` columns (empty at record time) get no stats, on both sides; the other features'
+    per-episode stats agree with lerobot's recording-time ones (min/max exactly, mean to float32)."""
+    root, view, _ = recorded(rw, "language")
+    language = [k for k, f in view["features"].items() if f["dtype"] == "language"]
+    assert sorted(language) == ["language_events", "language_persistent"], view["features"]
+    fixed = recomputed(rw, "language")
+    assert _sha(fixed, "data") == _sha(root, "data"), "data files changed"
+    theirs, ours = _episode_stats(root), _episode_stats(fixed)
+    for e in range(len(LENGTHS)):
+        assert not set(language) & (set(theirs[e]) | set(ours[e])), (e, sorted(ours[e]))
+        assert set(theirs[e]) == set(ours[e]), (e, sorted(theirs[e]), sorted(ours[e]))
+        for feature in ("observation.state", "action", "index", "episode_index", "task_index", "frame_index"):
+            for stat in ("min", "max", "count"):
+                np.testing.assert_array_equal(ours[e][feature][stat], theirs[e][feature][stat],
+                                              err_msg=f"episode {e} {feature}/{stat}")
+            np.testing.assert_allclose(ours[e][feature]["mean"], theirs[e][feature]["mean"], rtol=1e-6, atol=1e-7,
+                                       err_msg=f"episode {e} {feature}/mean")
+    stats_json = json.loads((fixed / "meta" / "stats.json").read_text())
+    assert not set(language) & set(stats_json), sorted(stats_json)
+    out = rw.base / "views" / "language.json"
+    run_in_env(REF061, "reference/lerobot_v30_load.py", fixed, out, "--repo-id", "local/recorded", "--no-frames",
+               env=rw.env, timeout=600)
+    assert json.loads(out.read_text())["len"] == sum(LENGTHS)

@@ -7,6 +7,9 @@ Runs INSIDE the lerobot-0.6.1 reference environment (tests/parity/refenv.py).
 
 Kinds (each adds its features to ``observation.state`` (float32, 3) and ``action`` (float32, 2)):
 
+- ``image``: ``observation.images.rgb`` (``dtype: image``, 24x32x3 uint8): PNG images stored in the Parquet;
+- ``language``: lerobot's two ``language`` columns (``language_persistent``, ``language_events``; filled by its
+  annotation pipeline, empty at record time);
 - ``depth``: two depth cameras (``info.is_depth_map``), 24x32x1: ``observation.images.depth_mm`` fed uint16
   millimetres and ``observation.images.depth_m`` fed float32 metres (lerobot infers ``depth_unit`` from the dtype);
   lerobot's default depth encoder (HEVC gray12le, log-quantized between 0.01 m and 10 m, shift 3.5 m).
@@ -50,7 +53,33 @@ def depth_frame(metres) -> dict:
             "observation.images.depth_m": metres.astype(np.float32)}
 
 
-KINDS = {"depth": (depth_features, lambda e, n: depth_metres(e, n), depth_frame)}
+def rgb_frames(episode: int, length: int):
+    """(length, H, W, 3) uint8 frames: colour ramps over the episode, with noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(200 + episode)
+    t = np.arange(length)[:, None, None, None] / max(length - 1, 1)
+    base = np.array([40, 120, 200])[None, None, None, :] + np.array([150, -80, -30]) * t
+    return np.clip(base + rng.normal(0, 25, (length, HEIGHT, WIDTH, 3)), 0, 255).astype(np.uint8)
+
+
+def image_features() -> dict:
+    return {"observation.images.rgb": {"dtype": "image", "shape": (HEIGHT, WIDTH, 3),
+                                       "names": ["height", "width", "channels"]}}
+
+
+def language_features() -> dict:
+    from lerobot.datasets.language import language_feature_info
+
+    return language_feature_info()
+
+
+KINDS = {
+    "depth": (depth_features, depth_metres, depth_frame),
+    "image": (image_features, rgb_frames, lambda frame: {"observation.images.rgb": frame}),
+    "language": (language_features, lambda e, n: [None] * n,
+                 lambda frame: {"language_persistent": None, "language_events": None}),
+}
 
 
 def main() -> int:
@@ -79,7 +108,8 @@ def main() -> int:
         for i in range(n):
             frame = make_frame(episode[i])
             for key, value in frame.items():
-                kept.setdefault(key, []).append(value)
+                if value is not None:
+                    kept.setdefault(key, []).append(value)
             dataset.add_frame({**frame, "task": f"task {e % 2}",
                                "observation.state": rng.normal(size=3).astype(np.float32),
                                "action": rng.normal(size=2).astype(np.float32)})
