@@ -8,13 +8,19 @@ Then, against numpy over the merged data:
 - lerobot's ``stats.json``: quantiles that are not those of the merged rows (a count-weighted average of the
   sources'), and ``index``, ``episode_index``, ``task_index`` entries that are the sources' (stale); its per-episode
   ``stats/index/*`` and ``stats/episode_index/*`` are shifted right (docs/differences.md says so);
-- the read-only doctor (``dask_stats.doctor``) flags them as dangerous, and writes nothing;
-- after ``convert(merged, force=True)``, every dataset and per-episode stat is numpy's (quantiles over all rows).
+- the read-only doctor (``dask_stats.doctor``; ``check --stats``, exit 1) flags them as dangerous, and writes nothing;
+- after ``python -m dask_stats convert --root merged --force`` (docs/differences.md's fix), every dataset and
+  per-episode stat is numpy's (quantiles over all rows), and lerobot 0.6.1 reads them.
+
+Both merge layouts: lerobot's default (the sources' data concatenated into one file) and ``concatenate_data=False``
+(one data file per source file).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +36,7 @@ pytestmark = pytest.mark.parity
 RENAMED = {"pick the cube": "open the drawer", "place the cube": "close the drawer"}  # the second source's tasks
 INDEX_FEATURES = ("index", "episode_index", "task_index")
 RTOL = 1e-12  # float64 sums in another order
+LAYOUTS = {"one_file": (), "kept_files": ("--keep-files",)}  # reference/lerobot_merge.py's flags
 
 
 def _specs() -> dict:
@@ -45,6 +52,11 @@ def mw(tmp_path_factory):
     world = ParityWorld(tmp_path_factory.mktemp("parity_merge"))  # no prefetch: only lerobot 0.6.1 is used
     world.specs = _specs()
     return world
+
+
+@pytest.fixture(params=sorted(LAYOUTS))
+def layout(request) -> str:
+    return request.param
 
 
 def _rename_tasks(root: Path) -> None:
@@ -71,33 +83,42 @@ def source_v30(mw, name: str) -> Path:
     return mw._once(("source_v30", name), make)
 
 
-def lerobot_merged(mw) -> Path:
+def lerobot_merged(mw, layout: str) -> Path:
     """lerobot 0.6.1's ``aggregate_datasets`` of the two sources (never written to afterwards)."""
 
     def make() -> Path:
         require_env(REF061)
         sources = [source_v30(mw, "merge_a"), source_v30(mw, "merge_b")]
-        out = mw.base / "lerobot_merged"
-        report = mw.base / "lerobot_merged.json"
-        run_in_env(REF061, "reference/lerobot_merge.py", out, report, *sources, env=mw.env, timeout=600)
+        out = mw.base / "lerobot_merged" / layout
+        report = mw.base / "lerobot_merged" / f"{layout}.json"
+        run_in_env(REF061, "reference/lerobot_merge.py", out, report, *sources, *LAYOUTS[layout], env=mw.env,
+                   timeout=600)
         view = json.loads(report.read_text())
         assert view["lerobot"] == "0.6.1"
         assert view["total_episodes"] == 5 and view["total_frames"] == 180, view
         assert view["tasks"] == ["pick the cube", "place the cube", *RENAMED.values()], view["tasks"]
+        assert len(view["data_files"]) == (2 if layout == "kept_files" else 1), view["data_files"]
         return out
 
-    return mw._once(("lerobot_merged",), make)
+    return mw._once(("lerobot_merged", layout), make)
 
 
-def fixed(mw) -> Path:
-    """A copy of lerobot's merge, recomputed in place by ``dask_stats.convert(force=True)``."""
+def _cli(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dask_stats", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL, check=False)
+
+
+def fixed(mw, layout: str) -> Path:
+    """A copy of lerobot's merge, recomputed in place by docs/differences.md's command."""
 
     def make() -> Path:
-        root = _copy(lerobot_merged(mw), mw.base / "fixed")
-        our_convert()(root, force=True, quiet=True)
+        our_convert()
+        root = _copy(lerobot_merged(mw, layout), mw.base / "fixed" / layout)
+        proc = _cli("convert", "--root", root, "--force")
+        assert proc.returncode == 0, proc.stderr[-4000:]
         return root
 
-    return mw._once(("fixed",), make)
+    return mw._once(("fixed", layout), make)
 
 
 def _episode_rows(root: Path) -> dict[int, dict[str, np.ndarray]]:
@@ -138,8 +159,8 @@ def _numeric_features(root: Path) -> list[str]:
     return [f for f in _data_rows(root) if f in stats and "q50" in stats[f]]
 
 
-def test_lerobot_merge_publishes_averaged_quantiles_and_stale_index_stats(mw):
-    root = lerobot_merged(mw)
+def test_lerobot_merge_publishes_averaged_quantiles_and_stale_index_stats(mw, layout):
+    root = lerobot_merged(mw, layout)
     rows = _data_rows(root)
     published = _stats_json(root)
     n = len(rows["index"])
@@ -171,10 +192,10 @@ def test_lerobot_merge_publishes_averaged_quantiles_and_stale_index_stats(mw):
     np.testing.assert_array_equal(_as_vector(published["observation.state"]["max"]), want["max"].astype(np.float32))
 
 
-def test_lerobot_merge_per_episode_index_stats_shifted(mw):
+def test_lerobot_merge_per_episode_index_stats_shifted(mw, layout):
     """What docs/differences.md says: per-episode ``stats/index/*``, ``stats/episode_index/*`` are shifted right;
     per-episode ``task_index`` stats are over the episode's distinct task ids (one task per episode here: right)."""
-    root = lerobot_merged(mw)
+    root = lerobot_merged(mw, layout)
     episodes = {e["episode_index"]: e for e in read_our_episodes(root)}
     data = _episode_rows(root)
     assert sorted(episodes) == sorted(data) == [0, 1, 2, 3, 4]
@@ -186,10 +207,10 @@ def test_lerobot_merge_per_episode_index_stats_shifted(mw):
                 np.testing.assert_allclose(got, want[stat], rtol=1e-6, err_msg=f"episode {e} {feature}/{stat}")
 
 
-def test_doctor_flags_lerobot_merge(mw):
+def test_doctor_flags_lerobot_merge(mw, layout):
     import dask_stats
 
-    root = lerobot_merged(mw)
+    root = lerobot_merged(mw, layout)
     before = _tree_digest(root)
     report = dask_stats.doctor(root)
     assert _tree_digest(root) == before, "the doctor wrote into the dataset"
@@ -202,13 +223,17 @@ def test_doctor_flags_lerobot_merge(mw):
     for feature in ("observation.state", "action"):
         assert any(f == feature and s in QUANTILE_KEYS for f, s in differing), (feature, sorted(differing))
     assert report.exit_status == 1
+    proc = _cli("check", "--root", root, "--stats", "--json")  # docs/differences.md's report command
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-4000:])
+    assert json.loads(proc.stdout)["dangerous"] == len(report.dangerous)
+    assert _tree_digest(root) == before, "check --stats wrote into the dataset"
     # per episode, the published stats are right (ours before the merge, shifted by lerobot): nothing dangerous
     assert not [r for r in report.dangerous if r.episode is not None], report.table()
 
 
-def test_recompute_fixes_lerobot_merge(mw):
-    root = fixed(mw)
-    merged = lerobot_merged(mw)
+def test_recompute_fixes_lerobot_merge(mw, layout):
+    root = fixed(mw, layout)
+    merged = lerobot_merged(mw, layout)
     assert _sha(root, "data") == _sha(merged, "data"), "data files changed by the recompute"
     for name in ("tasks.parquet", "info.json"):
         assert (root / "meta" / name).read_bytes() == (merged / "meta" / name).read_bytes(), name
@@ -234,10 +259,10 @@ def test_recompute_fixes_lerobot_merge(mw):
     assert report.exit_status == 0 and not report.dangerous, report.table()
 
 
-def test_recomputed_merge_opens_in_lerobot061(mw):
+def test_recomputed_merge_opens_in_lerobot061(mw, layout):
     """lerobot 0.6.1 reads the recomputed stats as written (its reader, meta.stats)."""
-    root = fixed(mw)
-    out = mw.base / "views" / "fixed.json"
+    root = fixed(mw, layout)
+    out = mw.base / "views" / f"fixed-{layout}.json"
     run_in_env(REF061, "reference/lerobot_v30_load.py", root, out, "--repo-id", "local/merged", "--no-frames",
                env=mw.env, timeout=600)
     view = json.loads(out.read_text())
