@@ -1,4 +1,4 @@
-"""The v3.0, quantiles, tiny-tasks, client-memory and DROID-like benchmark rows.
+"""The v3.0, quantiles, tiny-tasks, client-memory, DROID-like and remote v3.0 benchmark rows.
 
     python benchmarks/run.py --sets v30 quantiles tiny client droid          # all of them
     python benchmarks/rows.py --sets tiny --tiny-episodes 2000 --reps 1      # one kind, smaller
@@ -29,6 +29,9 @@ droid      a DROID-like set (40 episodes x 3 cameras 320x180, 240-260 frames, h2
            episodes / (episodes/s/core measured with 2 workers x cores), i.e. perfect scaling beyond 2 cores and
            this machine's per-core speed.  The command floor (decode every frame, histogram the sampled ones) in 1
            and 2 processes shows how far this 2-vCPU machine itself scales.
+remote     ``--to v3.0`` from S3 into S3 vs the same conversion between local directories, on this machine: the
+           S3 server is moto's standalone server started here (``python -m moto.server`` on 127.0.0.1), so it
+           shares the cores with the conversion and its own request handling is part of the remote time.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ import run  # noqa: E402
 from datasets import ensure_dataset, ensure_replicated  # noqa: E402
 from run import Sample, TreeMonitor, fmt, median, ratio  # noqa: E402
 
-ROWS = ("v30", "quantiles", "tiny", "client", "droid")
+ROWS = ("v30", "quantiles", "tiny", "client", "droid", "remote")
 DROID_EPISODES = 92_233
 PROJECTION_CORES = (32, 128, 256)
 log = lambda *a: print(*a, file=sys.stderr, flush=True)
@@ -65,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiny-api-episodes", type=int, default=2_000,
                         help="size of the tiny set of the in-process API run that splits the time into phases")
     parser.add_argument("--client-episodes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--remote-sets", nargs="+", default=["h264"])
     parser.add_argument("--droid-set", default="droid", help="droid (h264), droid-av1, or any set of datasets.py")
     parser.add_argument("--droid-reps", type=int, default=None, help="default: --reps")
     parser.add_argument("--droid-scheduler", default="processes", choices=("threads", "processes"),
@@ -379,8 +383,65 @@ def bench_droid(args, cache: Path) -> tuple[dict, list[str]]:
     return {args.droid_set: runs}, lines
 
 
+# -- remote v3.0 -----------------------------------------------------------------------------------
+def _moto() -> tuple[subprocess.Popen, dict[str, str]]:
+    """moto's S3 server on a free loopback port, with a bucket ``bench``; its process and the AWS_* variables."""
+    import socket
+
+    import fsspec
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    fs = fsspec.filesystem("s3", endpoint_url=env["AWS_ENDPOINT_URL"], key="bench", secret="bench")
+    for _ in range(200):
+        try:
+            fs.mkdir("bench")
+            return server, env
+        except Exception:  # noqa: BLE001 - still starting
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("moto's S3 server did not start")
+
+
+def bench_remote(args, cache: Path) -> tuple[dict, list[str]]:
+    import fsspec
+
+    server, env = _moto()
+    fs = fsspec.filesystem("s3", endpoint_url=env["AWS_ENDPOINT_URL"], key="bench", secret="bench")
+    results, lines = {}, ["| dataset | run | median | remote / local | peak process MB | peak tree MB (RSS / PSS) |",
+                          "|---|---|---|---|---|---|"]
+    try:
+        for name in args.remote_sets:
+            dataset = ensure_dataset(name, cache, log=log)
+            fs.put(str(dataset), f"bench/{name}", recursive=True)
+            runs: dict[str, list[Sample]] = {}
+            for rep in range(args.reps):
+                log(f"[remote/{name}] local v3.0 rep {rep + 1}")
+                runs.setdefault("local v3.0", []).append(ours(dataset, "--to", "v3.0"))
+                log(f"[remote/{name}] S3 -> S3 v3.0 rep {rep + 1}")
+                seconds, memory = run.time_convert(f"s3://bench/{name}", f"s3://bench/{name}-v30-{rep}",
+                                                   ("--to", "v3.0"), env)
+                runs.setdefault("S3 -> S3 v3.0 (moto)", []).append(Sample(seconds, memory,
+                                                                           {"load": os.getloadavg()[0]}))
+            results[name] = runs
+            local = median(runs["local v3.0"])
+            for key, samples in runs.items():
+                lines.append(f"| {name} | {key} | {fmt(median(samples))} | "
+                             f"{fmt(ratio(median(samples), local), 'x', 2)} | {' | '.join(_cell_memory(samples))} |")
+    finally:
+        server.kill()
+        server.wait()
+    lines += ["", "moto's server runs on this machine and shares its cores with the conversion."]
+    return results, lines
+
+
 BENCHES = {"v30": bench_v30, "quantiles": bench_quantiles, "tiny": bench_tiny, "client": bench_client,
-           "droid": bench_droid}
+           "droid": bench_droid, "remote": bench_remote}
 
 
 def run_rows(names: list[str], args) -> dict:

@@ -223,7 +223,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
             checkpoint.save(task.key, result)
             results.add(task, result)
 
-        done = _resume(checkpoint, tasks, results) if opts.run.resume else set()
+        done = _resume(checkpoint, tasks, results, writer) if opts.run.resume else set()
         phases = [(len(done), len(tasks))]
         writer.begin(resuming=bool(done))
         if done and not quiet:
@@ -237,7 +237,7 @@ def _run(source: Store, target: Store, opts: Options, client: Client | None, sta
                    stall_s=runner.stall_limit_s(tasks))
         later = writer.later_tasks(results.files)  # e.g. the stream copies, which need the first phase's files
         if later:
-            done = _resume(checkpoint, later, results) if opts.run.resume else set()
+            done = _resume(checkpoint, later, results, writer) if opts.run.resume else set()
             phases.append((len(done), len(later)))
             if done and not quiet:
                 print(f"Resuming: {len(done)} of {len(later)} follow-up tasks were finished by an earlier run")
@@ -291,14 +291,15 @@ def _videos(store: Store) -> int:
         return 0  # the preflight reports what is wrong with info.json
 
 
-def _resume(checkpoint: Checkpoint, tasks: list[Task], results: Results) -> set[str]:
-    """Fold the checkpointed results of ``tasks`` whose output files (if they write one) are still there into
-    ``results`` (one at a time); their keys."""
-    by_key = {t.key: t for t in tasks if t.output is None or os.path.exists(t.output)}
+def _resume(checkpoint: Checkpoint, tasks: list[Task], results: Results, writer: Writer) -> set[str]:
+    """Fold the checkpointed results of ``tasks`` that the writer keeps (their output files are still as written)
+    into ``results`` (one at a time); their keys."""
+    by_key = {t.key: t for t in tasks}
     done = set()
     for key, result in checkpoint.results(by_key):
-        results.add(by_key[key], result)
-        done.add(key)
+        if writer.kept(by_key[key], result):
+            results.add(by_key[key], result)
+            done.add(key)
     return done
 
 

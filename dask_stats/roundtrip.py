@@ -143,7 +143,10 @@ def convert_hub(repo_id: str, *, root: str | os.PathLike | None = None, revision
         version = local_version(target)
 
     if version is not None:  # what the writer of this dataset publishes (recomputed v3.0 stats: only meta/)
-        layout = push_layout(version, stats_options, layout)
+        source = version
+        if push_to_hub and result.download.source == "converted":  # by an earlier run: the Hub has the source
+            source = hub_dataset_version(repo_id, revision, api=api) or version
+        layout = push_layout(source, stats_options, layout)
     converted = nothing_to_do(version)
     if converted and not push_to_hub:
         return already(f"in {target}")

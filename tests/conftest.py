@@ -183,9 +183,10 @@ def stub():
 
 
 @pytest.fixture
-def api(stub):
-    from huggingface_hub import HfApi
+def api(stub, monkeypatch):
+    from huggingface_hub import HfApi, constants
 
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True, raising=False)  # the stand-in speaks LFS, not Xet
     return HfApi(endpoint=stub.url, token="hf_test")
 
 

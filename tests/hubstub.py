@@ -1,9 +1,12 @@
 """A tiny in-memory stand-in for the few Hugging Face Hub endpoints dask_stats uses (tests only).
 
 It serves dataset repos on 127.0.0.1 with git-like state (commits as ``{path: bytes}``, branches, tags)
-and answers the requests ``huggingface_hub.HfApi`` makes for: repo info, refs, paths-info, tree, file
-resolve (HEAD/GET), preupload (every file "regular"), commit (ndjson, with ``parentCommit``), branch and
-tag creation/deletion, repo creation. Every request is logged in ``stub.log`` as ``(method, action)``;
+and answers the requests ``huggingface_hub.HfApi`` makes for: repo info, refs, paths-info, tree (recursive or
+not), file resolve (HEAD/GET), preupload (upload mode and the hash of the file on the Hub, which
+``create_commit`` compares to skip unchanged files), the LFS batch API and its uploads, commit (ndjson, with
+``parentCommit``; regular and LFS files), branch and tag creation/deletion, repo creation. Files whose path ends
+with one of ``stub.lfs_suffixes`` are LFS files (the stub speaks LFS, not Xet: the ``hf_env`` fixture turns
+Xet off). Every request is logged in ``stub.log`` as ``(method, action)``;
 ``stub.fail_next[action] = (status, message)`` makes the next such request fail.
 """
 
@@ -59,7 +62,8 @@ class HubStub:
         self.log: list[tuple[str, str]] = []
         self.fail_next: dict[str, tuple[int, str]] = {}
         self.commit_payloads: list[list[dict]] = []
-        self.lfs_suffixes: tuple[str, ...] = ()  # paths-info reports these files as LFS (sha256), as the Hub does
+        self.lfs_suffixes: tuple[str, ...] = ()  # these files are stored in LFS (compared by sha256), as on the Hub
+        self.lfs_objects: dict[str, bytes] = {}  # uploaded LFS content by sha256
         self._lock = threading.Lock()
         stub = self
 
@@ -80,6 +84,9 @@ class HubStub:
 
             def do_DELETE(self):
                 stub._handle(self, "DELETE")
+
+            def do_PUT(self):
+                stub._handle(self, "PUT")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -111,7 +118,7 @@ class HubStub:
         return [
             entry
             for entry in self.log
-            if entry[0] in ("POST", "DELETE") and entry[1] not in ("paths-info", "preupload")
+            if entry[0] in ("POST", "DELETE") and entry[1] not in ("paths-info", "preupload", "lfs-batch")
         ]
 
     # -------------------------------------------------------------------------------- dispatch
@@ -129,12 +136,13 @@ class HubStub:
         ("DELETE", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/tag/(?P<rev>[^/]+)$"), "delete-tag"),
         ("GET", re.compile(r"^/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), "resolve"),
         ("HEAD", re.compile(r"^/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), "resolve"),
+        ("POST", re.compile(r"^/datasets/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch$"), "lfs-batch"),
+        ("PUT", re.compile(r"^/lfs-upload/(?P<repo>[^/]+/[^/]+)/(?P<oid>[0-9a-f]{64})$"), "lfs-upload"),
     ]
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(h.path)
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else b""
+        body = self._body(h)
         routes = ((action, pattern.match(url.path)) for m, pattern, action in self._ROUTES if m == method)
         action, match = next(((a, m) for a, m in routes if m), (None, None))
         if match is None:
@@ -151,6 +159,21 @@ class HubStub:
             handler = getattr(self, "_" + action.replace("-", "_"))
             status, payload, headers = handler(repo, args, body, parse_qs(url.query))
         self._send(h, method, status, payload, **headers)
+
+    @staticmethod
+    def _body(h: BaseHTTPRequestHandler) -> bytes:
+        if h.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            length = int(h.headers.get("Content-Length") or 0)
+            return h.rfile.read(length) if length else b""
+        chunks = []
+        while size := int(h.rfile.readline().split(b";")[0], 16):
+            chunks.append(h.rfile.read(size))
+            h.rfile.readline()
+        h.rfile.readline()
+        return b"".join(chunks)
+
+    def _is_lfs(self, path: str) -> bool:
+        return bool(self.lfs_suffixes) and path.endswith(self.lfs_suffixes)
 
     def _send(self, h, method, status, payload, error_code=None, raw=None, extra=None) -> None:
         data = raw if raw is not None else json.dumps(payload).encode()
@@ -197,21 +220,29 @@ class HubStub:
 
         return 200, {"branches": refs("heads", repo.branches), "converts": [], "tags": refs("tags", repo.tags)}, {}
 
-    @staticmethod
-    def _file_entry(path, data):
-        return {"type": "file", "path": path, "size": len(data), "oid": git_blob_sha1(data)}
+    def _file_entry(self, path, data):
+        entry = {"type": "file", "path": path, "size": len(data), "oid": git_blob_sha1(data)}
+        if self._is_lfs(path):
+            entry["oid"] = hashlib.sha1(b"pointer " + path.encode()).hexdigest()  # the pointer's blob id
+            entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+        return entry
 
     def _tree(self, repo, args, body, query):
         oid = repo.resolve(args["rev"])
         if oid is None:
             return self._no_revision(args["rev"])
         prefix = (args.get("path") or "").strip("/")
-        items = [
-            self._file_entry(p, d)
-            for p, d in sorted(repo.commits[oid].items())
-            if not prefix or p.startswith(prefix + "/")
-        ]
-        return 200, items, {}
+        under = {p: d for p, d in repo.commits[oid].items() if not prefix or p.startswith(prefix + "/")}
+        if prefix and not under:
+            return 404, {"error": f"{prefix} does not exist"}, {"error_code": "EntryNotFound"}
+        if query.get("recursive", ["False"])[0].lower() == "true":
+            return 200, [self._file_entry(p, d) for p, d in sorted(under.items())], {}
+        items = {}  # the direct children: files, and folders once each
+        for p, d in sorted(under.items()):
+            child, _, rest = p[len(prefix) + 1 if prefix else 0:].partition("/")
+            path = f"{prefix}/{child}" if prefix else child
+            items[path] = {"type": "directory", "path": path, "oid": "0" * 40} if rest else self._file_entry(p, d)
+        return 200, list(items.values()), {}
 
     def _paths_info(self, repo, args, body, query):
         oid = repo.resolve(args["rev"])
@@ -220,29 +251,52 @@ class HubStub:
         form = parse_qs(body.decode())
         tree = repo.commits[oid]
         entries = []
-        for p in form.get("paths", []):
-            if p in tree:
-                entry = self._file_entry(p, tree[p])
-                if self.lfs_suffixes and p.endswith(self.lfs_suffixes):
-                    data = tree[p]
-                    entry["oid"] = hashlib.sha1(b"pointer " + p.encode()).hexdigest()  # the pointer's blob id
-                    entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
-                entries.append(entry)
+        entries = [self._file_entry(p, tree[p]) for p in form.get("paths", []) if p in tree]
         return 200, entries, {}
 
     def _preupload(self, repo, args, body, query):
+        """Upload mode of each file and the hash of the one on the Hub: sha256 for LFS files, git blob otherwise."""
         oid = repo.resolve(args["rev"])
         tree = repo.commits[oid] if oid else {}
+
+        def remote_oid(path):
+            if path not in tree:
+                return None
+            return hashlib.sha256(tree[path]).hexdigest() if self._is_lfs(path) else git_blob_sha1(tree[path])
+
         files = [
             {
                 "path": f["path"],
-                "uploadMode": "regular",
+                "uploadMode": "lfs" if self._is_lfs(f["path"]) else "regular",
                 "shouldIgnore": False,
-                "oid": git_blob_sha1(tree[f["path"]]) if f["path"] in tree else None,
+                "oid": remote_oid(f["path"]),
             }
             for f in json.loads(body)["files"]
         ]
         return 200, {"files": files, "commitOid": oid}, {}
+
+    def _lfs_content(self, oid: str) -> bytes | None:
+        """LFS content by sha256: uploaded, or in some commit (for repos seeded by the tests)."""
+        if oid in self.lfs_objects:
+            return self.lfs_objects[oid]
+        trees = (tree for repo in self.repos.values() for tree in repo.commits.values())
+        return next((data for tree in trees for data in tree.values() if hashlib.sha256(data).hexdigest() == oid), None)
+
+    def _lfs_batch(self, repo, args, body, query):
+        """The LFS batch API: objects the Hub already has need no upload; the others get an upload link."""
+        objects = []
+        for obj in json.loads(body)["objects"]:
+            if self._lfs_content(obj["oid"]) is None:
+                href = f"{self.url}/lfs-upload/{args['repo']}/{obj['oid']}"
+                obj = {**obj, "actions": {"upload": {"href": href}}}
+            objects.append(obj)
+        return 200, {"transfer": "basic", "objects": objects}, {}
+
+    def _lfs_upload(self, repo, args, body, query):
+        if hashlib.sha256(body).hexdigest() != args["oid"]:
+            return 400, {"error": "stub: content does not match its sha256"}, {}
+        self.lfs_objects[args["oid"]] = body
+        return 200, {}, {}
 
     def _commit(self, repo, args, body, query):
         branch = args["rev"]
@@ -259,6 +313,11 @@ class HubStub:
             key, value = line["key"], line["value"]
             if key == "file":
                 tree[value["path"]] = base64.b64decode(value["content"])
+            elif key == "lfsFile":
+                data = self._lfs_content(value["oid"])
+                if data is None:
+                    return 422, {"error": f"stub: LFS object {value['oid']} was not uploaded"}, {}
+                tree[value["path"]] = data
             elif key == "deletedFile":
                 if value["path"] not in tree:
                     return 404, {"error": "A file with this name doesn't exist"}, {"error_code": "EntryNotFound"}

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 
 TINY = ["--reps", "1", "--v30-sets", "mini", "--quantile-sets", "mini", "--droid-set", "mini",
-        "--tiny-episodes", "30", "--client-episodes", "20", "40", "--skip-official"]
+        "--tiny-episodes", "30", "--client-episodes", "20", "40", "--remote-sets", "mini", "--skip-official"]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,7 @@ ROW_MARKERS = {
     "client": ["| 20 x 3 |", "| 40 x 3 |"],
     "droid": ["| mini v2.1, 1 worker |", "| mini v2.1, 2 workers |", "| mini v3.0, 1 worker |",
               "| mini v3.0, 2 workers |", "DROID on 256 cores"],
+    "remote": ["| mini | local v3.0 |", "| mini | S3 -> S3 v3.0 (moto) |", "shares its cores"],
 }
 
 

@@ -130,7 +130,7 @@ def test_too_little_free_space_is_refused_before_any_work(messy_dataset, tmp_pat
 def test_a_disk_full_while_writing_names_the_file_not_a_source(messy_dataset, tmp_path, monkeypatch, capsys):
     from dask_stats.formats.v30 import writer
 
-    def full(store, sources, dest, first_index):
+    def full(store, sources, dest, first_index, **_):
         raise OSError(errno.ENOSPC, "No space left on device", dest)
 
     monkeypatch.setattr(writer, "write_data_file", full)

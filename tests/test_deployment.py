@@ -19,6 +19,7 @@ from helpers import FAST
 import dask_stats
 from dask_stats.cli import main
 from dask_stats.errors import DatasetError
+from dask_stats.storage import Store
 from dask_stats.synthetic import Camera, SampleSpec
 
 
@@ -29,34 +30,52 @@ def dataset(make_sample) -> Path:
     return make_sample(spec, "deploy")
 
 
-@pytest.mark.parametrize("storage, to", [("s3", "v2.1"), ("shared", "v3.0")])
+@pytest.mark.parametrize("storage, to", [("s3", "v2.1"), ("shared", "v3.0"), ("s3", "v3.0")])
 def test_cluster_spreads_work_survives_a_lost_worker_and_matches_local(s3_server, dask_cluster, dataset, tmp_path,
                                                                        monkeypatch, storage, to):
+    """v3.0 from S3 goes into S3: the workers write the data and video files there, the client only meta/."""
     fs, options = s3_server
     root, storage_options = str(dataset), None  # shared storage: every worker sees the same path
     if storage == "s3":
-        fs.put(str(dataset), "robots/deploy", recursive=True)
-        root, storage_options = "s3://robots/deploy", options
+        fs.put(str(dataset), f"robots/deploy-{to}", recursive=True)  # a new prefix (put into one nests)
+        root, storage_options = f"s3://robots/deploy-{to}", options
+    into_s3 = storage == "s3" and to == "v3.0"
+
+    def output(name: str):
+        return f"s3://robots/{tmp_path.name}-{name}" if into_s3 else tmp_path / name
+
+    def written(name: str) -> Path:
+        if into_s3:
+            fs.invalidate_cache()
+            fs.get(f"robots/{tmp_path.name}-{name}", str(tmp_path / name), recursive=True)
+        return tmp_path / name
+
+    by_client = []
+    real = Store.writing
+    monkeypatch.setattr(Store, "writing", lambda self, path: by_client.append(path) or real(self, path))
     local = dask_stats.convert(dataset, tmp_path / "local", to=to, **FAST)
+    by_client.clear()
     monkeypatch.setattr("dask_stats.engine.tasks.VIDEO_TASK_SECONDS", 0)  # one task per episode: many tasks
     monkeypatch.setenv("DASK_STATS_TEST_DELAY", "0.3")
     _, client, procs = dask_cluster
     with get_task_stream(client) as stream:
-        dask_stats.convert(root, tmp_path / "spread", client=client, to=to, storage_options=storage_options,
+        dask_stats.convert(root, output("spread"), client=client, to=to, storage_options=storage_options,
                            quiet=True)
     workers = {task["worker"] for task in stream.data}
     assert len(workers) == 2, f"the work ran on {workers} only"
-    same_files(tmp_path / "local", tmp_path / "spread")
+    same_files(tmp_path / "local", written("spread"))
+    if into_s3:
+        assert by_client and all("/meta/" in path for path in by_client), "no data or video bytes through the client"
 
     victim = procs[2]
     killer = threading.Timer(2.0, lambda: os.kill(victim.pid, signal.SIGKILL))
     killer.start()
-    result = dask_stats.convert(root, tmp_path / "killed", client=client, to=to, video_backend=SlowBackend,
+    result = dask_stats.convert(root, output("killed"), client=client, to=to, video_backend=SlowBackend,
                                 storage_options=storage_options, quiet=True)
     killer.join()
     assert victim.poll() is not None, "the worker was killed during the run"
     assert result.episodes == local.episodes
-    same_files(tmp_path / "local", tmp_path / "killed")
+    same_files(tmp_path / "local", written("killed"))
 
 
 def test_preflight_checks_remote_episodes_on_the_workers(s3_server, dask_cluster, dataset, tmp_path, monkeypatch,

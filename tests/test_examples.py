@@ -49,3 +49,18 @@ def test_examples_needing_other_machines_compile(name):
     source = (EXAMPLES / name).read_text()
     compile(source, name, "exec")
     assert "dask_stats.convert(" in source and "client=client" in source and '__name__ == "__main__"' in source
+
+
+def test_s3_to_s3_v30_example(s3_server, dask_cluster, make_sample, tmp_path):
+    """The S3 example on a cluster: v2.0 in a bucket (moto) becomes v3.0 in the bucket, committed (no marker)."""
+    fs, _ = s3_server
+    address, _, _ = dask_cluster
+    spec, converted = DATASETS["two cameras"]
+    fs.put(str(make_sample(spec)), "robots/example", recursive=True)
+    run = run_example("s3_to_s3_v30.py", "s3://robots/example", "s3://robots/example-v3.0", "--scheduler", address)
+    assert run.returncode == 0, run.stderr
+    assert f"Converted {converted.split(',')[0]}" in run.stdout
+    assert "v3.0 dataset: s3://robots/example-v3.0" in run.stdout
+    fs.invalidate_cache()
+    assert fs.exists("robots/example-v3.0/meta/info.json") and not fs.exists("robots/example-v3.0/.dask_stats-output")
+    assert len(fs.find("robots/example-v3.0/videos")) == 2, "one file per camera"

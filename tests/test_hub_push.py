@@ -5,6 +5,7 @@ failures that say what was and was not written, and the v3.0 layout replacing v2
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from hubstub import dataset_files
 from huggingface_hub import HfApi
 
 from dask_stats.hub import HubError, plan_push, push
+from dask_stats.storage import OUTPUT_MARKER
+from dask_stats.storage.atomic import TEMP_SUFFIX, atomic_path
 
 pytestmark = pytest.mark.usefixtures("hf_env")
 
@@ -225,6 +228,65 @@ def test_skips_temporary_and_hidden_files(stub, api, hub_v20, tiny_v21):
     assert paths == {"meta/episodes.jsonl", "meta/episodes_stats.jsonl", "meta/info.json", "meta/tasks.jsonl"}
 
 
+def test_temporaries_and_markers_are_never_pushed(stub, api, tmp_path):
+    tree = make_v30_tree(tmp_path / "v30")
+    real = set(dataset_files(tree))
+    (tree / OUTPUT_MARKER).write_text("")
+    (tree / "data" / ".cache" / "huggingface").mkdir(parents=True)
+    (tree / "data" / ".cache" / "huggingface" / "upload.lock").write_text("")
+    with atomic_path(tree / "videos" / "observation.images.top" / "chunk-000" / "file-001.mp4") as temp:
+        Path(temp).write_bytes(b"half a video")  # a conversion writing this file right now
+        plan = plan_push(REPO, tree, to="v3.0", api=api)  # a new repo: the whole tree is pushed
+        push(plan, api=api)
+        assert Path(temp).name.endswith(TEMP_SUFFIX) and Path(temp).name.startswith(".")
+    pushed = set(stub.tree(REPO, "v3.0")) - {".gitattributes"}
+    assert pushed == real
+    assert {f.path_in_repo for f in plan.files} == pushed, "the dry-run lists what is pushed"
+    assert not any(name.startswith(".") or name.endswith(TEMP_SUFFIX) for p in pushed for name in p.split("/"))
+
+
+def test_unchanged_repush_makes_no_commit(stub, api, hub_v20, tmp_path):
+    tree = make_v30_tree(tmp_path / "v30")
+    push(plan_push(REPO, tree, to="v3.0", api=api), api=api)
+    head, n_commits = stub.repos[REPO].branches["main"], len(stub.commit_payloads)
+    (tree / "meta" / "info.json").write_bytes((tree / "meta" / "info.json").read_bytes())  # rewritten, same bytes
+    plan = plan_push(REPO, tree, to="v3.0", api=api)
+    assert plan.is_noop and "commit: none" in str(plan)
+    n_log = len(stub.log)
+
+    result = push(plan, api=api)
+
+    asked = [a for _, a in stub.log[n_log:]]
+    assert "info" in asked and "commit" not in asked, "create_commit with nothing to change answers the head"
+    assert len(stub.commit_payloads) == n_commits and stub.repos[REPO].branches["main"] == head
+    assert result.commit_url is None and result.commit_oid == head and "no commit needed" in str(result)
+
+
+def test_tag_created_meanwhile_at_our_commit_is_fine(stub, api, hub_v20, tiny_v21):
+    stub.fail_next["create-tag"] = (500, "Internal Error")
+    with pytest.raises(HubError):
+        push(plan_push(REPO, tiny_v21, api=api), api=api)
+    plan = plan_push(REPO, tiny_v21, api=api)
+    assert plan.tag_action == "create"
+    head = stub.repos[REPO].branches["main"]
+    stub.repos[REPO].tags["v2.1"] = head  # someone else tags the same commit meanwhile
+
+    result = push(plan, api=api)
+
+    assert ("POST", "create-tag") in stub.log[-3:], "create_tag(exist_ok=True) answered 409 and was accepted"
+    assert stub.repos[REPO].tags["v2.1"] == head == result.commit_oid
+
+
+def test_tag_created_meanwhile_elsewhere_is_an_error(stub, api, hub_v20, tiny_v21):
+    plan = plan_push(REPO, tiny_v21, api=api)
+    assert plan.tag_action == "create"
+    stub.repos[REPO].tags["v2.1"] = hub_v20  # someone else tags the unconverted commit meanwhile
+    with pytest.raises(HubError, match="created meanwhile at commit .*The commit is in place.*--force moves it"):
+        push(plan, api=api)
+    assert stub.repos[REPO].tags["v2.1"] == hub_v20, "not moved without --force"
+    assert stub.repos[REPO].branches["main"] != hub_v20, "the commit is in place"
+
+
 def test_plan_offline_is_a_clear_error(tiny_v21, hf_offline):
     with pytest.raises(HubError, match="HF_HUB_OFFLINE is set"):
         plan_push(REPO, tiny_v21, api=HfApi(endpoint="http://127.0.0.1:9", token="hf_test"))
@@ -271,16 +333,40 @@ def test_v30_push_replaces_the_v2_layout_in_one_commit(stub, api, hub_v20, tmp_p
     assert plan_push(REPO, tree, to="v3.0", branch="v3", source_revision="v2.0", api=api).is_noop
 
 
-def test_v30_large_push_uploads_files_before_the_commit(stub, api, hub_v20, tmp_path):
+def test_v30_push_resumes_without_sending_lfs_files_again(stub, api, hub_v20, tmp_path, monkeypatch):
+    stub.lfs_suffixes = (".parquet", ".mp4")
     tree = make_v30_tree(tmp_path / "v30")
-    plan = plan_push(REPO, tree, to="v3.0", api=api, large_upload_bytes=0)
-    assert plan.large and "uploaded in batches first" in str(plan)
-    push(plan, api=api)
-    actions = [a for _, a in stub.log]
-    assert actions.index("preupload") < actions.index("commit")
-    assert [w[1] for w in stub.writes()] == ["commit", "create-tag"]
+    monkeypatch.setattr(sys.modules[plan_push.__module__], "LARGE_UPLOAD_BYTES", 0)
+    plan = plan_push(REPO, tree, to="v3.0", api=api)
+    assert 'README: "Large pushes"' in str(plan)
+    stub.fail_next["commit"] = (500, "Internal Error")
+    with pytest.raises(HubError, match="files already uploaded are not sent again"):
+        push(plan, api=api)
+    uploaded = [a for _, a in stub.log].count("lfs-upload")
+    assert uploaded == 4 and "v3.0" not in stub.repos[REPO].tags  # 3 parquet files and 1 video, no commit
+
+    push(plan_push(REPO, tree, to="v3.0", api=api), api=api)
+    assert [a for _, a in stub.log].count("lfs-upload") == uploaded, "nothing sent twice"
+    published = stub.tree(REPO, "v3.0")
+    assert all(published[rel] == data for rel, data in dataset_files(tree).items())
 
 
 def test_v30_push_refuses_a_v21_tree(stub, api, hub_v20, tiny_v21):
     with pytest.raises(HubError, match="not converted yet.*v3.0"):
         plan_push(REPO, tiny_v21, to="v3.0", api=api)
+
+
+def test_v30_push_finishes_a_large_folder_upload_in_one_commit(stub, api, hub_v20, tmp_path):
+    """The README's large-push route: the v3.0 files were uploaded to a branch beforehand (hf upload-large-folder,
+    many commits); the push then sends nothing again, removes the v2.x files in one commit and tags."""
+    tree = make_v30_tree(tmp_path / "v30")
+    stub.repos[REPO].commit_to("v3", {**stub.tree(REPO, "v2.0"), **dataset_files(tree)})
+    plan = plan_push(REPO, tree, to="v3.0", branch="v3", api=api)
+    assert not plan.uploads and plan.deletes and not plan.create_branch
+
+    push(plan, api=api)
+
+    assert [w[1] for w in stub.writes()] == ["commit", "create-tag"]
+    assert {line["key"] for line in stub.commit_payloads[-1][1:]} == {"deletedFile"}, "no file sent again"
+    published = stub.tree(REPO, "v3.0")
+    assert {p for p in published if p.split("/")[0] in ("meta", "data", "videos")} == set(dataset_files(tree))

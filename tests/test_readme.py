@@ -27,7 +27,8 @@ def readme_commands() -> list[str]:
 def test_the_readme_starts_with_two_commands():
     setup_and_demo, tests = readme_commands()
     assert setup_and_demo.startswith("python3 -m venv .venv && ") and setup_and_demo.endswith("-m dask_stats demo")
-    assert tests == "./scripts/test" and os.access(REPO / "scripts/test", os.X_OK)
+    assert tests == "DASK_STATS_PARITY=1 ./scripts/test" and os.access(REPO / "scripts/test", os.X_OK)
+    assert tests in (REPO / ".ci/run").read_text().splitlines()  # CI runs the README's test command
     text = (REPO / "README.md").read_text()
     assert "../" not in text and "shared/" not in text  # stands alone: nothing outside the repository
 

@@ -14,6 +14,7 @@ import pytest
 from helpers import CAM, HUB_REPO
 from hubstub import HubStub, dataset_files
 
+from dask_stats.errors import HubError
 from dask_stats.synthetic import Camera, SampleSpec
 
 REPO = "someone/robot"
@@ -76,6 +77,26 @@ def test_convert_hub_to_v30_then_recompute_pushes_only_the_stats(stub, api, hub_
     republished = stub.tree(HUB_REPO, "v3.0")
     assert b"q02" in republished["meta/stats.json"] and b"q01" not in republished["meta/stats.json"]
     assert republished["data/chunk-000/file-000.parquet"] == published["data/chunk-000/file-000.parquet"]
+
+
+@pytest.mark.usefixtures("hf_env")
+def test_convert_hub_to_v30_push_failed_then_rerun_pushes_the_whole_tree(stub, api, hub_v20, tmp_path):
+    """A re-run after a failed push finds the root converted: it pushes the whole v3.0 tree (not only meta/, as
+    for recomputed v3.0 stats) and removes the v2.x files, in one commit (also the README's large-push route)."""
+    from dask_stats import convert_hub
+
+    stub.fail_next["commit"] = (500, "Internal Error")
+    with pytest.raises(HubError, match="No commit was made"):
+        convert_hub(HUB_REPO, root=tmp_path / "root", push_to_hub=True, api=api, to="v3.0", num_workers=1, quiet=True)
+    n_commits = len(stub.commit_payloads)
+
+    again = convert_hub(HUB_REPO, root=tmp_path / "root", push_to_hub=True, api=api, to="v3.0", quiet=True)
+
+    assert again.status == "pushed-only" and again.pushed.tag_action == "created"
+    assert len(stub.commit_payloads) == n_commits + 1, "one commit"
+    published = stub.tree(HUB_REPO, "v3.0")
+    assert "data/chunk-000/file-000.parquet" in published and "meta/episodes.jsonl" not in published
+    assert not any(p.startswith("data/chunk-000/episode_") for p in published)
 
 
 # ------------------------------------------------------------------------------------------------ command line

@@ -39,7 +39,7 @@ from ..storage import Store
 
 log = logging.getLogger(__name__)
 
-FORMAT = 6  # of the saved task results (6: moments of integer data carry exact sums); older: not reused
+FORMAT = 7  # of saved task results (6: exact integer sums; 7: v3.0 file tasks return their identity); older: not reused
 EXPIRY_DAYS = 14.0  # checkpoints unused for longer are removed when a conversion starts
 SUFFIX = ".sqlite"
 

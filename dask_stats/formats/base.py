@@ -7,6 +7,7 @@ their results (``later_tasks``: e.g. v3.0 stream copies), commits, and names wha
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,11 @@ class Writer(ABC):
     def tasks(self) -> list[Task]:
         """Tasks of the writer's own that run beside the stats tasks."""
         return []
+
+    def kept(self, task: Task, result: object) -> bool:
+        """Whether ``task``'s checkpointed ``result`` (of an interrupted run) may be reused: the file it wrote, if
+        any, is still there."""
+        return task.output is None or os.path.exists(task.output)
 
     def later_tasks(self, files: dict[str, object]) -> list[Task]:
         """Tasks that need the results of :meth:`tasks` (``files``: by task key)."""

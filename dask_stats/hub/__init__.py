@@ -1,5 +1,5 @@
-"""The Hugging Face Hub side of a conversion, in one namespace: fetching (:mod:`dask_stats.hub_download`), pushing
-(:mod:`dask_stats.hub_push`) and the whole round trip (:func:`dask_stats.roundtrip.convert_hub`)."""
+"""The Hugging Face Hub side of a conversion, in one namespace: fetching (:mod:`dask_stats.hub.download`), pushing
+(:mod:`dask_stats.hub.push`) and the whole round trip (:func:`dask_stats.roundtrip.convert_hub`)."""
 
 from __future__ import annotations
 

@@ -1,24 +1,27 @@
 """Pushing a converted dataset back to the Hugging Face Hub: :func:`plan_push` (reads the Hub, writes nothing; its
 result prints as the ``--dry-run`` report) and :func:`push` (carries the plan out).
 
-What a conversion publishes is described by a :class:`PushLayout`, one per target version, so that the plan takes
-"the files a conversion wrote" generically:
+What a conversion publishes is described by a :class:`PushLayout`, one per target version, turned into one
+:class:`Selection` of glob patterns (huggingface_hub's ``allow_patterns``/``ignore_patterns``/``delete_patterns``)
+that both the plan and the push use, so that ``--dry-run`` lists exactly the files the push sends:
 
 * ``v2.1`` (:data:`V21`): only ``meta/`` is uploaded, and never ``meta/stats.json``: the Hub keeps its copy unless
-  ``delete_old_stats`` is set, in which case the deletion goes into the *same* commit as the new files (one atomic
-  commit instead of an upload followed by a separate delete).
+  ``delete_old_stats`` is set, in which case the deletion goes into the *same* commit as the new files.
 * ``v3.0`` (:data:`V30`): the whole new tree (``meta/``, ``data/``, ``videos/``) is uploaded, and the files of the
-  v2.x layout under those folders are removed in the same commit, so the branch switches layout atomically. When
-  the upload is large, its LFS files are uploaded beforehand in batches (``preupload_lfs_files``): a failure then
-  costs only the unfinished batch, and the commit that switches the layout stays a single one.
+  v2.x layout under those folders are removed in the same commit, so the branch switches layout atomically.
 
 For both:
 
+* Hidden files and folders (our temporaries ``.<name>.<random>.tmp``, the ``--output`` marker
+  ``.dask_stats-output``, huggingface_hub's ``.cache/``) and other temporary or lock files are never pushed
+  (:data:`NEVER_PUSHED`).
 * A repo that does not exist yet is created (``private`` applies only then) and receives ``data/`` and ``videos/``
   as well, because a dataset made of ``meta/`` alone is unusable.
-* Files whose content on the Hub is already identical are left out of the commit (compared by sha256 for LFS/Xet
-  files, by git blob hash otherwise, with huggingface_hub's own hash helpers); when nothing differs, no commit is
-  made at all. A re-run is therefore a no-op.
+* The push is one ``create_commit`` of the files whose content differs from the Hub's (compared by sha256 for
+  LFS/Xet files, by git blob hash otherwise, with huggingface_hub's hash helpers) and of the deletions; when nothing
+  differs, huggingface_hub makes no commit at all, so a re-run is a no-op. LFS/Xet content already uploaded by an
+  interrupted run is not sent again. (``upload_folder`` is not used: since huggingface_hub 1.20, with ``hf_xet``
+  installed, it splits a large folder into several commits, the deletions riding the first one.)
 * With ``branch``, the branch is created (when missing) from ``source_revision`` (the revision that was downloaded,
   normally ``v2.0``), pinned to the commit that revision resolved to when planning. The commit carries
   ``parent_commit`` = the head seen when planning, so the Hub refuses it if the branch moved in between and the plan
@@ -26,7 +29,7 @@ For both:
 * The tag (the target version) is treated as content-addressed: if it already exists and the commit it points to
   holds exactly the files this push would publish, it is left alone, wherever it points. If it points to different
   content the plan records a problem and :func:`push` refuses before writing anything, unless ``move_tag`` is set
-  (delete + create, not atomic).
+  (delete + create, not atomic). A tag made meanwhile by someone else is fine only where it points to our commit.
 * A failed commit leaves no tag: the tag is created only after the commit succeeded, and the error says what was
   and was not pushed.
 """
@@ -35,10 +38,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants
+from huggingface_hub.utils import filter_repo_objects
 from huggingface_hub.utils.sha import git_hash, sha_fileobj
 
 from ..errors import HubError
@@ -55,11 +60,36 @@ from .download import (
 
 STATS_JSON = "meta/stats.json"
 DATASET_FOLDERS = ("meta", "data", "videos")
-LARGE_UPLOAD_BYTES = 2 * 1024**3  # above this, LFS files are uploaded in batches before the commit
-PREUPLOAD_BATCH = 256  # files per preupload_lfs_files call
+# never pushed: hidden files and folders anywhere (our temporaries ".<name>.<random>.tmp", the --output marker
+# ".dask_stats-output", huggingface_hub's ".cache/"), then other editors' and tools' temporary and lock files
+NEVER_PUSHED = (".*", "*/.*", "~*", "*/~*", "*.tmp", "*.part", "*.partial", "*.lock", "*.bak", "*.incomplete")
+LARGE_UPLOAD_BYTES = 50 * 1024**3  # above this, the plan points to the README's resumable route for large pushes
+UNDELETABLE = ".gitattributes"  # huggingface_hub never deletes it by pattern either
 
 _COMMIT_OID = re.compile(r"^[0-9a-f]{40}$")
-_SKIPPED_SUFFIXES = (".tmp", ".part", ".partial", ".lock", ".bak", ".incomplete")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The files of a push, as huggingface_hub patterns: local files matching ``allow`` and not ``ignore`` are
+    uploaded; files on the Hub matching ``delete`` that are not uploaded are deleted in the same commit."""
+
+    allow: tuple[str, ...]
+    ignore: tuple[str, ...]
+    delete: tuple[str, ...] = ()
+
+    def local(self, root: Path) -> list[tuple[str, Path]]:
+        """``(path_in_repo, local path)`` of the files under ``root`` that are pushed, sorted."""
+        found = {p.relative_to(root).as_posix(): p for p in root.glob("**/*") if p.is_file()}
+        picked = filter_repo_objects(found, allow_patterns=list(self.allow), ignore_patterns=list(self.ignore))
+        return [(rel, found[rel]) for rel in sorted(picked)]
+
+    def deletions(self, remote: Iterable[str], uploaded: set[str]) -> list[str]:
+        """The files of ``remote`` that the push deletes."""
+        if not self.delete:
+            return []
+        matched = filter_repo_objects(list(remote), allow_patterns=list(self.delete))
+        return sorted(path for path in matched if path not in uploaded and path != UNDELETABLE)
 
 
 @dataclass(frozen=True)
@@ -80,6 +110,18 @@ class PushLayout:
     @property
     def tag(self) -> str:
         return self.version
+
+    def selection(self, *, new_repo: bool = False, delete_old_stats: bool = False) -> Selection:
+        """The patterns of a push to an existing repo, or of the first push to a ``new_repo`` (every folder)."""
+        folders = DATASET_FOLDERS if new_repo else self.folders
+        if new_repo:
+            delete: tuple[str, ...] = ()
+        elif self.replace:
+            delete = tuple(f"{folder}/*" for folder in self.folders)
+        else:
+            delete = self.keep if delete_old_stats else ()
+        return Selection(allow=tuple(f"{folder}/*" for folder in folders), ignore=(*NEVER_PUSHED, *self.keep),
+                         delete=delete)
 
 
 V21 = PushLayout("v2.1", ("meta",), written=("meta/info.json", "meta/episodes_stats.jsonl"), keep=(STATS_JSON,),
@@ -137,7 +179,6 @@ class PushPlan:
     tag_commit: str | None = None  # where the tag points now, when it exists
     problems: list[str] = field(default_factory=list)
     pending: bool = False  # made before the conversion: printable, not pushable
-    large: bool = False  # LFS files are uploaded in batches before the commit
 
     @property
     def tag(self) -> str:
@@ -155,6 +196,11 @@ class PushPlan:
     @property
     def upload_bytes(self) -> int:
         return sum(f.size for f in self.uploads)
+
+    @property
+    def large(self) -> bool:
+        """Big enough that the README's resumable route for large pushes is worth a mention."""
+        return self.upload_bytes > LARGE_UPLOAD_BYTES
 
     @property
     def needs_commit(self) -> bool:
@@ -194,8 +240,10 @@ class PushPlan:
             n_same = len(self.files) - len(self.uploads)
             extra = f", {n_same} unchanged" if n_same else ""
             lines.append(f"  commit: {len(self.uploads)} file(s) to upload{extra}"
-                         + (f", {len(self.deletes)} to delete" if self.deletes else "")
-                         + (" (LFS files uploaded in batches first)" if self.large else ""))
+                         + (f", {len(self.deletes)} to delete" if self.deletes else ""))
+            if self.large:
+                lines.append(f"  large: {self.upload_bytes / 1024**3:.0f} GiB to upload; an interrupted push re-sends "
+                             "only what was not uploaded yet (README: \"Large pushes\")")
         else:
             lines.append("  commit: none, the Hub already has these files")
         marks = {"new": "+", "changed": "~", "unchanged": "=", "pending": "~"}
@@ -279,53 +327,42 @@ def same_content(local: Path, remote) -> bool:
     return git_hash(local.read_bytes()) == remote.blob_id  # regular (non-LFS) files are small
 
 
-def _walk(root: Path, folder: str) -> list[tuple[str, Path]]:
-    """Regular files under ``root/folder``, skipping hidden, temporary and lock files."""
-    base = root / folder
-    out = []
-    for p in sorted(base.rglob("*")):
-        if not p.is_file():
-            continue
-        parts = p.relative_to(base).parts
-        if any(part.startswith((".", "~")) for part in parts) or p.name.endswith(_SKIPPED_SUFFIXES):
-            continue
-        out.append((p.relative_to(root).as_posix(), p))
-    return out
-
-
-def _local_files(root: Path, layout: PushLayout, pending: bool) -> list[tuple[str, Path]]:
-    """The files to push to an existing repo; checks ``root`` holds a dataset converted to ``layout.version``."""
+def _check_converted(root: Path, layout: PushLayout, pending: bool) -> None:
+    """Raise :class:`HubError` unless ``root`` holds a dataset converted to ``layout.version`` (or, ``pending``,
+    a dataset at all)."""
     info_path = root / "meta" / "info.json"
     if not info_path.is_file():
         raise HubError(f"{root} has no meta/info.json, so it is not a LeRobot dataset. Pass the dataset folder itself.")
-    if pending:  # before the conversion: the files it writes are pending; a whole new tree is not known yet
-        if not layout.written:
-            return []
-        files = [(rel, p) for folder in layout.folders for rel, p in _walk(root, folder) if rel not in layout.keep]
-        return sorted({*files, *((rel, root / rel) for rel in layout.written)})
+    if pending:
+        return
     version = json.loads(info_path.read_text(encoding="utf-8")).get("codebase_version")
     missing = [rel for rel in layout.required if not (root / rel).is_file()]
     if version != layout.version or missing:
         raise HubError(f"{root} is not converted yet (to {layout.version}; meta/info.json says {version!r}"
                        f"{''.join(f', no {rel}' for rel in missing)}). Run the conversion before pushing.")
-    return [(rel, p) for folder in layout.folders for rel, p in _walk(root, folder) if rel not in layout.keep]
 
 
-def _remote_files(api: HfApi, repo_id: str, revision: str, layout: PushLayout, paths: list[str]) -> dict:
-    """``{path: RepoFile}`` at ``revision``: those of ``paths`` that exist, or with ``layout.replace`` every file
-    under ``layout.folders`` (the files that are not pushed again are then deleted)."""
-    if layout.replace:
-        found = {}
-        for folder in layout.folders:
-            try:
-                entries = api.list_repo_tree(repo_id, folder, recursive=True, revision=revision, repo_type=REPO_TYPE)
-                found.update({e.path: e for e in entries if hasattr(e, "blob_id")})
-            except HfHubHTTPError as e:  # a folder the repo does not have
-                if getattr(getattr(e, "response", None), "status_code", None) != 404:
-                    raise
-        return found
-    infos = api.get_paths_info(repo_id, paths, revision=revision, repo_type=REPO_TYPE)
-    return {i.path: i for i in infos if hasattr(i, "blob_id")}
+def _local_files(root: Path, layout: PushLayout, selection: Selection, pending: bool) -> list[tuple[str, Path]]:
+    """The files pushed; before the conversion (``pending``), also those it writes, and none when it writes a whole
+    new tree (not known yet)."""
+    if not pending:
+        return selection.local(root)
+    if not layout.written:
+        return []
+    return sorted({*selection.local(root), *((rel, root / rel) for rel in layout.written)})
+
+
+def _remote_files(api: HfApi, repo_id: str, revision: str, folders: tuple[str, ...]) -> dict:
+    """``{path: RepoFile}`` of the files under ``folders`` at ``revision``."""
+    found = {}
+    for folder in folders:
+        try:
+            entries = api.list_repo_tree(repo_id, folder, recursive=True, revision=revision, repo_type=REPO_TYPE)
+            found.update({e.path: e for e in entries if hasattr(e, "blob_id")})
+        except HfHubHTTPError as e:  # a folder the repo does not have
+            if not _is_http(e, 404):
+                raise
+    return found
 
 
 def _hub_call_error(action: str, repo_id: str, e: Exception) -> HubError:
@@ -338,8 +375,7 @@ def _hub_call_error(action: str, repo_id: str, e: Exception) -> HubError:
 
 def plan_push(repo_id: str, root: str | Path, *, to: str | PushLayout = "v2.1", branch: str | None = None,
               source_revision: str | None = None, delete_old_stats: bool = False, private: bool | None = None,
-              move_tag: bool = False, pending: bool = False, api: HfApi | None = None,
-              large_upload_bytes: int = LARGE_UPLOAD_BYTES) -> PushPlan:
+              move_tag: bool = False, pending: bool = False, api: HfApi | None = None) -> PushPlan:
     """Look at the Hub and the dataset converted to ``to`` in ``root`` and describe what :func:`push` will do.
 
     Writes nothing. ``branch`` (default ``main``) is the branch to commit to; when it does not exist it is created
@@ -351,13 +387,12 @@ def plan_push(repo_id: str, root: str | Path, *, to: str | PushLayout = "v2.1", 
 
     ``pending=True`` plans *before* the conversion (for ``--dry-run``): ``root`` may still be v2.0; the files the
     conversion writes are listed as ``pending``, and the result can be printed but not pushed.
-    ``large_upload_bytes``: above this many bytes to upload, LFS files are uploaded in batches before the commit.
     """
     api = api or HfApi()
     layout = layout_for(to)
     root = Path(root).expanduser()
     target = branch or "main"
-    files = _local_files(root, layout, pending)  # validates root before any request
+    _check_converted(root, layout, pending)  # before any request
     try:
         refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
     except GatedRepoError as e:
@@ -367,6 +402,9 @@ def plan_push(repo_id: str, root: str | Path, *, to: str | PushLayout = "v2.1", 
     except Exception as e:
         raise _hub_call_error("read the refs of", repo_id, e) from e
 
+    selection = layout.selection(new_repo=refs is None, delete_old_stats=delete_old_stats)
+    files = _local_files(root, layout, selection, pending)
+
     def size(p: Path) -> int:
         return p.stat().st_size if p.is_file() else 0
 
@@ -374,14 +412,10 @@ def plan_push(repo_id: str, root: str | Path, *, to: str | PushLayout = "v2.1", 
         return "pending" if pending and (rel in layout.written or not layout.written) else None
 
     if refs is None:  # a new repo: everything is new, nothing to compare with
-        known = {rel for rel, _ in files}
-        files += [(rel, p) for folder in DATASET_FOLDERS if folder not in layout.folders
-                  for rel, p in _walk(root, folder) if rel not in known]
         planned = [PlannedFile(rel, p, size(p), status(rel) or "new") for rel, p in files]
         return PushPlan(repo_id=repo_id, root=root, revision=target, endpoint=api.endpoint, layout=layout,
                         files=planned, pending=pending, create_repo=True, private=private,
-                        create_branch=target != "main", source_revision=None,
-                        large=sum(f.size for f in planned) > large_upload_bytes)
+                        create_branch=target != "main", source_revision=None)
 
     branches = {r.name: r.target_commit for r in refs.branches}
     tags = {r.name: r.target_commit for r in refs.tags}
@@ -403,13 +437,12 @@ def plan_push(repo_id: str, root: str | Path, *, to: str | PushLayout = "v2.1", 
     except Exception as e:
         raise _hub_call_error("read", repo_id, e) from e
 
-    paths = [rel for rel, _ in files] + list(layout.keep)
     tag_commit = tags.get(layout.tag)
     try:
-        remote = _remote_files(api, repo_id, base_commit, layout, paths)
+        remote = _remote_files(api, repo_id, base_commit, layout.folders)
         at_tag = None
         if tag_commit is not None:
-            at_tag = remote if tag_commit == base_commit else _remote_files(api, repo_id, tag_commit, layout, paths)
+            at_tag = remote if tag_commit == base_commit else _remote_files(api, repo_id, tag_commit, layout.folders)
     except Exception as e:
         raise _hub_call_error("list the files of", repo_id, e) from e
 
@@ -421,23 +454,16 @@ def plan_push(repo_id: str, root: str | Path, *, to: str | PushLayout = "v2.1", 
             planned.append(PlannedFile(rel, p, size(p), "new"))
         else:
             planned.append(PlannedFile(rel, p, size(p), "unchanged" if same_content(p, remote[rel]) else "changed"))
-    kept = set() if delete_old_stats else set(layout.keep)
     local = {rel for rel, _ in files}
-
-    def extra(tree: dict) -> set[str]:
-        """Files of ``tree`` that must not be there once pushed."""
-        return set(tree) - local - kept
-
     plan = PushPlan(repo_id=repo_id, root=root, revision=target, endpoint=api.endpoint, layout=layout, files=planned,
                     private=private, create_branch=create_branch,
                     source_revision=source_revision if create_branch else None, base_commit=base_commit,
-                    deletes=[] if pending and layout.replace else sorted(extra(remote)),
+                    deletes=[] if pending and layout.replace else selection.deletions(remote, local),
                     stats_on_hub=STATS_JSON in remote, tag_commit=tag_commit, pending=pending)
-    plan.large = plan.upload_bytes > large_upload_bytes
     if at_tag is not None and pending:
         plan.tag_action = "move" if move_tag else "check"
     elif at_tag is not None:
-        if all(same_content(p, at_tag.get(rel)) for rel, p in files) and not extra(at_tag):
+        if all(same_content(p, at_tag.get(rel)) for rel, p in files) and not selection.deletions(at_tag, local):
             plan.tag_action = "keep"
         elif move_tag:
             plan.tag_action = "move"
@@ -487,74 +513,57 @@ def push(plan: PushPlan, api: HfApi | None = None) -> PushResult:
         result.branch_created = True
         done.append(f"created branch `{plan.revision}` from `{plan.source_revision or 'main'}`")
 
-    if plan.needs_commit or plan.create_repo:
-        additions = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path))
-                     for f in plan.uploads]
-        operations: list = [*additions, *(CommitOperationDelete(path_in_repo=path) for path in plan.deletes)]
-        if plan.large:
-            _preupload(api, plan, additions, failed)
-        names = ", ".join(f.path_in_repo for f in plan.uploads[:5]) + (" ..." if len(plan.uploads) > 5 else "")
-        deleted = (f" Deleted {', '.join(plan.deletes[:5])}{' ...' if len(plan.deletes) > 5 else ''}."
-                   if plan.deletes else "")
-        try:
-            info = api.create_commit(
-                repo_id, operations, commit_message=f"Convert dataset to {plan.tag}{plan.layout.description} with "
-                                                    "dask_stats",
-                commit_description=f"Uploaded: {names}.{deleted}", repo_type=REPO_TYPE, revision=plan.revision,
-                parent_commit=plan.base_commit)
-        except Exception as e:
-            retry = (f"`{plan.revision}` changed since the plan was made; re-run to plan again." if _is_http(e, 412)
-                     else "No commit was made (commits are atomic), so the Hub is unchanged. Re-run to retry.")
-            raise failed(f"Committing {len(operations)} change(s) to `{plan.revision}` of {repo_id}", e, retry) from e
-        result.commit_oid = info.oid
-        if info.oid != plan.base_commit:
-            result.commit_url = info.commit_url
-            result.uploaded = [f.path_in_repo for f in plan.uploads]
-            result.deleted = list(plan.deletes)
-            done.append(f"commit {info.oid[:8]} on `{plan.revision}`")
+    # the files the plan found changed (huggingface_hub before 1.17 would send unchanged ones too when others
+    # changed); with none, create_commit makes no empty commit and answers the branch's head
+    additions = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path))
+                 for f in plan.uploads]
+    operations = [*additions, *(CommitOperationDelete(path_in_repo=path) for path in plan.deletes)]
+    names = ", ".join(f.path_in_repo for f in plan.uploads[:5]) + (" ..." if len(plan.uploads) > 5 else "")
+    deleted = (f" Deleted {', '.join(plan.deletes[:5])}{' ...' if len(plan.deletes) > 5 else ''}."
+               if plan.deletes else "")
+    try:
+        info = api.create_commit(
+            repo_id, operations, commit_message=f"Convert dataset to {plan.tag}{plan.layout.description} with "
+                                                "dask_stats",
+            commit_description=f"Uploaded: {names}.{deleted}", repo_type=REPO_TYPE, revision=plan.revision,
+            parent_commit=plan.base_commit)
+    except Exception as e:
+        retry = (f"`{plan.revision}` changed since the plan was made; re-run to plan again." if _is_http(e, 412)
+                 else "No commit was made (commits are atomic), so the Hub is unchanged. Re-run to retry: files "
+                      "already uploaded are not sent again.")
+        changes = len(plan.uploads) + len(plan.deletes)
+        raise failed(f"Committing {changes} change(s) to `{plan.revision}` of {repo_id}", e, retry) from e
+    result.commit_oid = info.oid
+    if info.oid != plan.base_commit:
+        result.commit_url = info.commit_url
+        result.uploaded = [f.path_in_repo for f in plan.uploads]
+        result.deleted = list(plan.deletes)
+        done.append(f"commit {info.oid[:8]} on `{plan.revision}`")
 
     if plan.tag_action in ("create", "move"):
-        try:
-            if plan.tag_action == "move":
-                api.delete_tag(repo_id, tag=plan.tag, repo_type=REPO_TYPE)
-                done.append(f"deleted the old `{plan.tag}` tag (was at {str(plan.tag_commit)[:8]})")
-            _create_tag(api, repo_id, plan.tag, result.commit_oid)
-        except HubError:
-            raise
-        except Exception as e:
-            what = "Moving" if plan.tag_action == "move" else "Creating"
-            raise HubError(f"{what} tag `{plan.tag}` of {repo_id} failed ({short(e)}); pushed: "
-                           f"{'; '.join(done) or 'nothing'}. Re-run the same command: unchanged files are skipped "
-                           "and only the tag is made.") from e
+        _place_tag(api, plan, result.commit_oid, done)
         result.tag_action = "moved" if plan.tag_action == "move" else "created"
     return result
 
 
-def _preupload(api: HfApi, plan: PushPlan, additions: list, failed) -> None:
-    """Upload the LFS files of a large commit in batches before it (the commit then only references them)."""
-    for start in range(0, len(additions), PREUPLOAD_BATCH):
-        batch = additions[start:start + PREUPLOAD_BATCH]
-        try:
-            api.preupload_lfs_files(plan.repo_id, additions=batch, repo_type=REPO_TYPE, revision=plan.revision)
-        except Exception as e:
-            raise failed(f"Uploading files {start + 1}-{start + len(batch)} of {len(additions)} to {plan.repo_id}", e,
-                         "No commit was made, so the Hub is unchanged; re-run: files already uploaded are not sent "
-                         "again.") from e
-
-
-def _create_tag(api: HfApi, repo_id: str, tag: str, commit: str | None) -> None:
-    """Create ``tag`` at ``commit``; a tag that appeared meanwhile is fine only if it is at ``commit``."""
+def _place_tag(api: HfApi, plan: PushPlan, commit: str | None, done: list[str]) -> None:
+    """Create (``move``: delete, then create) the plan's tag at ``commit``; a tag that appeared meanwhile is fine
+    only if it is at ``commit``."""
+    repo_id, tag = plan.repo_id, plan.tag
     try:
-        api.create_tag(repo_id, tag=tag, revision=commit, repo_type=REPO_TYPE,
+        if plan.tag_action == "move":
+            api.delete_tag(repo_id, tag=tag, repo_type=REPO_TYPE)
+            done.append(f"deleted the old `{tag}` tag (was at {str(plan.tag_commit)[:8]})")
+        api.create_tag(repo_id, tag=tag, revision=commit, repo_type=REPO_TYPE, exist_ok=True,
                        tag_message=f"LeRobot dataset {tag} (converted by dask_stats)")
-    except HfHubHTTPError as e:
-        if not _is_http(e, 409):
-            raise
-        existing = {r.name: r.target_commit for r in api.list_repo_refs(repo_id, repo_type=REPO_TYPE).tags}
-        if existing.get(tag) != commit:
-            raise HubError(f"Tag `{tag}` of {repo_id} was created meanwhile at commit {str(existing.get(tag))[:8]}, "
-                           f"not at {str(commit)[:8]}. The commit is in place; re-run to check the tag (--force moves "
-                           "it).") from e
+        at = {r.name: r.target_commit for r in api.list_repo_refs(repo_id, repo_type=REPO_TYPE).tags}.get(tag)
+    except Exception as e:
+        what = "Moving" if plan.tag_action == "move" else "Creating"
+        raise HubError(f"{what} tag `{tag}` of {repo_id} failed ({short(e)}); pushed: {'; '.join(done) or 'nothing'}. "
+                       "Re-run the same command: unchanged files are skipped and only the tag is made.") from e
+    if at != commit:
+        raise HubError(f"Tag `{tag}` of {repo_id} was created meanwhile at commit {str(at)[:8]}, not at "
+                       f"{str(commit)[:8]}. The commit is in place; re-run to check the tag (--force moves it).")
 
 
 def _is_http(e: Exception, status: int) -> bool:

@@ -23,6 +23,13 @@ from fsspec.implementations.local import LocalFileSystem
 from ..errors import DatasetError, Problem
 from .atomic import TEMP_SUFFIX, atomic_path
 
+UPLOAD_PART_BYTES = 16 << 20  # part size of multipart uploads to S3: files from twice this size are sent in parts
+
+
+def _protocols(fs) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
 _CREDENTIAL_ERRORS = {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}  # botocore's
 
 
@@ -82,8 +89,14 @@ class Store:
         """Every file under the root with its details, from one listing taken once per Store: a remote dataset is
         listed in a few requests instead of one per file, and planning and the checkpoint share it."""
         if self._listing is None:
+            self.fs.invalidate_cache(self.root)  # the filesystem's own cache may predate other processes' writes
             self._listing = self.fs.find(self.root, detail=True)
         return self._listing
+
+    def refresh(self) -> None:
+        """Forget what was listed (files were written or removed since)."""
+        self._listing = None
+        self.fs.invalidate_cache(self.root)
 
     def identities(self, paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
         """What identifies the current content of each of ``paths`` (None: no such file), one at a time.
@@ -105,6 +118,68 @@ class Store:
         for path in paths:
             info = listing.get(path)
             yield path, None if info is None else f"{info.get('size')}:{_stamp(info)}"
+
+    def written(self, paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        """What identifies the content this tool wrote at each of ``paths`` (None: no such file), from the listing:
+        locally the stat identity (as :meth:`identities`), remotely the size and ETag / content hash only (a
+        listing and a HEAD request give these alike; their modification times differ in precision)."""
+        if self.local:
+            yield from self.identities(paths)
+            return
+        listing = self.listing()
+        for path in paths:
+            info = listing.get(path)
+            yield path, None if info is None else f"{info.get('size')}:{_content(info)}"
+
+    def identity(self, path: str) -> str | None:
+        """:meth:`written` of one file, asked of the store now (a worker, after writing it)."""
+        if self.local:
+            return next(self.identities([path]))[1]
+        self.fs.invalidate_cache(path)
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return None
+        return f"{info.get('size')}:{_content(info)}"
+
+    @contextmanager
+    def writing(self, path: str) -> Iterator[str]:
+        """A local path to write the file ``path`` of this store into; on success it becomes ``path`` whole (never
+        half a file), on an exception nothing is written.
+
+        Locally: a temporary file beside ``path``, renamed over it.  Remotely: a temporary file on this machine,
+        uploaded when complete and then removed: read from disk in parts of :data:`UPLOAD_PART_BYTES` (a multipart
+        upload on S3, visible only once complete), so neither the writer nor the upload holds the file in
+        memory, and writers that seek (the MP4 muxer's ``faststart``) work as on a disk.  The machine writing
+        needs free temporary space for one file.
+        """
+        if self.local:
+            with atomic_path(path) as tmp:
+                yield tmp
+            return
+        fd, tmp = tempfile.mkstemp(suffix=posixpath.splitext(path)[1], prefix="dask_stats-upload-")
+        os.close(fd)
+        try:
+            yield tmp
+            parts = {"chunksize": UPLOAD_PART_BYTES} if "s3" in _protocols(self.fs) else {}
+            self.fs.put_file(tmp, path, **parts)
+        finally:
+            os.unlink(tmp)
+
+    def copy_to(self, target: Store, relative: str) -> None:
+        """Copy the file ``relative`` into ``target`` at the same relative path: a hard link between local
+        directories (a copy for metadata, which is rewritten later), a server-side copy within one filesystem, else
+        streamed through this process."""
+        src, dst = self.path(relative), target.path(relative)
+        if target.local:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if self.local and target.local:
+            _link_or_copy(src, dst, meta=self.path("meta") + os.sep)
+        elif self.fs == target.fs:
+            self.fs.copy(src, dst)
+        else:
+            with self.fs.open(src, "rb") as reader, target.fs.open(dst, "wb") as writer:
+                shutil.copyfileobj(reader, writer)
 
     def read_text(self, path: str) -> str:
         with self.fs.open(path, "r", encoding="utf-8") as handle:
@@ -205,16 +280,13 @@ class Store:
             shutil.copytree(self.root, target.root, ignore=skipped, dirs_exist_ok=True,
                             copy_function=partial(_link_or_copy, meta=self.path("meta") + os.sep))
             return
-        pairs = [(self.path(relative), target.path(relative)) for relative in self.files() if relative not in skip]
+        relatives = [relative for relative in self.files() if relative not in skip]
         if self.fs == target.fs:
-            if pairs:
-                self.fs.copy([src for src, _ in pairs], [dst for _, dst in pairs])
+            if relatives:
+                self.fs.copy([self.path(r) for r in relatives], [target.path(r) for r in relatives])
             return
-        for src, dst in pairs:
-            if target.local:
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-            with self.fs.open(src, "rb") as reader, target.fs.open(dst, "wb") as writer:
-                shutil.copyfileobj(reader, writer)
+        for relative in relatives:
+            self.copy_to(target, relative)
 
 
 def _link_or_copy(src: str, dst: str, meta: str) -> str:
@@ -236,6 +308,12 @@ def _stamp(info: dict) -> str:
     VersionId, GCS generation and md5, Hugging Face blob id and LFS sha256...), then its modification time."""
     keys = ("ETag", "etag", "VersionId", "version_id", "generation", "md5Hash", "blob_id", "sha256", "lfs",
             "last_commit", "mtime", "LastModified", "last_modified", "updated", "created")
+    return "|".join(f"{key}={info[key]}" for key in keys if info.get(key) not in (None, ""))
+
+
+def _content(info: dict) -> str:
+    """The content identity of a remote file in a listing or an info answer: ETag, content hash or generation."""
+    keys = ("ETag", "etag", "md5Hash", "generation", "blob_id", "sha256")
     return "|".join(f"{key}={info[key]}" for key in keys if info.get(key) not in (None, ""))
 
 

@@ -23,8 +23,8 @@ from ...storage import Store
 from ...video.encode import EncoderSettings
 from ...video.frames import frame_at, verify_cut_frames
 from ...video.remux import EpisodeCut, cut_episodes
-from ..base import Computed, Writer
-from ..staging import StagingTree
+from ..base import Computed
+from ..staging import TreeWriter
 from ..v30.reader import read_dataset
 from ..v30.writer import dataset_stats
 from . import layout
@@ -36,18 +36,19 @@ V21_FILES = PushLayout("v2.1", DATASET_FOLDERS, replace=True,
                        description=" (per-episode files)")
 
 
-class V21FromV30Writer(Writer):
+class V21FromV30Writer(TreeWriter):
     """The v2.1 tree of the v3.0 ``plan`` for ``target`` (local), built in ``staging`` and moved into place."""
 
     format = "v2.1"
     push_layout = V21_FILES
     description = "a v2.1 dataset (per-episode data and video files cut by stream copy, meta/*.jsonl, stats)"
     stats_file = layout.EPISODES_STATS
+    replaces = "v3.0"
+    local_only = True
 
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool, *, reencode: bool = True):
         super().__init__(plan, target, options, in_place)
         self.reencode = reencode
-        self.tree = StagingTree(target.root, "v2.1", in_place)
         self.final, self.staging = self.tree.final, self.tree.staging
         self.dataset = read_dataset(plan.store) if plan.store.local and target.local else None
 
@@ -56,20 +57,7 @@ class V21FromV30Writer(Writer):
         if self.dataset is None:
             return [Problem("v3.0 -> v2.1 reads and writes local directories only", path=str(self.final),
                             fix="download the dataset first (or mount the bucket)")]
-        return self.tree.problems()
-
-    @property
-    def partial(self) -> str:
-        return str(self.staging)
-
-    def begin(self, resuming: bool) -> None:
-        self.tree.begin(self.plan.store.display(self.plan.store.root), resuming)
-
-    def aftermath(self) -> list[str]:
-        return self.tree.aftermath("v3.0")
-
-    def outcome(self) -> list[str]:
-        return self.tree.outcome("v3.0")
+        return super().problems()
 
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:

@@ -21,13 +21,15 @@ from ...storage.atomic import atomic_path
 
 @dataclass(frozen=True)
 class DataFileSummary:
-    """What :func:`write_data_file` wrote: rows per source episode, total rows, bytes on disk."""
+    """What :func:`write_data_file` wrote: rows per source episode, total rows, bytes, and the identity of the file
+    written (:meth:`Store.identity`: a resumed run reuses the file only while it is unchanged)."""
 
     path: str
     rows: int
     nbytes: int
     episode_rows: tuple[int, ...]
     episode_times: tuple[tuple[float, float], ...] = ()  # first and last timestamp of each source episode
+    identity: str | None = None
 
 
 def _store(store: Store | str) -> Store:
@@ -40,21 +42,24 @@ def write_data_file(
     dest: str,
     first_index: int,
     *,
+    target: Store | None = None,
     compression: str = "snappy",
 ) -> DataFileSummary:
-    """Concatenate ``sources`` (paths relative to ``store``, in episode order) into the local file ``dest``.
+    """Concatenate ``sources`` (paths relative to ``store``, in episode order) into ``dest``, a path of ``target``
+    (by default a local path): written where it runs, e.g. on a worker straight into an object store.
 
     The ``index`` column becomes the global row position (``first_index`` + running count); every other
     column is copied unchanged, with the first source's schema and its metadata (the Hugging Face
     ``huggingface`` key included). One row group in memory at a time; ``dest`` appears only when complete.
     """
     store = _store(store)
+    target = target if target is not None else Store(os.path.dirname(os.path.abspath(dest)))
     if not sources:
         raise ValueError("write_data_file needs at least one source file")
     episode_rows: list[int] = []
     episode_times: list[tuple[float, float]] = []
     position = first_index
-    with atomic_path(dest) as tmp:
+    with target.writing(dest) as tmp:
         writer: pq.ParquetWriter | None = None
         schema: pa.Schema | None = None
         try:
@@ -82,8 +87,9 @@ def write_data_file(
         finally:
             if writer is not None:
                 writer.close()
-    return DataFileSummary(dest, position - first_index, os.path.getsize(dest), tuple(episode_rows),
-                           tuple(episode_times))
+        nbytes = os.path.getsize(tmp)
+    return DataFileSummary(dest, position - first_index, nbytes, tuple(episode_rows), tuple(episode_times),
+                           target.identity(dest))
 
 
 class RowRange(NamedTuple):

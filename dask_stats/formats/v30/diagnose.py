@@ -71,15 +71,21 @@ def _video_problems(store: Store, key: str, path: str, members: list, times: dic
     where = {"feature": key, "path": store.display(video)}
     if not store.is_file(video):
         return []  # the plan reports it (videofiles), with a sibling directory that holds it if there is one
+    with store.local_file(video) as local:  # a file on a store is fetched once, to a temporary file
+        return _frame_problems(store, path, key, feature, local, members, times, tolerance_s, fix, where)
+
+
+def _frame_problems(store: Store, path: str, key: str, feature: dict, local: str, members: list, times: dict,
+                    tolerance_s: float, fix: str, where: dict) -> list[Problem]:
     try:
-        declared = codec_warning(store, path, key, feature, members[0][0].index, probe(video).codec)
+        declared = codec_warning(store, path, key, feature, members[0][0].index, probe(local).codec)
     except Exception:  # noqa: BLE001 - reported by the decoding that follows
         declared = None
     problems = [declared] if declared else []
     for ep, ref in members:
         for t in times.get(ep.index, ()):
             try:
-                found = frame_at(video, ref.from_timestamp + t, tolerance_s)
+                found = frame_at(local, ref.from_timestamp + t, tolerance_s)
             except Exception as exc:  # noqa: BLE001 - any decoder failure: the file is damaged
                 return problems + [Problem(f"cannot decode the video: {type(exc).__name__}: {str(exc).strip()}",
                                            episode=ep.index, fix=fix, **where)]

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...storage.atomic import atomic_path, write_bytes
+from ...storage import Store
 from .grouping import group_by_size
 from .layout import (
     CHUNKS_SIZE,
@@ -119,8 +119,13 @@ def episodes_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema | None =
                     schema=schema)
 
 
+def _local(dest: str, store: Store | None) -> Store:
+    """The store that ``dest`` is a path of (a local file when none is named)."""
+    return store if store is not None else Store(os.path.dirname(os.path.abspath(dest)))
+
+
 def write_episodes(
-    root: str,
+    root: Store | str,
     rows: Sequence[Mapping[str, Any]],
     *,
     limit_mb: float = EPISODES_FILES_SIZE_IN_MB,
@@ -128,8 +133,10 @@ def write_episodes(
     schema: pa.Schema | None = None,
 ) -> list[dict[str, Any]]:
     """Split ``rows`` into meta/episodes files (by in-memory size), fill in their ``meta/episodes/*`` columns,
-    write them under the local ``root`` and return the completed rows.  ``schema``: the rows' own (without the
-    ``meta/episodes/*`` columns; e.g. a published meta/episodes, re-chunked), else derived from the first row."""
+    write them under ``root`` (a local directory or a Store) and return the completed rows.  ``schema``: the rows'
+    own (without the ``meta/episodes/*`` columns; e.g. a published meta/episodes, re-chunked), else derived from the
+    first row."""
+    store = root if isinstance(root, Store) else Store(root)
     if not rows:
         raise ValueError("no episode rows")
     per_row = math.ceil(episodes_table(rows, schema).nbytes / len(rows))
@@ -146,18 +153,19 @@ def write_episodes(
             row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = group.index
             part.append(row)
         table = episodes_table(part, schema)
-        with atomic_path(os.path.join(root, episodes_path(group.index))) as tmp:
+        with store.writing(store.path(episodes_path(group.index))) as tmp:
             pq.write_table(table, tmp, compression="snappy")
         completed.extend(part)
     return completed
 
 
-def write_tasks(dest: str, tasks: Mapping[int, str] | Sequence[str]) -> None:
-    """meta/tasks.parquet: a pandas frame indexed by the task string ("task") with a ``task_index`` column."""
+def write_tasks(dest: str, tasks: Mapping[int, str] | Sequence[str], store: Store | None = None) -> None:
+    """meta/tasks.parquet (``dest``, a path of ``store``, by default a local path): a pandas frame indexed by the
+    task string ("task") with a ``task_index`` column."""
     items = sorted(tasks.items()) if isinstance(tasks, Mapping) else list(enumerate(tasks))
     frame = pd.DataFrame({"task_index": np.array([i for i, _ in items], dtype=np.int64)},
                          index=pd.Index([t for _, t in items], name="task"))
-    with atomic_path(dest) as tmp:
+    with _local(dest, store).writing(dest) as tmp:
         frame.to_parquet(tmp, engine="pyarrow")
 
 
@@ -218,16 +226,21 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_json(dest: str, value: Any) -> None:
-    """JSON with indent 4, UTF-8, atomically (info.json, stats.json)."""
-    write_bytes(dest, (json.dumps(_jsonable(value), indent=4, ensure_ascii=False) + "\n").encode("utf-8"))
+def json_text(value: Any) -> str:
+    """JSON with indent 4 (info.json, stats.json)."""
+    return json.dumps(_jsonable(value), indent=4, ensure_ascii=False) + "\n"
 
 
-def write_info(dest: str, info: Mapping[str, Any]) -> None:
-    write_json(dest, info)
+def write_json(dest: str, value: Any, store: Store | None = None) -> None:
+    """:func:`json_text` into ``dest`` (a path of ``store``, by default a local path), UTF-8, atomically."""
+    _local(dest, store).write_text(dest, json_text(value))
 
 
-def write_stats(dest: str, stats: Mapping[str, Mapping[str, Any]]) -> None:
+def write_info(dest: str, info: Mapping[str, Any], store: Store | None = None) -> None:
+    write_json(dest, info, store)
+
+
+def write_stats(dest: str, stats: Mapping[str, Mapping[str, Any]], store: Store | None = None) -> None:
     """meta/stats.json: ``{feature: {stat: list}}`` (numpy arrays become JSON lists)."""
     write_json(dest, {feature: {name: np.asarray(v).tolist() for name, v in values.items()}
-                      for feature, values in stats.items()})
+                      for feature, values in stats.items()}, store)

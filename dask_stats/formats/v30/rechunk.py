@@ -30,8 +30,8 @@ from ...plan import Plan
 from ...storage import Store
 from ...video import first_last_frame_times, stream_signature, verify_episode_frames
 from ...video.remux import concat_videos, cut_episodes, span_bytes
-from ..base import Computed, Writer
-from ..staging import StagingTree
+from ..base import Computed
+from ..staging import TreeWriter
 from .data import RowRange, copy_rows
 from .grouping import Group, group_by_size
 from .layout import DATA_FILES_SIZE_IN_MB, INFO_PATH, STATS_PATH, data_path, video_path
@@ -45,7 +45,7 @@ EPISODE_STATS = ("min", "max", "mean", "std", "count")  # what every episode mus
 CUTS = ".cut-"  # prefix of the scratch directories of the video tasks, inside the staging tree
 
 
-class RechunkWriter(Writer):
+class RechunkWriter(TreeWriter):
     """The v3.0 ``plan`` with its data and/or video files rewritten at the sizes given, built in a staging tree."""
 
     format = "v3.0"
@@ -53,10 +53,11 @@ class RechunkWriter(Writer):
     dataset_quantiles = True
     verification = "report"  # only when the stats are recomputed: they replace published ones that were incomplete
     description = "its data and video files at the sizes given (rows and frames unchanged, stats carried over)"
+    replaces = "v3.0"
+    local_only = True
 
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
         super().__init__(plan, target, options, in_place)
-        self.tree = StagingTree(target.root, "v3.0", in_place)
         self.staging = self.tree.staging
         self.data_mb, self.video_mb = options.stats.data_file_size_in_mb, options.stats.video_file_size_in_mb
         self.dataset = read_dataset(plan.store) if plan.store.local and target.local else None
@@ -71,7 +72,7 @@ class RechunkWriter(Writer):
         if self.dataset is None:
             return [Problem("re-chunking reads and writes local directories only", path=str(self.tree.final),
                             fix="download the dataset first (or mount the bucket)")]
-        problems = self.tree.problems()
+        problems = super().problems()
         if self.video_mb is not None:
             keep = "leave --video-file-size-in-mb out (the video files are then kept as they are)"
             problems += [replace(p, fix=f"restore the file, or {keep}")
@@ -105,17 +106,10 @@ class RechunkWriter(Writer):
             return replace(self.plan, numeric=[], images=[], videos=[])
         return self.plan
 
-    @property
-    def partial(self) -> str:
-        return str(self.staging)
-
     def begin(self, resuming: bool) -> None:
-        self.tree.begin(self.plan.store.display(self.plan.store.root), resuming)
+        super().begin(resuming)
         for scratch in self.staging.glob(CUTS + "*"):  # left by a video task that was killed
             shutil.rmtree(scratch, ignore_errors=True)
-
-    def aftermath(self) -> list[str]:
-        return self.tree.aftermath("v3.0")
 
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:

@@ -1,6 +1,7 @@
 """New stats for an existing v3.0 dataset: only the ``stats/*`` columns of ``meta/episodes`` and ``meta/stats.json``
-change (data and videos are untouched); each file is replaced atomically.  Features that were not recomputed (left
-out with ``--exclude-features``) keep their published stats: their columns and their stats.json entries."""
+change (data and videos are untouched); each file is replaced atomically, locally or on a store (``--root s3://...``:
+one PUT per object).  Features that were not recomputed (left out with ``--exclude-features``) keep their published
+stats: their columns and their stats.json entries."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from ...errors import Problem
 from ...hub.push import V30_STATS
 from ...plan import Plan
 from ...stats.doctor import StatsReport
-from ...storage.atomic import atomic_path
 from ..base import Computed, Writer
 from ..report import published_report
 from .layout import STATS_PATH
@@ -52,9 +52,9 @@ class RestatWriter(Writer):
         for relative in episodes_files(plan.store):
             with plan.store.source(plan.store.path(relative)) as source:
                 table = with_stats(pq.read_table(source), stats, plan.stats_features)
-            with atomic_path(target.path(relative)) as tmp:
+            with target.writing(target.path(relative)) as tmp:  # one object, replaced whole (a PUT on a store)
                 pq.write_table(table, tmp, compression="snappy")
-        write_stats(target.path(STATS_PATH), {**fresh_stats, **published_kept(plan)})
+        write_stats(target.path(STATS_PATH), {**fresh_stats, **published_kept(plan)}, target)
         computed.warnings += report_warnings(report)
 
 

@@ -3,17 +3,18 @@
 Phase 1 (beside the stats tasks): one task per output data file (streams its episodes' Parquet files), and
 probe tasks that read every video's stream signature (a change of codec, size, pixel format, rate or time
 base starts a new video file).  Phase 2: one task per camera and output video file: stream copy, then the
-first and last frame of every episode decoded from the new file must equal the source's.  Commit: ``meta/``
-is written into a staging tree beside the target, read back, and the tree is moved into place (in place, the
-old tree is kept beside it as ``<root>_old``).
+first and last frame of every episode decoded from the new file must equal the source's.  The workers write the
+files where the tree lives (:mod:`..staging`): a local staging tree beside the target, or straight into the
+``--output`` prefix of an object store.  Commit: ``meta/`` is written and read back, then the tree commits
+(locally it is moved into place, in place keeping the old tree beside it as ``<root>_old``; on a store,
+``meta/info.json`` is written last and the marker removed).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from contextlib import ExitStack
-from pathlib import Path
+from dataclasses import dataclass
 
 import dask
 import numpy as np
@@ -28,89 +29,100 @@ from ...stats.moments import MomentsTable
 from ...stats.records import finalize
 from ...storage import Store
 from ...video import concat_videos, first_last_frame_times, stream_signature, verify_episode_frames
-from ..base import Computed, Writer
-from ..staging import StagingTree
+from ..base import Computed
+from ..staging import TreeWriter
 from ..v2 import layout as v2
 from .data import write_data_file
 from .grouping import group_by_size
-from .layout import CHUNKS_SIZE, DATA_FILES_SIZE_IN_MB, VIDEO_FILES_SIZE_IN_MB, data_path, video_path
-from .meta import episode_row, info_v30, stats_by_episode, write_episodes, write_info, write_stats, write_tasks
-from .reader import read_dataset
+from .layout import (
+    CHUNKS_SIZE,
+    DATA_FILES_SIZE_IN_MB,
+    INFO_PATH,
+    STATS_PATH,
+    TASKS_PATH,
+    VIDEO_FILES_SIZE_IN_MB,
+    FileIndex,
+    data_path,
+    episodes_path,
+    video_path,
+)
+from .meta import episode_row, info_v30, json_text, stats_by_episode, write_episodes, write_stats, write_tasks
+from .reader import read_episodes, read_tasks
 
 PROBES_PER_TASK = 64  # videos whose headers one probe task reads
 V2_META = {v2.INFO, v2.EPISODES, v2.TASKS, v2.EPISODES_STATS, v2.STATS}
 
 
-class V30Writer(Writer):
-    """The v3.0 tree of ``plan`` for ``target`` (local), built in ``staging`` and committed by :meth:`commit`."""
+@dataclass(frozen=True)
+class CopiedVideo:
+    """What a stream-copy task wrote: each episode's ``(from_timestamp, to_timestamp)`` and the file's identity."""
+
+    spans: list[tuple[float, float]]
+    identity: str | None
+
+
+class V30Writer(TreeWriter):
+    """The v3.0 tree of ``plan`` for ``target`` (a local directory or a store), built in ``tree`` and committed by
+    :meth:`commit`."""
 
     format = "v3.0"
     push_layout = V30
     dataset_quantiles = True
     description = "a v3.0 dataset (concatenated data and video files, stats in meta/episodes and meta/stats.json)"
+    replaces = "v2.x"
 
     def __init__(self, plan: Plan, target: Store, options: Options, in_place: bool):
         options = options.sized(DATA_FILES_SIZE_IN_MB, VIDEO_FILES_SIZE_IN_MB)  # sizes not given: lerobot's
         super().__init__(plan, target, options, in_place)
-        self.remote = not target.local
-        self.tree = StagingTree(target.root, "v3.0", in_place)
-        self.final, self.staging = self.tree.final, self.tree.staging
         sizes = [plan.store.size(ep.data_path) for ep in plan.episodes]
         self.data_groups = group_by_size(sizes, options.stats.data_file_size_in_mb)
 
-    @property
-    def partial(self) -> str:
-        return str(self.staging)
-
     def problems(self) -> list[Problem]:
         """Why this build cannot start (before any work)."""
-        if self.remote or not self.plan.store.local:
-            return [Problem("--to v3.0 reads and writes local directories only", path=str(self.final),
-                            fix="download the dataset first (or mount the bucket)")]
-        return self.tree.problems() or self._space_problems()
+        return super().problems() or (self._space_problems() if self.target.local else [])
 
     def _space_problems(self) -> list[Problem]:
         """The new tree needs about the size of the source's data and videos (stream copies, no re-encoding)."""
-        store = self.plan.store
+        store, staging = self.plan.store, self.tree.staging
         need = sum(store.size(path) for ep in self.plan.episodes for path in (ep.data_path, *ep.video_paths.values())
                    if store.is_file(path))
         need += need // 50 + (16 << 20)  # Parquet rewrite overhead and meta/
-        if self.staging.exists():
-            need -= sum(p.stat().st_size for p in self.staging.rglob("*") if p.is_file())
-        parent = self.staging.parent
+        if staging.exists():
+            need -= sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+        parent = staging.parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
         free = shutil.disk_usage(parent).free
         if need > free:
             return [Problem(f"not enough free space for the v3.0 tree: it needs about {need / 2**20:,.0f} MB, "
-                            f"{free / 2**20:,.0f} MB are free", path=str(self.staging),
+                            f"{free / 2**20:,.0f} MB are free", path=str(staging),
                             fix="free some space, or write the copy elsewhere with --output")]
         return []
 
-    def begin(self, resuming: bool) -> None:
-        self.tree.begin(self.plan.store.display(self.plan.store.root), resuming)
-
-    def aftermath(self) -> list[str]:
-        return self.tree.aftermath("v2.x")
-
-    def outcome(self) -> list[str]:
-        return self.tree.outcome("v2.x")
+    def kept(self, task: Task, result: object) -> bool:
+        """A file task's checkpointed result is reused while the file it wrote is unchanged (same stat identity
+        locally, same size and ETag on a store)."""
+        if task.output is None:
+            return True
+        identity = getattr(result, "identity", None)
+        return identity is not None and next(self.tree.store.written([task.output]))[1] == identity
 
     # -- phase 1 ------------------------------------------------------------------------------------
     def tasks(self) -> list[Task]:
         """The data file tasks and the video probe tasks."""
-        plan, store = self.plan, self.plan.store
+        plan, store, tree = self.plan, self.plan.store, self.tree.store
         tasks = []
         cut = len(store.root) + 1
         first_index = 0  # the global position of each file's first row
         for group in self.data_groups:
             episodes = [plan.episodes[i] for i in group.episodes]
             sources = [ep.data_path[cut:] for ep in episodes]
-            dest = str(self.staging / data_path(group.index))
+            dest = tree.path(data_path(group.index))
             where = Location(episodes[0].index, path=store.display(episodes[0].data_path))
             key = task_key("v30-data", [ep.index for ep in episodes], plan.run)
             tasks.append(Task("v30-data", [ep.index for ep in episodes], where,
-                              dask.delayed(write_data_file)(store, sources, dest, first_index, dask_key_name=key),
+                              dask.delayed(write_data_file)(store, sources, dest, first_index, target=tree,
+                                                            dask_key_name=key),
                               output=dest))
             first_index += sum(ep.length for ep in episodes)
         for feature in plan.videos:
@@ -133,7 +145,7 @@ class V30Writer(Writer):
         plan, store, first, results = self.plan, self.plan.store, self.first, files
         times = self._episode_times(results, first)
         by_timestamp = self.options.stats.frame_lookup == "timestamp"
-        tasks, groups = [], {}
+        tasks, groups, self.video_files = [], {}, set()
         for feature in plan.videos:
             probes = [t for t in first if t.kind == "v30-probe" and t.feature == feature]
             signatures = [signature for t in probes for signature in results[t.key]]
@@ -142,13 +154,16 @@ class V30Writer(Writer):
             for group in groups[feature]:
                 episodes = [plan.episodes[i] for i in group.episodes]
                 indices = [ep.index for ep in episodes]
-                dest = str(self.staging / video_path(feature, group.index))
+                relative = video_path(feature, group.index)
+                self.video_files.add(relative)
+                dest = self.tree.store.path(relative)
                 checks = [times[i] for i in indices]
                 where = Location(indices[0], feature, store.display(episodes[0].video_paths[feature]))
                 key = task_key(f"v30-video-{feature}", indices, plan.run)
-                delayed = dask.delayed(_concat_and_verify)(store, [ep.video_paths[feature] for ep in episodes], dest,
-                                                           checks, indices, feature, self.options.stats.tolerance_s,
-                                                           by_timestamp, dask_key_name=key)
+                delayed = dask.delayed(_concat_and_verify)(store, [ep.video_paths[feature] for ep in episodes],
+                                                           self.tree.store, dest, checks, indices, feature,
+                                                           self.options.stats.tolerance_s, by_timestamp,
+                                                           dask_key_name=key)
                 tasks.append(Task("v30-video", indices, where, delayed, feature=feature, output=dest))
         self.copies, self.video_groups = tasks, groups
         return tasks
@@ -162,13 +177,13 @@ class V30Writer(Writer):
 
     # -- commit -------------------------------------------------------------------------------------
     def commit(self, computed: Computed) -> None:
-        """Write meta/ into the staging tree, read it back, then move the tree into place."""
-        plan, staging, results = self.plan, self.staging, computed.files
+        """Write meta/ into the tree and read it back, then commit the tree with meta/info.json last."""
+        plan, store, results = self.plan, self.tree.store, computed.files
         episodes_meta = {r["episode_index"]: r for r in read_jsonl(plan.store, v2.EPISODES)}
         task_names = {r["task_index"]: r["task"] for r in read_jsonl(plan.store, v2.TASKS)}
         spans = {}
         for task in self.copies:
-            spans.update({(task.feature, ep): span for ep, span in zip(task.episodes, results[task.key])})
+            spans.update({(task.feature, ep): span for ep, span in zip(task.episodes, results[task.key].spans)})
         video_files = {(feature, plan.episodes[i].index): group.index
                        for feature, groups in self.video_groups.items() for group in groups for i in group.episodes}
         stats = stats_by_episode(computed.records)
@@ -180,54 +195,47 @@ class V30Writer(Writer):
                                     data_files[ep.index], start, videos, stats[ep.index]))
             start += ep.length
         sizes = self.options.stats
-        shutil.rmtree(staging / "meta", ignore_errors=True)  # meta/ is written whole by this commit
-        write_episodes(str(staging), rows, limit_mb=sizes.data_file_size_in_mb)
-        write_tasks(str(staging / "meta/tasks.parquet"), task_names)
+        for relative in store.files():  # meta/ is written whole by this commit (info.json, if there, first)
+            if relative.startswith("meta/"):
+                store.remove(store.path(relative))
+        written = write_episodes(store, rows, limit_mb=sizes.data_file_size_in_mb)
+        meta = {TASKS_PATH, STATS_PATH}
+        meta |= {episodes_path(FileIndex(r["meta/episodes/chunk_index"], r["meta/episodes/file_index"]))
+                 for r in written}
+        write_tasks(store.path(TASKS_PATH), task_names, store)
         info = info_v30(plan.info, chunks_size=CHUNKS_SIZE, data_files_size_in_mb=sizes.data_file_size_in_mb,
                         video_files_size_in_mb=sizes.video_file_size_in_mb, total_episodes=len(plan.episodes),
                         total_frames=plan.total_frames, total_tasks=len(task_names))
         # a camera left out (--exclude-features) has no video files here: it is not declared either
         info["features"] = {name: ft for name, ft in info["features"].items()
                             if ft.get("dtype") != "video" or name in plan.videos}
-        write_info(str(staging / "meta/info.json"), info)
-        write_stats(str(staging / "meta/stats.json"), dataset_stats(plan, computed.tables, computed.quantiles))
-        self._copy_extras()
-        read_dataset(str(staging))  # the tree reads back as a v3.0 dataset
+        write_stats(store.path(STATS_PATH), dataset_stats(plan, computed.tables, computed.quantiles), store)
+        extras = self._copy_extras()
+        store.refresh()
+        read_tasks(store), read_episodes(store, info)  # the metadata reads back as v3.0's (info.json comes last)
         self._check_rows()
-        self.tree.settle(self._planned())
-        self.tree.swap()
+        planned = {data_path(group.index) for group in self.data_groups} | self.video_files | meta | extras
+        self.tree.commit(planned, INFO_PATH, json_text(info))
 
     def _extras(self) -> list[str]:
         """Files that are not part of the v2.x layout (a README, extra metadata), relative."""
         return [relative for relative in self.plan.store.files()
                 if not (relative.startswith(("data/", "videos/")) or relative in V2_META or "/." in "/" + relative)]
 
-    def _copy_extras(self) -> None:
-        """The extras come along, hard-linked."""
-        store = self.plan.store
-        for relative in self._extras():
-            source, dest = Path(store.path(relative)), self.staging / relative
-            if dest.exists():
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(source, dest)
-            except OSError:
-                shutil.copy2(source, dest)
-
-    def _planned(self) -> set[str]:
-        """Every file of the new tree: the data and video files of the plan, meta/ (written whole at the commit)
-        and the extras copied from the source."""
-        planned = {data_path(group.index) for group in self.data_groups}
-        planned |= {Path(task.output).relative_to(self.staging).as_posix() for task in self.copies}
-        planned |= {p.relative_to(self.staging).as_posix() for p in (self.staging / "meta").rglob("*") if p.is_file()}
-        return planned | set(self._extras())
+    def _copy_extras(self) -> set[str]:
+        """The extras come along (hard-linked between local directories); which they are."""
+        extras = set(self._extras())
+        for relative in extras:
+            if not self.tree.store.exists(self.tree.store.path(relative)):
+                self.plan.store.copy_to(self.tree.store, relative)
+        return extras
 
     def _check_rows(self) -> None:
         """The new data files hold ``total_frames`` rows with ``index`` 0..total_frames-1 (no row twice)."""
-        rows, low, high = 0, None, None
+        rows, low, high, store = 0, None, None, self.tree.store
         for group in self.data_groups:
-            meta = pq.ParquetFile(self.staging / data_path(group.index)).metadata
+            with store.source(store.path(data_path(group.index))) as source:
+                meta = pq.ParquetFile(source).metadata
             rows += meta.num_rows
             column = next(i for i in range(meta.num_columns) if meta.schema.column(i).path == "index")
             for number in range(meta.num_row_groups):
@@ -238,7 +246,7 @@ class V30Writer(Writer):
         total = self.plan.total_frames
         if rows != total or (low, high) != (0, total - 1):
             raise DatasetError(Problem(f"the new data files hold {rows} rows with index {low}..{high}; the plan has "
-                                       f"{total} rows, index 0..{total - 1}", path=str(self.staging),
+                                       f"{total} rows, index 0..{total - 1}", path=self.tree.partial,
                                        fix="run the same command again with --no-resume"))
 
 
@@ -267,18 +275,20 @@ def _signatures(store: Store, paths: list[str], feature: str, episodes: list[int
     return out
 
 
-def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[tuple[float, float]],
+def _concat_and_verify(store: Store, sources: list[str], target: Store, dest: str, times: list[tuple[float, float]],
                        episodes: list[int], feature: str, tolerance_s: float,
-                       by_timestamp: bool = True) -> list[tuple[float, float]]:
-    """Stream-copy ``sources`` into ``dest`` and return each episode's ``(from_timestamp, to_timestamp)``: the
-    frame of the row at episode time ``t`` must then decode from ``dest`` at ``from_timestamp + t`` identical to
-    the source frame, checked for the first and last row (``times``).  Rows matched to frames by position
+                       by_timestamp: bool = True) -> CopiedVideo:
+    """Stream-copy ``sources`` into ``dest`` (a path of ``target``) and return each episode's ``(from_timestamp,
+    to_timestamp)``: the frame of the row at episode time ``t`` must then decode from ``dest`` at ``from_timestamp +
+    t`` identical to the source frame, checked for the first and last row (``times``) on the file written, before
+    it reaches ``dest`` (on a store: before it is uploaded).  Rows matched to frames by position
     (``by_timestamp=False``: timestamps offset from the video's) get ``from_timestamp`` shifted by that offset,
     which must be the same for the first and the last row, so that lerobot finds the frames by timestamp."""
     with ExitStack() as stack:
         local = [stack.enter_context(store.local_file(path)) for path in sources]
+        written = stack.enter_context(target.writing(dest))
         try:
-            spans = concat_videos(local, dest)
+            spans = concat_videos(local, written)
         except DatasetError as exc:
             raise TaskError([Problem(p.message, episode=episodes[0], feature=feature, path=p.path)
                              for p in exc.problems]) from exc
@@ -297,12 +307,9 @@ def _concat_and_verify(store: Store, sources: list[str], dest: str, times: list[
                         fix="fix the timestamps (k / fps), or write v2.1"))
                     continue
                 rows = frames
-            problems += verify_episode_frames(source, rows, dest, start, tolerance_s, episode=episode,
+            problems += verify_episode_frames(source, rows, written, start, tolerance_s, episode=episode,
                                               feature=feature)
             shifted.append((start + shift, end + shift))
-    if problems:
-        os.remove(dest)
-        raise TaskError(problems)
-    return shifted
-
-
+        if problems:
+            raise TaskError(problems)  # inside target.writing: nothing reaches dest
+    return CopiedVideo(shifted, target.identity(dest))
