@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import DatasetError, Problem
 from .base import NotInOrder, Unreadable, VideoBackend, VideoReader
 from .decord_backend import DecordBackend
-from .frames import first_last_frame_times, frame_at, verify_episode_frames
+from .frames import FrameFinder, first_last_frame_times, frame_at, verify_episode_frames
 from .header import VideoHeader, probe
 from .pyav_backend import PyAVBackend
 from .remux import Signature, concat_videos, stream_signature
@@ -27,6 +27,6 @@ def get_backend(name: str | type[VideoBackend]) -> VideoBackend:
     return backend()
 
 
-__all__ = ["BACKENDS", "NotInOrder", "Signature", "Unreadable", "VideoBackend", "VideoHeader", "VideoReader",
-           "concat_videos",
-           "first_last_frame_times", "frame_at", "get_backend", "probe", "stream_signature", "verify_episode_frames"]
+__all__ = ["BACKENDS", "FrameFinder", "NotInOrder", "Signature", "Unreadable", "VideoBackend", "VideoHeader",
+           "VideoReader", "concat_videos", "first_last_frame_times", "frame_at", "get_backend", "probe",
+           "stream_signature", "verify_episode_frames"]

@@ -13,14 +13,22 @@ from ..errors import Problem
 SEEK_BACK_S = (0.0, 1.0, 5.0, None)  # margins tried before decoding from the start (None)
 
 
-def frame_at(path: str, timestamp: float, tolerance_s: float = 1e-4) -> tuple[np.ndarray, float] | None:
-    """The RGB frame (uint8 H x W x 3) presented within ``tolerance_s`` of ``timestamp``, and its time.
+class FrameFinder:
+    """One open video that finds the frames presented at given times (opened once for many lookups: a concatenated
+    file's index is parsed once, not once per episode); closes its container deterministically."""
 
-    Seeks to the keyframe at or before the time (with growing margins if the seek lands late) and decodes
-    forward a few frames; ``None`` if no frame lies within the tolerance.
-    """
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+    def __init__(self, path: str):
+        self.path = str(path)
+        self._container = av.open(self.path)
+        self._stream = self._container.streams.video[0]
+
+    def at(self, timestamp: float, tolerance_s: float = 1e-4) -> tuple[np.ndarray, float] | None:
+        """The RGB frame (uint8 H x W x 3) presented within ``tolerance_s`` of ``timestamp``, and its time.
+
+        Seeks to the keyframe at or before the time (with growing margins if the seek lands late) and decodes
+        forward a few frames; ``None`` if no frame lies within the tolerance.
+        """
+        container, stream = self._container, self._stream
         for margin in SEEK_BACK_S:
             if margin is None:
                 container.seek(0, backward=True, any_frame=False, stream=stream)
@@ -42,11 +50,31 @@ def frame_at(path: str, timestamp: float, tolerance_s: float = 1e-4) -> tuple[np
                 return None  # decoded across the time: no frame there
         return None
 
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> FrameFinder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def frame_at(path: str, timestamp: float, tolerance_s: float = 1e-4) -> tuple[np.ndarray, float] | None:
+    """The frame of ``path`` presented within ``tolerance_s`` of ``timestamp`` and its time (:meth:`FrameFinder.at`)."""
+    with FrameFinder(path) as finder:
+        return finder.at(timestamp, tolerance_s)
+
+
+def _at(video: str | FrameFinder, timestamp: float, tolerance_s: float) -> tuple[np.ndarray, float] | None:
+    return video.at(timestamp, tolerance_s) if isinstance(video, FrameFinder) else frame_at(video, timestamp,
+                                                                                           tolerance_s)
+
 
 def verify_episode_frames(
-    source_video: str,
+    source_video: str | FrameFinder,
     source_timestamps: Sequence[float],
-    new_video: str,
+    new_video: str | FrameFinder,
     from_timestamp: float,
     tolerance_s: float = 1e-4,
     *,
@@ -54,7 +82,8 @@ def verify_episode_frames(
     feature: str | None = None,
 ) -> list[Problem]:
     """Problems (empty when fine): the frames at ``t`` in the source must equal, byte for byte, those at
-    ``from_timestamp + t`` in the new video, for each ``t`` (typically the episode's first and last rows)."""
+    ``from_timestamp + t`` in the new video, for each ``t`` (typically the episode's first and last rows).  Either
+    video may be an open :class:`FrameFinder` (a concatenated file checked for each of its episodes)."""
     problems = []
     for t in source_timestamps:
         t = float(t)
@@ -85,19 +114,20 @@ def verify_cut_frames(
     return problems
 
 
-def _same_frame(source_video: str, source_time: float, new_video: str, new_time: float, detail: str,
-                tolerance_s: float, episode: int | None, feature: str | None) -> list[Problem]:
-    original = frame_at(source_video, source_time, tolerance_s)
+def _same_frame(source_video: str | FrameFinder, source_time: float, new_video: str | FrameFinder, new_time: float,
+                detail: str, tolerance_s: float, episode: int | None, feature: str | None) -> list[Problem]:
+    source_path, new_path = (getattr(v, "path", v) for v in (source_video, new_video))
+    original = _at(source_video, source_time, tolerance_s)
     if original is None:
         return [Problem(f"no source frame at {source_time:.6f} s (tolerance {tolerance_s} s)",
-                        episode=episode, feature=feature, path=str(source_video))]
-    new = frame_at(new_video, new_time, tolerance_s)
+                        episode=episode, feature=feature, path=str(source_path))]
+    new = _at(new_video, new_time, tolerance_s)
     if new is None:
         return [Problem(f"no frame at {new_time:.6f} s {detail}", episode=episode, feature=feature,
-                        path=str(new_video))]
+                        path=str(new_path))]
     if new[0].shape != original[0].shape or not np.array_equal(new[0], original[0]):
         return [Problem(f"the frame at {new_time:.6f} s differs from the source frame at {source_time:.6f} s",
-                        episode=episode, feature=feature, path=str(new_video))]
+                        episode=episode, feature=feature, path=str(new_path))]
     return []
 
 

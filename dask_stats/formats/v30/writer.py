@@ -28,7 +28,7 @@ from ...plan import Plan, read_jsonl
 from ...stats.moments import MomentsTable
 from ...stats.records import finalize
 from ...storage import Store
-from ...video import concat_videos, first_last_frame_times, stream_signature, verify_episode_frames
+from ...video import FrameFinder, concat_videos, first_last_frame_times, stream_signature, verify_episode_frames
 from ..base import Computed
 from ..staging import TreeWriter
 from ..v2 import layout as v2
@@ -293,6 +293,7 @@ def _concat_and_verify(store: Store, sources: list[str], target: Store, dest: st
             raise TaskError([Problem(p.message, episode=episodes[0], feature=feature, path=p.path)
                              for p in exc.problems]) from exc
         problems, shifted = [], []
+        new = stack.enter_context(FrameFinder(written))  # the new file is opened once for all its episodes
         for path, source, (start, end), episode, rows in zip(sources, local, spans, episodes, times):
             shift = 0.0
             if not by_timestamp:
@@ -307,7 +308,7 @@ def _concat_and_verify(store: Store, sources: list[str], target: Store, dest: st
                         fix="fix the timestamps (k / fps), or write v2.1"))
                     continue
                 rows = frames
-            problems += verify_episode_frames(source, rows, written, start, tolerance_s, episode=episode,
+            problems += verify_episode_frames(source, rows, new, start, tolerance_s, episode=episode,
                                               feature=feature)
             shifted.append((start + shift, end + shift))
         if problems:
