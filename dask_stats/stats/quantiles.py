@@ -227,7 +227,8 @@ def values_quantiles(x: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     x = x[:, None] if x.ndim == 1 else x
     if x.shape[0] == 0:
         return np.full((len(qs), x.shape[1]), np.nan)
-    return np.stack([np.quantile(x[:, dim].astype(np.float64), qs) for dim in range(x.shape[1])], axis=1)
+    with np.errstate(invalid="ignore"):  # inf - inf between neighbours is NaN, as np.quantile says, without a warning
+        return np.stack([np.quantile(x[:, dim].astype(np.float64), qs) for dim in range(x.shape[1])], axis=1)
 
 
 class DatasetQuantiles:
