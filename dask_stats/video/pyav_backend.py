@@ -50,6 +50,26 @@ def _checked(frames, number):
         yield frame
 
 
+def _in_sequence(container) -> Iterator[tuple[int, object]]:
+    """Every frame of the first video stream in decode order, with its position; a decoder error or a frame the
+    decoder flags as corrupt is a DamagedVideoError naming the position."""
+    import av
+
+    frames = container.decode(video=0)
+    position = 0
+    while True:
+        try:
+            frame = next(frames, None)
+        except av.error.FFmpegError as exc:
+            raise DamagedVideoError(position, f"decoding failed: {exc}") from exc
+        if frame is None:
+            return
+        if frame.is_corrupt:
+            raise DamagedVideoError(position, "the decoder flagged the frame as corrupt")
+        yield position, frame
+        position += 1
+
+
 def _decode(codec, packet, frame: int | None):
     """``codec.decode(packet)``, a decoder error named by the frame the packet carries."""
     import av
@@ -213,22 +233,10 @@ class PyAVReader(VideoReader):
         if self._times is not None or self._window is not None:  # indexed already, or a stretch of a shared file
             yield from super().decode_all()
             return
-        import av
-
-        stream = self._container.streams.video[0]
-        time_base = float(stream.time_base)
+        time_base = float(self._container.streams.video[0].time_base)
         reformatter = self._av.video.reformatter.VideoReformatter()
-        frames = self._container.decode(stream)
-        position, last = 0, None
-        while True:
-            try:
-                frame = next(frames, None)
-            except av.error.FFmpegError as exc:
-                raise DamagedVideoError(position, f"decoding failed: {exc}") from exc
-            if frame is None:
-                return
-            if frame.is_corrupt:
-                raise DamagedVideoError(position, "the decoder flagged the frame as corrupt")
+        last = None
+        for position, frame in _in_sequence(self._container):
             if frame.pts is None or (last is not None and frame.pts <= last):
                 self._container.close()  # read the ordinary way from a fresh demuxer
                 self._container = self._open()
@@ -236,28 +244,18 @@ class PyAVReader(VideoReader):
             last = frame.pts
             yield float(frame.pts) * time_base, reformatter.reformat(frame, format="rgba", threads=1).to_ndarray()[
                 ..., :3]
-            position += 1
 
     def _read_sequential(self, indices: np.ndarray, rgb) -> Iterator[tuple[int, np.ndarray]]:
-        import av
-
         wanted = iter(int(i) for i in indices)
         target = next(wanted, None)
-        position = 0
-        frames = self._container.decode(video=0)
-        while target is not None:
-            try:
-                frame = next(frames, None)
-            except av.error.FFmpegError as exc:
-                raise DamagedVideoError(position, f"decoding failed: {exc}") from exc
-            if frame is None:
-                break
-            if frame.is_corrupt:
-                raise DamagedVideoError(position, "the decoder flagged the frame as corrupt")
+        if target is None:
+            return
+        for position, frame in _in_sequence(self._container):
             if position == target:
                 yield position, rgb(frame)
                 target = next(wanted, None)
-            position += 1
+                if target is None:
+                    return  # decode no further than the last frame wanted
 
     def _read_runs(self, plan: DecodePlan, rgb) -> Iterator[tuple[int, np.ndarray]]:
         """Feed the packets of each run (identified by pts) to the decoder; yield wanted frames as they come."""
